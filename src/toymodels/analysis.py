@@ -1,0 +1,208 @@
+"""Mechanism of an EM model's neurons, in particular the residual polysemantic ones (PAPERS.md §1.6, check 6).
+
+Engineering Monosemanticity (Jermyn et al. 2022, Sec. 5) interprets the models that remain partly polysemantic.
+The evidence collected in PAPERS.md §1.6 suggests this picture, which the functions here measure on one instance:
+
+* **mono** neurons (paper criterion) have negative biases: each is silent until its feature's amplitude passes a
+  threshold ``-b / (W1 E)[n, f]`` and then adds a ramp of fixed slope to the output;
+* **poly** neurons (live but not mono) have positive biases and fire for (nearly) every lone feature, so they sit in
+  the linear regime. Their joint map ``M = W2[:, poly] W1[poly] E`` is then linear in the features with rank at most
+  m: a low-rank approximation of the identity, expected to look like ``c * E^T E + d``;
+* **dead** neurons fire for no lone feature.
+
+All functions take ONE instance (no instance axis): ``W1`` (k, m), ``b1`` (k,), ``W2`` (out, k), ``E`` (m, N).
+Computation is in float64 (single instances are small, and exact numbers make the tables readable).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import torch
+from einops import einsum
+from jaxtyping import Bool, Float
+from torch import Tensor
+
+from toymodels.metrics import (
+    MONO_THRESHOLD,
+    Nonlinearity,
+    activation,
+    is_dead,
+    is_mono,
+    mono_ratio,
+    own_feature,
+    participation,
+    single_feature_activations,
+)
+
+# Singular values above this fraction of the largest count towards the numerical rank.
+RANK_TOLERANCE = 0.01
+# Amplitudes of the lone-feature loss: an even grid on [0, 1].
+N_AMPLITUDES = 21
+
+
+def _f64(x: Any) -> Tensor:
+    return torch.as_tensor(x).detach().to(torch.float64)
+
+
+def _sfa(W1: Tensor, b1: Tensor, E: Tensor, nonlinearity: Nonlinearity) -> Float[Tensor, "k N"]:
+    """Single-feature activations of one instance (the batched probe with I = 1)."""
+    return single_feature_activations(W1[None], b1[None], E[None], nonlinearity)[0]
+
+
+def neuron_kinds(sfa: Float[Tensor, "k N"], threshold: float = MONO_THRESHOLD) -> list[str]:
+    """``"mono"`` (paper criterion), ``"dead"`` (fires on no lone feature) or ``"poly"`` (live, not mono)."""
+    mono, dead = is_mono(sfa[None], threshold)[0], is_dead(sfa[None])[0]
+    return ["mono" if mo else "dead" if de else "poly" for mo, de in zip(mono.tolist(), dead.tolist())]
+
+
+def explain_instance(
+    W1: Float[Tensor, "k m"],
+    b1: Float[Tensor, "k"],
+    W2: Float[Tensor, "out k"],
+    E: Float[Tensor, "m N"],
+    nonlinearity: Nonlinearity,
+    threshold: float = MONO_THRESHOLD,
+) -> pd.DataFrame:
+    """One row per neuron describing its role.
+
+    Columns:
+      ``neuron``; ``kind`` (mono / poly / dead); ``feature`` (sfa argmax, -1 for dead neurons); ``bias``;
+      ``threshold``: for mono neurons the feature amplitude where the pre-activation crosses zero,
+        ``-b / (W1 E)[n, f]`` (negative: already firing at amplitude 0; NaN if ``(W1 E)[n, f] = 0``); NaN otherwise;
+      ``slope``: for mono neurons the rate at which its output contribution grows with its feature's amplitude in
+        the linear regime, ``(W1 E)[n, f] * W2[f, n]`` when out = N (decoder, abs); for the re-projector (out != N)
+        the output has no feature index, so ``(W1 E)[n, f] * ||W2[:, n]||``; NaN for other neurons;
+      ``participation``: participation ratio of its sfa row (0 for dead);
+      ``mono_ratio``: the paper's ratio (positive part); ``features_firing``: how many lone features make it fire.
+    """
+    W1, b1, W2, E = map(_f64, (W1, b1, W2, E))
+    sfa = _sfa(W1, b1, E, nonlinearity)
+    kinds = neuron_kinds(sfa, threshold)
+    feature = own_feature(sfa[None])[0]
+    gain = (W1 @ E).gather(1, feature.clamp(min=0)[:, None])[:, 0]  # (W1 E)[n, f]
+    out_weight = W2.gather(0, feature.clamp(min=0)[None])[0] if W2.shape[0] == E.shape[1] else W2.norm(dim=0)
+    mono = torch.tensor([kind == "mono" for kind in kinds])
+    nan = torch.full_like(b1, float("nan"))
+    thresholds = torch.where(mono & (gain != 0), -b1 / torch.where(gain != 0, gain, 1.0), nan)
+    return pd.DataFrame(
+        {
+            "neuron": range(len(kinds)),
+            "kind": kinds,
+            "feature": feature.tolist(),
+            "bias": b1.tolist(),
+            "threshold": thresholds.tolist(),
+            "slope": torch.where(mono, gain * out_weight, nan).tolist(),
+            "participation": participation(sfa[None])[0].tolist(),
+            "mono_ratio": mono_ratio(sfa[None])[0].tolist(),
+            "features_firing": (sfa > 0).sum(-1).tolist(),
+        }
+    )
+
+
+def block_map(W1: Tensor, W2: Tensor, E: Tensor, neurons: Bool[Tensor, "k"]) -> Float[Tensor, "out N"]:
+    """End-to-end map of a block of neurons treated as linear: ``W2[:, S] @ W1[S] @ E``."""
+    return W2[:, neurons] @ W1[neurons] @ E
+
+
+def fit_gram(M: Float[Tensor, "N N"], E: Float[Tensor, "m N"]) -> tuple[float, float, float]:
+    """Least-squares fit ``M ~ c * E^T E + d`` over all entries; returns ``(c, d, relative residual)``.
+
+    The relative residual is ``||M - c E^T E - d||_F / ||M||_F`` (0 for M = 0). ``E^T E`` is the interference
+    pattern of the embedding, so a small residual means the block decodes every feature with the same read-out
+    ``c * E^T x`` plus a constant.
+    """
+    gram = E.T @ E
+    design = torch.stack([gram.flatten(), torch.ones_like(gram.flatten())], dim=1)
+    c, d = torch.linalg.lstsq(design, M.flatten()[:, None]).solution[:, 0].tolist()
+    norm = M.norm()
+    residual = (M - c * gram - d).norm() / norm if norm > 0 else torch.zeros(())
+    return c, d, float(residual)
+
+
+def lone_feature_loss(
+    W1: Tensor,
+    b1: Tensor,
+    W2: Tensor,
+    E: Tensor,
+    nonlinearity: Nonlinearity,
+    neurons: Bool[Tensor, "k"],
+    amplitudes: Float[Tensor, "A"],
+) -> float:
+    """Decoder loss of the model restricted to a block of neurons, on lone features.
+
+    Inputs are ``v = a e_j`` for every feature j and amplitude a in ``amplitudes``; the target is ``v`` (the decoder
+    task; for the abs task |v| = v here). The loss is the paper's per-sample summed squared error
+    ``sum_o (out_o - v_o)^2``, averaged over the (a, j) grid. Neurons outside the block are removed (their
+    activations set to 0). An empty block gives the zero-output loss, mean over the grid of ``a^2``.
+    """
+    N = E.shape[1]
+    v = einsum(amplitudes, torch.eye(N, dtype=E.dtype), "A, j N -> A j N")
+    h = activation(einsum(W1 @ E, v, "k N, A j N -> A j k") + b1, nonlinearity) * neurons
+    out = einsum(W2, h, "o k, A j k -> A j o")
+    return float(((out - v) ** 2).sum(-1).mean())
+
+
+def explain_summary(
+    W1: Float[Tensor, "k m"],
+    b1: Float[Tensor, "k"],
+    W2: Float[Tensor, "out k"],
+    E: Float[Tensor, "m N"],
+    nonlinearity: Nonlinearity,
+    threshold: float = MONO_THRESHOLD,
+    amplitudes: int | Tensor = N_AMPLITUDES,
+    rank_tolerance: float = RANK_TOLERANCE,
+) -> dict[str, Any]:
+    """How the mono and polysemantic blocks of one EM instance compute (PAPERS.md §1.6).
+
+    Keys:
+      ``neurons``: the ``explain_instance`` table; ``mono``, ``poly``, ``dead``: neuron indices;
+        ``n_mono``, ``n_poly``, ``n_dead``: their counts.
+      ``poly_map``: ``M = W2[:, poly] W1[poly] E`` (out, N), the poly block taken as linear (diag(1) in place of
+        the nonlinearity); ``poly_offset``: its constant output ``W2[:, poly] b1[poly]``;
+        ``poly_singular_values``: singular values of M (descending);
+        ``poly_rank``: how many exceed ``rank_tolerance`` (1%) of the largest (0 for an empty or zero block;
+        at most m); ``poly_linear_fraction``: fraction of (poly neuron, lone feature, amplitude) triples with
+        pre-activation > 0, i.e. how well "linear regime" holds (NaN without poly neurons).
+      ``gram_c``, ``gram_d``, ``gram_residual``: least-squares fit ``M ~ c E^T E + d`` (``fit_gram``);
+        NaN when out != N (re-projector: M is not feature-to-feature).
+      ``loss_full``, ``loss_mono``, ``loss_poly``, ``loss_zero``: lone-feature decoder loss
+        (``lone_feature_loss``) of the full model, the mono block alone, the poly block alone and no neurons,
+        on ``amplitudes`` (an even grid of that many points on [0, 1], or the given values); NaN when out != N.
+    """
+    W1, b1, W2, E = map(_f64, (W1, b1, W2, E))
+    table = explain_instance(W1, b1, W2, E, nonlinearity, threshold)
+    kinds = table["kind"].to_numpy()
+    masks = {kind: torch.as_tensor(kinds == kind) for kind in ("mono", "poly", "dead")}
+    amps = torch.linspace(0, 1, amplitudes, dtype=E.dtype) if isinstance(amplitudes, int) else _f64(amplitudes)
+
+    poly = masks["poly"]
+    M = block_map(W1, W2, E, poly)
+    sv = torch.linalg.svdvals(M)
+    rank = int((sv > rank_tolerance * sv[0]).sum()) if sv.numel() and sv[0] > 0 else 0
+    pre_poly = einsum(W1[poly] @ E, amps, "k N, A -> k N A") + b1[poly, None, None]
+    is_decoder = W2.shape[0] == E.shape[1]
+    nan = float("nan")
+    c, d, residual = fit_gram(M, E) if is_decoder else (nan, nan, nan)
+
+    def loss(neurons: Tensor) -> float:
+        return lone_feature_loss(W1, b1, W2, E, nonlinearity, neurons, amps) if is_decoder else nan
+
+    return {
+        "neurons": table,
+        **{kind: torch.nonzero(mask)[:, 0].tolist() for kind, mask in masks.items()},
+        **{f"n_{kind}": int(mask.sum()) for kind, mask in masks.items()},
+        "poly_map": M,
+        "poly_offset": W2[:, poly] @ b1[poly],
+        "poly_singular_values": sv,
+        "poly_rank": rank,
+        "poly_linear_fraction": float((pre_poly > 0).double().mean()) if poly.any() else nan,
+        "gram_c": c,
+        "gram_d": d,
+        "gram_residual": residual,
+        "loss_full": loss(torch.ones_like(poly)),
+        "loss_mono": loss(masks["mono"]),
+        "loss_poly": loss(poly),
+        "loss_zero": loss(torch.zeros_like(poly)),
+    }

@@ -1,0 +1,38 @@
+"""The Python API: ``preset``, ``presets``, ``run`` and ``load``.
+
+Example:
+    >>> import toymodels as tm
+    >>> cfg = tm.preset("LR1", scale="quick")                  # a SweepConfig
+    >>> res = tm.run(cfg, out="runs/LR1-quick")                # doctest: +SKIP
+    >>> res.instances[["lr", "final_loss", "mono_per_feature"]]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import ExperimentConfig, SweepConfig
+from .presets import PRESETS, Preset
+from .presets import preset as preset
+from .store import Results
+from .store import load as load
+
+
+def presets() -> list[Preset]:
+    """Every named experiment (Table 1 batches and more)."""
+    return list(PRESETS.values())
+
+
+def run(
+    cfg: SweepConfig | ExperimentConfig | str, out: str | Path | None = None, resume: bool = False,
+    progress: bool = True, report: bool = True,
+) -> Results:
+    """Train a sweep (or a single config, or a preset name at quick scale), save it and return the results."""
+    from .sweep import run_sweep
+
+    if isinstance(cfg, str):
+        cfg = preset(cfg)
+    if isinstance(cfg, ExperimentConfig):
+        cfg = SweepConfig(name="run", base=cfg)
+    out = Path(out) if out is not None else Path("runs") / cfg.name
+    return run_sweep(cfg, out, resume=resume, progress=progress, report=report)

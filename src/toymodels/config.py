@@ -1,0 +1,296 @@
+"""Frozen, validated configuration: one source of truth that round-trips through JSON.
+
+An ``ExperimentConfig`` describes one training run (one *instance*); it nests data, model, task, optimisation and run
+settings, but every field also has a flat name (``N``, ``lr``, ``bias_offset`` ...) that users type on the command
+line, in TOML files and that appear as columns of ``instances.parquet``. A ``SweepConfig`` is a base config, a grid
+over any flat fields and a number of seeds.
+
+Example:
+    >>> cfg = ExperimentConfig.from_flat({"N": 128, "m": 16, "k": 256, "lr": 0.01})
+    >>> cfg.flat()["lr"]
+    0.01
+    >>> sweep = SweepConfig(name="lr", base=cfg, grid={"lr": [0.001, 0.01]}, seeds=2)
+    >>> len(sweep.instances())
+    4
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ModelKind = Literal["em", "tms", "quadratic"]
+Task = Literal["decoder", "reprojector", "abs"]
+Distribution = Literal["uniform", "power_law"]
+Nonlinearity = Literal["relu", "gelu", "solu"]
+Optimizer = Literal["lamb", "adam", "adamw", "sgd"]
+Schedule = Literal["paper_cosine", "cosine", "constant", "warmup_cosine"]
+Dtype = Literal["float32", "float64"]
+
+
+class ConfigError(ValueError):
+    """Bad user input: one line naming the field and what is allowed."""
+
+
+def _number(value: Any) -> Any:
+    """Accept fractions such as "1/64" where a float is expected (the paper writes eps that way)."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*/\s*\d+\s*", value):
+        try:
+            return float(Fraction(value.replace(" ", "")))
+        except ZeroDivisionError:
+            return value
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*\*\*\s*[-+]?\d+\s*", value):
+        base, exp = value.split("**")
+        return float(int(base)) ** int(exp)
+    return value
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class DataConfig(_Frozen):
+    N: int = Field(512, ge=1, description="number of features")
+    eps: float = Field(1 / 64, gt=0, le=1, description="feature probability (mean for power law)")
+    distribution: Distribution = "uniform"
+    power_law_exponent: float = Field(1.1, gt=0, description="p_i proportional to i^-exponent")
+    importance_decay: float = Field(1.0, gt=0, le=1, description="TMS: feature i has importance decay^i")
+
+    _numbers = field_validator("eps", "power_law_exponent", "importance_decay", mode="before")(
+        classmethod(lambda cls, v: _number(v))
+    )
+
+
+class ModelConfig(_Frozen):
+    model: ModelKind = "em"
+    m: int = Field(64, ge=1, description="embedding (hidden) dimension")
+    k: int = Field(1024, ge=1, description="neurons in the hidden layer (EM)")
+    nonlinearity: Nonlinearity = "relu"
+    bias_offset: float = Field(0.0, description="added to PyTorch's default bias init")
+
+    _numbers = field_validator("bias_offset", mode="before")(classmethod(lambda cls, v: _number(v)))
+
+
+class TaskConfig(_Frozen):
+    task: Task = "decoder"
+
+
+class OptimConfig(_Frozen):
+    optimizer: Optimizer = "lamb"
+    lr: float = Field(0.003, gt=0)
+    schedule: Schedule = "paper_cosine"
+    batch_size: int = Field(8192, ge=1)
+    steps: int = Field(2**17, ge=1)
+    bias_decay: float = Field(0.0, ge=0, description="b *= 1 - bias_decay*lr after each step of the first half")
+    l1: float = Field(0.0, ge=0, description="L1 penalty on hidden activations")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW only")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD only")
+    warmup_frac: float = Field(0.05, ge=0, lt=1, description="warmup_cosine only")
+
+    _numbers = field_validator("lr", "bias_decay", "l1", "weight_decay", mode="before")(
+        classmethod(lambda cls, v: _number(v))
+    )
+
+
+class RunConfig(_Frozen):
+    seed: int = Field(0, ge=0)
+    device: str = "cpu"
+    dtype: Dtype = "float32"
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", v):
+            raise ValueError("must be one of cpu, cuda, cuda:N, mps")
+        return v
+
+
+_SECTIONS: dict[str, type[_Frozen]] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "task": TaskConfig,
+    "optim": OptimConfig,
+    "run": RunConfig,
+}
+#: flat name -> section; the names users type everywhere.
+FIELDS: dict[str, str] = {name: sec for sec, cls in _SECTIONS.items() for name in cls.model_fields}
+
+
+def _one_line(err: ValidationError, prefix: str = "") -> str:
+    """Turn pydantic's error into one line that names the flat field and what is allowed."""
+    e = err.errors()[0]
+    field = str(e["loc"][-1]) if e["loc"] else "config"
+    msg = e["msg"].removeprefix("Value error, ")
+    if msg.startswith(("field '", "unknown field", "grid field")):
+        return prefix + msg  # already names the field (raised by our own validators)
+    if e["type"] == "literal_error":
+        allowed = e.get("ctx", {}).get("expected", "")
+        msg = f"must be one of {allowed}"
+    got = e.get("input")
+    got_s = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{prefix}field '{field}': {msg}{got_s}"
+
+
+class ExperimentConfig(_Frozen):
+    """One instance: data, model, task, optimisation and run settings."""
+
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    task: TaskConfig = TaskConfig()
+    optim: OptimConfig = OptimConfig()
+    run: RunConfig = RunConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ExperimentConfig":
+        if self.model.model != "em" and self.task.task != "decoder":
+            raise ValueError(f"field 'task': model '{self.model.model}' supports only task 'decoder'")
+        return self
+
+    def flat(self) -> dict[str, Any]:
+        """All fields under their flat names."""
+        return {name: getattr(getattr(self, sec), name) for name, sec in FIELDS.items()}
+
+    @classmethod
+    def from_flat(cls, values: dict[str, Any], base: "ExperimentConfig | None" = None) -> "ExperimentConfig":
+        """Build from flat names (optionally on top of ``base``); raises ConfigError naming the bad field."""
+        unknown = [k for k in values if k not in FIELDS]
+        if unknown:
+            raise ConfigError(f"unknown field '{unknown[0]}'; allowed fields: {', '.join(FIELDS)}")
+        nested = (base or cls()).model_dump()
+        for name, value in values.items():
+            nested[FIELDS[name]][name] = value
+        try:
+            return cls.model_validate(nested)
+        except ValidationError as err:
+            raise ConfigError(_one_line(err)) from None
+
+    def replace(self, **values: Any) -> "ExperimentConfig":
+        """A copy with some flat fields changed (validated)."""
+        return ExperimentConfig.from_flat(values, base=self)
+
+    # Fields that must be equal for instances to share one batched group (same tensor shapes, same loop).
+    GROUP_FIELDS: ClassVar[tuple[str, ...]] = (
+        "model", "task", "N", "m", "k", "nonlinearity", "distribution", "optimizer", "schedule", "batch_size",
+        "steps", "device", "dtype", "weight_decay", "momentum", "warmup_frac", "power_law_exponent",
+    )
+
+    def group_key(self) -> tuple:
+        flat = self.flat()
+        return tuple(flat[f] for f in self.GROUP_FIELDS)
+
+
+class SweepConfig(_Frozen):
+    """A base config, a grid over flat fields (full product, in the given order) and a number of seeds.
+
+    Seeds are ``base.seed, base.seed+1, ...`` unless ``seed`` itself is in the grid.
+    """
+
+    name: str = Field("sweep", pattern=r"^[A-Za-z0-9_.+-]+$")
+    base: ExperimentConfig = ExperimentConfig()
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    seeds: int = Field(1, ge=1)
+
+    @field_validator("grid", mode="before")
+    @classmethod
+    def _grid_known(cls, grid: Any) -> Any:
+        if isinstance(grid, dict):
+            for key, values in grid.items():
+                if key not in FIELDS:
+                    raise ValueError(f"unknown field '{key}'; allowed fields: {', '.join(FIELDS)}")
+                if not isinstance(values, (list, tuple)) or len(values) == 0:
+                    raise ValueError(f"grid field '{key}' needs a non-empty list of values")
+        return grid
+
+    @model_validator(mode="after")
+    def _typed_grid(self) -> "SweepConfig":
+        # Validate every grid value now (before any work) and store it typed, e.g. "1/64" -> 0.015625.
+        typed = {}
+        for key, values in self.grid.items():
+            typed[key] = [self.base.replace(**{key: v}).flat()[key] for v in values]
+        object.__setattr__(self, "grid", typed)
+        self.instances()  # combinations can be invalid even if each value is fine
+        return self
+
+    def instances(self) -> list[ExperimentConfig]:
+        """Every instance of the sweep, in a fixed order: grid product (first key outermost), seeds innermost."""
+        keys = list(self.grid)
+        out = []
+        for combo in itertools.product(*(self.grid[k] for k in keys)):
+            values = dict(zip(keys, combo))
+            first_seed = values.get("seed", self.base.run.seed)
+            for s in range(self.seeds):
+                out.append(self.base.replace(**{**values, "seed": first_seed + s}))
+        return out
+
+    def swept_fields(self) -> list[str]:
+        """The fields that vary across instances (seed included when several)."""
+        fields = [k for k, v in self.grid.items() if len(v) > 1]
+        if self.seeds > 1 and "seed" not in fields:
+            fields.append("seed")
+        return fields
+
+    # ---- files -----------------------------------------------------------------------------------------------
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "SweepConfig":
+        """Accept nested or flat ``base`` and flat base fields at the top level (for hand-written TOML)."""
+        raw = dict(raw)
+        base_raw = raw.pop("base", {}) or {}
+        top_flat = {k: raw.pop(k) for k in list(raw) if k in FIELDS}
+        if base_raw and all(k in _SECTIONS for k in base_raw):
+            try:
+                base = ExperimentConfig.model_validate(base_raw)
+            except ValidationError as err:
+                raise ConfigError(_one_line(err)) from None
+            base = base.replace(**top_flat) if top_flat else base
+        else:
+            base = ExperimentConfig.from_flat({**base_raw, **top_flat})
+        unknown = [k for k in raw if k not in ("name", "grid", "seeds")]
+        if unknown:
+            raise ConfigError(
+                f"unknown field '{unknown[0]}'; allowed: name, grid, seeds, base or a field of {', '.join(FIELDS)}"
+            )
+        try:
+            return cls(base=base, **raw)
+        except ValidationError as err:
+            raise ConfigError(_one_line(err)) from None
+
+    @classmethod
+    def from_json(cls, text: str) -> "SweepConfig":
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "SweepConfig":
+        """Read a sweep from a .toml or .json file."""
+        path = Path(path)
+        if path.suffix == ".toml":
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib  # type: ignore[no-redef]
+            raw = tomllib.loads(path.read_text())
+        elif path.suffix == ".json":
+            raw = json.loads(path.read_text())
+        else:
+            raise ConfigError(f"config file '{path}': must end in .toml or .json")
+        raw.setdefault("name", path.stem)
+        return cls.from_dict(raw)
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    """Split ``field=value`` (from ``--set``/``--sweep``), checking the field name."""
+    if "=" not in text:
+        raise ConfigError(f"expected field=value, got '{text}'")
+    key, value = text.split("=", 1)
+    key = key.strip()
+    if key not in FIELDS:
+        raise ConfigError(f"unknown field '{key}'; allowed fields: {', '.join(FIELDS)}")
+    return key, value.strip()

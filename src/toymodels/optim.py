@@ -1,0 +1,193 @@
+"""Per-instance optimizers and learning-rate schedules.
+
+Parameters carry a leading instance axis; every norm, ratio and learning rate here is per instance, so no instance
+can influence another. (Library LAMBs take one trust ratio over the whole tensor and clip the global gradient norm,
+which would couple the instances of a sweep.)
+
+Example:
+    >>> import torch
+    >>> p = torch.nn.Parameter(torch.randn(3, 4, 5))
+    >>> opt = make_optimizer("lamb", [p])
+    >>> p.grad = torch.randn(3, 4, 5)
+    >>> opt.step(lr=torch.full((3,), 0.01), alive=torch.ones(3, dtype=torch.bool))
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def _per_instance_norm(x: Tensor) -> Tensor:
+    return torch.linalg.vector_norm(x.reshape(x.shape[0], -1), dim=1)
+
+
+def _bcast(v: Tensor, like: Tensor) -> Tensor:
+    """(I,) -> (I, 1, 1, ...) to broadcast against a parameter."""
+    return v.view(-1, *([1] * (like.dim() - 1)))
+
+
+class InstanceOptimizer:
+    """Base class: keeps per-parameter state tensors with the instance axis; subclasses define the update."""
+
+    state_names: tuple[str, ...] = ()
+
+    def __init__(self, params: list[Tensor], **hyper: float):
+        self.params = list(params)
+        self.hyper = hyper
+        self.t = 0
+        self.state = [{n: torch.zeros_like(p) for n in self.state_names} for p in self.params]
+
+    @torch.no_grad()
+    def updates(self, lr: Tensor) -> list[Tensor]:
+        """Advance the state by one step and return each parameter's update (not yet applied)."""
+        self.t += 1
+        return [self.update(p, p.grad, st, lr) for p, st in zip(self.params, self.state)]
+
+    @torch.no_grad()
+    def step(self, lr: Tensor, alive: Tensor) -> None:
+        """One update with per-instance learning rates ``lr`` (I,); instances with ``alive`` False stay frozen."""
+        for p, upd in zip(self.params, self.updates(lr)):
+            p.add_(torch.where(_bcast(alive, p), upd, torch.zeros((), device=p.device, dtype=p.dtype)))
+
+    def update(self, p: Tensor, g: Tensor, st: dict[str, Tensor], lr: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    # Full optimizer state, for mid-run checkpoints (safetensors-friendly: a flat dict of tensors).
+    def state_tensors(self) -> dict[str, Tensor]:
+        out = {"t": torch.tensor([self.t])}
+        for i, st in enumerate(self.state):
+            out.update({f"{i}.{n}": v for n, v in st.items()})
+        return out
+
+    def load_state_tensors(self, t: dict[str, Tensor]) -> None:
+        self.t = int(t["t"][0])
+        for i, st in enumerate(self.state):
+            for n in st:
+                st[n].copy_(t[f"{i}.{n}"])
+
+
+class Lamb(InstanceOptimizer):
+    """LAMB as in the paper's library (torch-optimizer 0.3.0 defaults), per instance.
+
+    a = m / (sqrt(v) + eps) with no bias correction; p -= lr * (min(|p|, clamp) / |a|) * a, the trust ratio
+    being 1 where either norm is 0. Each step moves a tensor by a fixed fraction lr of its (clamped) norm.
+    """
+
+    state_names = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params, betas=(0.9, 0.999), eps=1e-6, clamp=10.0, weight_decay=0.0):
+        super().__init__(params, beta1=betas[0], beta2=betas[1], eps=eps, clamp=clamp, weight_decay=weight_decay)
+
+    def update(self, p, g, st, lr):
+        h = self.hyper
+        st["exp_avg"].mul_(h["beta1"]).add_(g, alpha=1 - h["beta1"])
+        st["exp_avg_sq"].mul_(h["beta2"]).addcmul_(g, g, value=1 - h["beta2"])
+        step = st["exp_avg"] / st["exp_avg_sq"].sqrt().add(h["eps"])
+        if h["weight_decay"]:
+            step.add_(p, alpha=h["weight_decay"])
+        w_norm = _per_instance_norm(p).clamp(0, h["clamp"])
+        a_norm = _per_instance_norm(step)
+        trust = torch.where((w_norm == 0) | (a_norm == 0), torch.ones_like(w_norm), w_norm / a_norm)
+        return step.mul_(_bcast(-lr * trust, p))
+
+
+class Adam(InstanceOptimizer):
+    """Adam / AdamW with bias correction, as torch.optim.Adam(W) computes it, with per-instance lr."""
+
+    state_names = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False):
+        super().__init__(params, beta1=betas[0], beta2=betas[1], eps=eps, weight_decay=weight_decay,
+                         decoupled=float(decoupled))
+
+    def update(self, p, g, st, lr):
+        h = self.hyper
+        lr_b = _bcast(lr, p)
+        if h["weight_decay"] and not h["decoupled"]:
+            g = g.add(p, alpha=h["weight_decay"])
+        st["exp_avg"].lerp_(g, 1 - h["beta1"])
+        st["exp_avg_sq"].mul_(h["beta2"]).addcmul_(g, g, value=1 - h["beta2"])
+        bc1 = 1 - h["beta1"] ** self.t
+        bc2 = 1 - h["beta2"] ** self.t
+        denom = (st["exp_avg_sq"].sqrt() / math.sqrt(bc2)).add_(h["eps"])
+        upd = st["exp_avg"] / denom * (-lr_b / bc1)
+        if h["weight_decay"] and h["decoupled"]:
+            upd.sub_(p * lr_b * h["weight_decay"])
+        return upd
+
+
+class SGD(InstanceOptimizer):
+    """SGD with (heavy-ball) momentum, as torch.optim.SGD."""
+
+    state_names = ("momentum_buffer",)
+
+    def __init__(self, params, momentum=0.9):
+        super().__init__(params, momentum=momentum)
+
+    def update(self, p, g, st, lr):
+        buf = st["momentum_buffer"]
+        if self.t == 1:
+            buf.copy_(g)
+        else:
+            buf.mul_(self.hyper["momentum"]).add_(g)
+        return buf * _bcast(-lr, p)
+
+
+def make_optimizer(name: str, params: list[Tensor], weight_decay: float = 0.01, momentum: float = 0.9):
+    """The optimizer named by the config field ``optimizer`` (weight decay applies to AdamW only)."""
+    if name == "lamb":
+        return Lamb(params)
+    if name == "adam":
+        return Adam(params)
+    if name == "adamw":
+        return Adam(params, weight_decay=weight_decay, decoupled=True)
+    if name == "sgd":
+        return SGD(params, momentum=momentum)
+    raise ValueError(f"field 'optimizer': must be one of 'lamb', 'adam', 'adamw', 'sgd' (got {name!r})")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Schedules: a factor per step that multiplies each instance's base lr.
+
+PAPER_T_MAX = 512
+
+
+def paper_cosine(steps: int, t_max: int = PAPER_T_MAX) -> list[float]:
+    """The paper's CosineAnnealingLR(T_max=512, eta_min=0) stepped every step, reproduced exactly.
+
+    torch computes it recursively, which past T_max makes it periodic (period 2*T_max): zero at 512 mod 1024, peak
+    at multiples of 1024. We replay torch's own recursion in float64 so factors match it to rounding.
+    """
+    f = [1.0]
+    for t in range(1, steps):
+        prev = f[-1]
+        if (t - 1 - t_max) % (2 * t_max) == 0:
+            f.append(prev + (1 - math.cos(math.pi / t_max)) / 2)
+        else:
+            f.append((1 + math.cos(math.pi * t / t_max)) / (1 + math.cos(math.pi * (t - 1) / t_max)) * prev)
+    return f
+
+
+def schedule_factors(name: str, steps: int, warmup_frac: float = 0.05) -> Tensor:
+    """(steps,) float64 multipliers of the base lr at each step.
+
+    paper_cosine: see :func:`paper_cosine`; cosine: one half-cycle from 1 to 0 over the run; constant: 1;
+    warmup_cosine: linear warmup over ``warmup_frac`` of the run, then a half-cycle cosine to 0.
+    """
+    t = torch.arange(steps, dtype=torch.float64)
+    if name == "paper_cosine":
+        return torch.tensor(paper_cosine(steps), dtype=torch.float64)
+    if name == "constant":
+        return torch.ones(steps, dtype=torch.float64)
+    if name == "cosine":
+        return (1 + torch.cos(math.pi * t / steps)) / 2
+    if name == "warmup_cosine":
+        w = max(1, int(round(warmup_frac * steps)))
+        warm = (t + 1) / w
+        rest = (1 + torch.cos(math.pi * (t - w) / max(1, steps - w))) / 2
+        return torch.where(t < w, warm, rest)
+    raise ValueError(f"field 'schedule': must be one of 'paper_cosine', 'cosine', 'constant', 'warmup_cosine' "
+                     f"(got {name!r})")

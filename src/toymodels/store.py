@@ -1,0 +1,242 @@
+"""The results folder: atomic writes, safe loading (never unpickles) and the ``Results`` object.
+
+Layout::
+
+    runs/<name>/
+      sweep.json                 resolved SweepConfig + versions, git commit, device
+      instances.parquet          one row per instance (config fields, status, final loss and metrics)
+      metrics.parquet            long table: run_id, step, name, value
+      groups/<gid>/checkpoints.safetensors   "<step>/<tensor>" with the instance axis, embedders included
+      groups/<gid>/instances.parquet, metrics.parquet   the group's own rows (merged into the top-level tables)
+      groups/<gid>/state.safetensors         mid-run training state (only while unfinished)
+      groups/<gid>/DONE          written last: a group without it is re-run on --resume
+      figures/*.png, report.html
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import ConfigError, SweepConfig
+
+FORMAT_VERSION = 1
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+class ResultsError(RuntimeError):
+    """A results folder that cannot be read: names the file and why."""
+
+
+# ---- atomic writes ----------------------------------------------------------------------------------------------
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    _atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_parquet(path: Path, df: pd.DataFrame) -> None:
+    _atomic(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+# ---- safe reads -------------------------------------------------------------------------------------------------
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ResultsError(f"{path}: damaged JSON ({err})") from None
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: missing") from None
+    except Exception as err:  # pyarrow raises several types for a damaged file
+        raise ResultsError(f"{path}: damaged Parquet file ({type(err).__name__}: {err})") from None
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: missing") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ResultsError(f"{path}: damaged safetensors file ({err})") from None
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def sweep_meta(sweep: SweepConfig) -> dict[str, Any]:
+    from . import __version__
+
+    return {
+        "format_version": FORMAT_VERSION,
+        "toymodels_version": __version__,
+        "torch_version": torch.__version__,
+        "git_commit": git_commit(),
+        "device": sweep.base.run.device,
+        "sweep": json.loads(sweep.to_json()),
+    }
+
+
+def read_sweep(folder: Path) -> tuple[SweepConfig, dict[str, Any]]:
+    path = Path(folder) / "sweep.json"
+    meta = read_json(path)
+    if not isinstance(meta, dict) or "sweep" not in meta:
+        raise ResultsError(f"{path}: not a toymodels results file (no 'sweep' entry)")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ResultsError(f"{path}: results format {version!r}, this toymodels reads format {FORMAT_VERSION}")
+    try:
+        return SweepConfig.model_validate(meta["sweep"]), meta
+    except Exception as err:
+        raise ResultsError(f"{path}: invalid sweep config ({str(err).splitlines()[0]})") from None
+
+
+# ---- group files ------------------------------------------------------------------------------------------------
+def group_dir(folder: Path, gid: str) -> Path:
+    return Path(folder) / "groups" / gid
+
+
+def group_done(folder: Path, gid: str) -> bool:
+    return (group_dir(folder, gid) / "DONE").exists()
+
+
+def done_groups(folder: Path) -> list[str]:
+    root = Path(folder) / "groups"
+    return sorted(p.name for p in root.iterdir() if (p / "DONE").exists()) if root.exists() else []
+
+
+def collect_tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The finished groups' tables, concatenated (reads only)."""
+    folder = Path(folder)
+    inst, mets = [], []
+    for gid in done_groups(folder):
+        inst.append(read_parquet(group_dir(folder, gid) / "instances.parquet"))
+        mets.append(read_parquet(group_dir(folder, gid) / "metrics.parquet"))
+    instances = pd.concat(inst, ignore_index=True) if inst else pd.DataFrame({"run_id": pd.Series(dtype=str)})
+    metrics = pd.concat(mets, ignore_index=True) if mets else pd.DataFrame(
+        {"run_id": pd.Series(dtype=str), "step": pd.Series(dtype="int64"), "name": pd.Series(dtype=str),
+         "value": pd.Series(dtype="float64")})
+    if len(instances):
+        instances = instances.sort_values("run_id", kind="stable").reset_index(drop=True)
+    return instances, metrics
+
+
+def merge_tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write the finished groups' tables as the top-level ones (one writer: the sweep's parent)."""
+    folder = Path(folder)
+    instances, metrics = collect_tables(folder)
+    write_parquet(folder / "instances.parquet", instances)
+    write_parquet(folder / "metrics.parquet", metrics)
+    return instances, metrics
+
+
+# ---- Results ----------------------------------------------------------------------------------------------------
+@dataclass
+class Results:
+    """A results folder read back safely.
+
+    Example:
+        >>> res = load("runs/LR1-quick")                               # doctest: +SKIP
+        >>> res.instances[["lr", "final_loss", "mono_per_feature"]]    # doctest: +SKIP
+    """
+
+    folder: Path
+    sweep: SweepConfig
+    meta: dict[str, Any]
+    instances: pd.DataFrame
+    metrics: pd.DataFrame
+    _ckpt_cache: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.instances) == len(self.sweep.instances())
+
+    def checkpoint_tensors(self, gid: str) -> dict[str, torch.Tensor]:
+        if gid not in self._ckpt_cache:
+            self._ckpt_cache[gid] = read_tensors(group_dir(self.folder, gid) / "checkpoints.safetensors")
+        return self._ckpt_cache[gid]
+
+    def checkpoint_steps(self, run_id: str) -> list[int]:
+        row = self.row(run_id)
+        keys = self.checkpoint_tensors(row["group"]).keys()
+        return sorted({int(k.split("/")[0]) for k in keys})
+
+    def row(self, run_id: str) -> pd.Series:
+        rows = self.instances[self.instances["run_id"] == run_id]
+        if rows.empty:
+            raise KeyError(f"no instance '{run_id}' in {self.folder}")
+        return rows.iloc[0]
+
+    def params(self, run_id: str, step: int | None = None) -> dict[str, torch.Tensor]:
+        """One instance's tensors (no instance axis) at a checkpoint step (default: the final model)."""
+        row = self.row(run_id)
+        tensors = self.checkpoint_tensors(row["group"])
+        steps = sorted({int(k.split("/")[0]) for k in tensors})
+        step = steps[-1] if step is None else step
+        if step not in steps:
+            raise KeyError(f"instance {run_id} has no checkpoint at step {step}; available: {steps}")
+        idx = int(row["index_in_group"])
+        prefix = f"{step}/"
+        return {k[len(prefix):]: v[idx] for k, v in tensors.items() if k.startswith(prefix)}
+
+    def curve(self, run_id: str, name: str) -> pd.DataFrame:
+        m = self.metrics
+        return m[(m["run_id"] == run_id) & (m["name"] == name)].sort_values("step")[["step", "value"]]
+
+
+def load(folder: str | Path) -> Results:
+    """Read a results folder (JSON, Parquet, safetensors only; nothing is unpickled)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ResultsError(f"{folder}: no such results folder")
+    try:
+        sweep, meta = read_sweep(folder)
+    except ConfigError as err:
+        raise ResultsError(f"{folder / 'sweep.json'}: {err}") from None
+    # The groups' own tables are the source of truth (the top-level copies may lag behind a running sweep).
+    instances, metrics = collect_tables(folder)
+    return Results(folder=folder, sweep=sweep, meta=meta, instances=instances, metrics=metrics)

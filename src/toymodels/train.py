@@ -1,0 +1,200 @@
+"""One training loop for a group of instances that share tensor shapes.
+
+Per step: each instance draws its own batch, the per-instance losses are summed (so each instance gets its own
+gradient), a divergence guard freezes any instance whose loss, gradient or next parameters are not finite, the
+per-instance optimizer steps with each instance's scheduled lr, and bias decay pulls the first-layer bias toward 0
+during the first half. The task loss is logged every 16 steps; models are kept at steps 2^j - 1 and at the end.
+
+Example:
+    >>> from toymodels.config import ExperimentConfig
+    >>> cfg = ExperimentConfig.from_flat({"N": 16, "m": 4, "k": 32, "batch_size": 32, "steps": 64})
+    >>> res = train_group([cfg, cfg.replace(seed=1)])
+    >>> res.losses.shape
+    torch.Size([2, 4])
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from .config import ExperimentConfig
+from .models import build_model
+from .optim import make_optimizer, schedule_factors
+
+LOG_EVERY = 16
+
+
+def is_checkpoint_step(t: int, steps: int) -> bool:
+    """Steps 2^j - 1 (t+1 a power of two) and the last step, as in the paper's code."""
+    return (t & (t + 1)) == 0 or t == steps - 1
+
+
+def checkpoint_steps(steps: int) -> list[int]:
+    return [t for t in range(steps) if is_checkpoint_step(t, steps)]
+
+
+def logged_steps(steps: int) -> list[int]:
+    return list(range(0, steps, LOG_EVERY))
+
+
+def tune_allocator() -> None:
+    """Keep glibc from returning large temporaries to the OS every step (5-43% of a step, shared/PERF.md)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-4, 0)  # M_MMAP_MAX: serve big blocks from the heap
+        libc.mallopt(-1, 1 << 36)  # M_TRIM_THRESHOLD: never trim the heap
+    except OSError:
+        pass
+
+
+@dataclass
+class GroupResult:
+    """What a group's training produced; tensors are on the CPU with the instance axis first."""
+
+    cfgs: list[ExperimentConfig]
+    final: dict[str, Tensor]
+    checkpoints: dict[int, dict[str, Tensor]]
+    loss_steps: list[int]
+    losses: Tensor  # (I, n_logs) task loss, NaN after an instance diverged
+    diverged_at: Tensor  # (I,) step of divergence, -1 if none
+    seconds: float = 0.0
+
+    @property
+    def status(self) -> list[str]:
+        return ["diverged" if int(d) >= 0 else "ok" for d in self.diverged_at]
+
+
+@dataclass
+class TrainState:
+    """Everything that changes during training: enough to resume mid-run and finish bit-identically."""
+
+    step: int  # next step to run
+    params: dict[str, Tensor]
+    optimizer: dict[str, Tensor]
+    alive: Tensor
+    diverged_at: Tensor
+    losses: Tensor
+    rng: list[Tensor]
+    checkpoints: dict[int, dict[str, Tensor]] = field(default_factory=dict)
+
+
+def _cpu(t: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in t.items()}
+
+
+def _per_instance_sum(t: Tensor) -> Tensor:
+    return t.reshape(t.shape[0], -1).sum(1)
+
+
+def train_group(
+    cfgs: Sequence[ExperimentConfig],
+    on_progress: Callable[[int, Tensor], None] | None = None,
+    resume: TrainState | None = None,
+    on_state: Callable[[TrainState], None] | None = None,
+    state_every_s: float = 300.0,
+) -> GroupResult:
+    """Train instances that share shapes and loop settings (see ``ExperimentConfig.GROUP_FIELDS``) together.
+
+    ``on_progress(steps_done, task_losses)`` is called every 16 steps; ``on_state(state)`` every ``state_every_s``
+    seconds with the full training state, and ``resume`` restarts from such a state.
+    """
+    cfgs = list(cfgs)
+    keys = {c.group_key() for c in cfgs}
+    if len(keys) != 1:
+        raise ValueError("train_group needs instances with equal group fields; use toymodels.sweep to group them")
+    c0 = cfgs[0]
+    o = c0.optim
+    device = torch.device(c0.run.device)
+    dtype = getattr(torch, c0.run.dtype)
+    tune_allocator()
+    t_start = time.perf_counter()
+
+    model = build_model(cfgs).to(device=device, dtype=dtype)
+    params = [getattr(model, n) for n in model.param_names]
+    samplers = [model.sampler(c, device) for c in cfgs]
+    opt = make_optimizer(o.optimizer, params, weight_decay=o.weight_decay, momentum=o.momentum)
+    I = len(cfgs)
+    lr0 = torch.tensor([c.optim.lr for c in cfgs], device=device, dtype=dtype)
+    l1 = torch.tensor([c.optim.l1 for c in cfgs], device=device, dtype=dtype)
+    use_l1 = bool((l1 > 0).any())
+    decay_factor = 1 - torch.tensor([c.optim.bias_decay for c in cfgs], device=device, dtype=dtype) * lr0
+    use_decay = bool((decay_factor != 1).any())
+    factors = schedule_factors(o.schedule, o.steps, o.warmup_frac).tolist()
+    task = c0.task.task
+    n_logs = len(logged_steps(o.steps))
+
+    alive = torch.ones(I, dtype=torch.bool, device=device)
+    diverged_at = torch.full((I,), -1, dtype=torch.long, device=device)
+    losses = torch.full((I, n_logs), float("nan"), device=device, dtype=dtype)
+    checkpoints: dict[int, dict[str, Tensor]] = {}
+    start = 0
+    if resume is not None:
+        with torch.no_grad():
+            for n, p in zip(model.param_names, params):
+                p.copy_(resume.params[n])
+        opt.load_state_tensors({k: v.to(device) for k, v in resume.optimizer.items()})
+        alive.copy_(resume.alive)
+        diverged_at.copy_(resume.diverged_at)
+        losses.copy_(resume.losses)
+        for s, st in zip(samplers, resume.rng):
+            s.set_state(st)
+        checkpoints = dict(resume.checkpoints)
+        start = resume.step
+
+    v = torch.zeros(I, o.batch_size, c0.data.N, device=device, dtype=dtype)
+    last_state = time.monotonic()
+    zero = torch.zeros((), device=device, dtype=dtype)
+    for t in range(start, o.steps):
+        for i, s in enumerate(samplers):
+            s.fill(v[i])
+        task_loss, l1_term = model.losses(v, task, with_l1=use_l1)
+        total = task_loss + l1 * l1_term if use_l1 else task_loss
+        for p in params:
+            p.grad = None
+        total.sum().backward()
+
+        with torch.no_grad():
+            lr = lr0 * factors[t]
+            ok = alive & torch.isfinite(total)
+            for p in params:
+                ok &= torch.isfinite(_per_instance_sum(p.grad))
+            updates = opt.updates(lr)
+            for p, u in zip(params, updates):
+                ok &= torch.isfinite(_per_instance_sum(p + u))
+            diverged_at = torch.where(alive & ~ok, torch.full_like(diverged_at, t), diverged_at)
+            alive = ok
+            for p, u in zip(params, updates):
+                p.add_(torch.where(alive.view(-1, *[1] * (p.dim() - 1)), u, zero))
+            if use_decay and t < o.steps / 2:
+                for b in model.decayed_params():
+                    b.mul_(torch.where(alive, decay_factor, 1.0).view(-1, *[1] * (b.dim() - 1)))
+            if t % LOG_EVERY == 0:
+                losses[:, t // LOG_EVERY] = torch.where(alive, task_loss.detach(), float("nan"))
+                if on_progress is not None:
+                    on_progress(t + 1, losses[:, t // LOG_EVERY].cpu())
+            if is_checkpoint_step(t, o.steps):
+                checkpoints[t] = _cpu(model.state_tensors())
+
+        if on_state is not None and time.monotonic() - last_state > state_every_s and t + 1 < o.steps:
+            on_state(TrainState(
+                step=t + 1, params=_cpu({n: p for n, p in zip(model.param_names, params)}),
+                optimizer=_cpu(opt.state_tensors()), alive=alive.cpu(), diverged_at=diverged_at.cpu(),
+                losses=losses.cpu(), rng=[s.get_state() for s in samplers], checkpoints=checkpoints,
+            ))
+            last_state = time.monotonic()
+
+    if on_progress is not None:
+        on_progress(o.steps, losses[:, -1].cpu())
+    return GroupResult(
+        cfgs=cfgs, final=_cpu(model.state_tensors()), checkpoints=checkpoints, loss_steps=logged_steps(o.steps),
+        losses=losses.cpu(), diverged_at=diverged_at.cpu(), seconds=time.perf_counter() - t_start,
+    )
