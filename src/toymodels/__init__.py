@@ -9,6 +9,7 @@ Example:
 
 __version__ = "0.1.0"
 
+from . import analysis  # noqa: E402
 from .api import load, preset, presets, run  # noqa: E402
 from .config import ConfigError, ExperimentConfig, SweepConfig  # noqa: E402
 from .store import Results, ResultsError  # noqa: E402

@@ -4,6 +4,7 @@
     toymodels run LR1 --scale quick         train a sweep, write results, figures and report
     toymodels run my.toml --sweep lr=0.001,0.01 --seeds 2 --dry-run
     toymodels report runs/LR1-quick         redraw figures and report.html
+    toymodels run LR1 --backend slurm --detach; toymodels status runs/LR1   a SLURM job array
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Optional
 import typer
 
 from .config import ConfigError, SweepConfig, parse_assignment
+from .launch import LaunchError
 from .store import ResultsError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -72,6 +74,14 @@ def run(
     dry_run: bool = typer.Option(False, help="print the resolved instances as JSON and the cost; train nothing"),
     report: bool = typer.Option(True, help="write figures and report.html at the end"),
     progress: bool = typer.Option(True, help="show a progress bar"),
+    backend: str = typer.Option("local", help="where groups run: local | slurm (one SLURM array task per group)"),
+    slurm_partition: Optional[str] = typer.Option(None, help="SLURM partition (--backend slurm)"),
+    slurm_gpus_per_task: Optional[int] = typer.Option(None, help="GPUs per SLURM task (--backend slurm)"),
+    slurm_cpus_per_task: Optional[int] = typer.Option(None, help="CPUs per SLURM task (--backend slurm)"),
+    slurm_time: Optional[int] = typer.Option(None, help="time limit per SLURM task in minutes (default 1440); "
+                                             "a task near it requeues and continues from its saved state"),
+    max_parallel: Optional[int] = typer.Option(None, help="most SLURM tasks running at once (--backend slurm)"),
+    detach: bool = typer.Option(False, help="submit to SLURM and return; follow with `toymodels status DIR`"),
 ) -> None:
     """Train a preset or a config file's sweep and write its results folder."""
     from .sweep import estimate_seconds, instance_records, instance_steps, run_sweep
@@ -84,9 +94,22 @@ def run(
                        f"about {estimate_seconds(sweep) / 60:.1f} min on this machine's CPU", err=True)
             return
         folder = out or Path("runs") / sweep.name
-        results = run_sweep(sweep, folder, resume=resume, progress=progress, report=report)
+        options = {k: v for k, v in dict(
+            partition=slurm_partition, gpus_per_task=slurm_gpus_per_task, cpus_per_task=slurm_cpus_per_task,
+            timeout_min=slurm_time, max_parallel=max_parallel, detach=detach or None).items() if v is not None}
+        results = run_sweep(sweep, folder, resume=resume, progress=progress, report=report, backend=backend,
+                            **options)
     except (ConfigError, ResultsError) as err:
         _fail(str(err))
+    except LaunchError as err:  # SLURM tasks that failed or were cancelled; the finished groups are merged
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1)
+    if results is None:  # --detach
+        typer.echo(f"submitted: {folder}  (`toymodels status {folder}` follows the tasks)")
+        return
+    from .report import summary_text
+
+    typer.echo(summary_text(results))
     n_div = int((results.instances["status"] != "ok").sum())
     typer.echo(f"results: {folder}  ({len(results.instances)} instances, {n_div} diverged)")
     if (folder / "report.html").exists():
@@ -121,17 +144,90 @@ def _human(seconds: float) -> str:
 
 @app.command()
 def report(folder: Path = typer.Argument(..., help="a results folder")) -> None:
-    """(Re)draw figures/*.png and report.html from a saved results folder."""
-    from .report import write_report
+    """(Re)draw figures/*.png and report.html from a saved results folder and print its summary table."""
+    from .report import summary_text, write_report
     from .store import load
 
     try:
         results = load(folder)
-        write_report(results)
+        path = write_report(results)
     except (ConfigError, ResultsError) as err:
         _fail(str(err))
-    if (folder / "report.html").exists():
-        typer.echo(f"report: {folder / 'report.html'}")
+    typer.echo(summary_text(results))
+    typer.echo(f"report: {path}")
+
+
+@app.command()
+def status(folder: Path = typer.Argument(..., help="a results folder")) -> None:
+    """Groups done / total, each unfinished group's SLURM task with its state and log; merges the finished groups."""
+    from .launch import latest_tasks, state_step, task_log, task_states
+    from .store import done_groups, merge_tables, read_sweep
+    from .sweep import plan
+
+    try:
+        sweep, _ = read_sweep(folder)
+        groups = plan(sweep)
+        done = set(done_groups(folder)) & set(groups)
+        tasks = latest_tasks(folder)
+        left = [gid for gid in groups if gid not in done]
+        states = task_states([tasks[g] for g in left if g in tasks])
+        instances, _ = merge_tables(folder)
+    except (ConfigError, ResultsError) as err:
+        _fail(str(err))
+    typer.echo(f"{sweep.name} ({folder}): {len(done)}/{len(groups)} groups done, "
+               f"{len(instances)}/{len(sweep.instances())} instances merged into instances.parquet")
+    for gid in left:
+        step = state_step(folder, gid)
+        saved = f"  saved state at step {step}" if step is not None else ""
+        if gid in tasks:
+            typer.echo(f"  {gid}  task {tasks[gid]}  {states[tasks[gid]]}{saved}  log: {task_log(folder, tasks[gid])}")
+        else:
+            typer.echo(f"  {gid}  not submitted to SLURM{saved}")
+
+
+@app.command("app")
+def dashboard(
+    folder: Path = typer.Argument(Path("runs"), help="a folder of results folders (or one results folder)"),
+    port: Optional[int] = typer.Option(None, help="port to serve on (default: streamlit's, 8501)"),
+    headless: bool = typer.Option(False, help="do not open a browser (for servers)"),
+) -> None:
+    """Open the streamlit dashboard over the results folders in FOLDER (needs the optional `app` extra)."""
+    import importlib.util
+    import signal
+    import subprocess
+
+    missing = [m for m in ("streamlit", "plotly") if importlib.util.find_spec(m) is None]
+    if missing:
+        _fail(f"the dashboard needs {' and '.join(missing)}: pip install 'toymodels[app]'")
+    if not folder.is_dir():
+        _fail(f"no folder '{folder}'; train a sweep first, e.g. "
+              f"toymodels run LR1 --scale quick --out {folder}/LR1-quick")
+    script = Path(__file__).with_name("app.py")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--browser.gatherUsageStats", "false"]
+    if port is not None:
+        cmd += ["--server.port", str(port)]
+    if headless:
+        cmd += ["--server.headless", "true"]
+    cmd += ["--", str(folder.resolve())]
+    proc = subprocess.Popen(cmd)
+    # Stop the server with us: forward SIGTERM; Ctrl-C reaches both processes (same process group).
+    previous = signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
+    try:
+        while True:
+            try:
+                code = proc.wait()
+                break
+            except KeyboardInterrupt:
+                continue  # streamlit got the Ctrl-C too and is shutting down
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    raise typer.Exit(code)
 
 
 def main() -> None:  # pragma: no cover

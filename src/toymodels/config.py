@@ -32,6 +32,8 @@ Nonlinearity = Literal["relu", "gelu", "solu"]
 Optimizer = Literal["lamb", "adam", "adamw", "sgd"]
 Schedule = Literal["paper_cosine", "cosine", "constant", "warmup_cosine"]
 Dtype = Literal["float32", "float64"]
+TMSVariant = Literal["relu", "linear", "hidden_relu"]
+InputKind = Literal["auto", "gaussian", "sign"]
 
 
 class ConfigError(ValueError):
@@ -61,10 +63,29 @@ class DataConfig(_Frozen):
     distribution: Distribution = "uniform"
     power_law_exponent: float = Field(1.1, gt=0, description="p_i proportional to i^-exponent")
     importance_decay: float = Field(1.0, gt=0, le=1, description="TMS: feature i has importance decay^i")
+    importance_ratio: float = Field(
+        1.0, gt=0, description="TMS/quadratic: multiplies the importance of the last feature (n=2 phase diagram: "
+        "I = [1, r] with importance_decay=1); 1 = off")
+    kurtosis: float = Field(
+        3.0, ge=1, description="quadratic only: kurtosis K of each input x_i = s_i B_i / sqrt(q), B_i ~ Bernoulli(q), "
+        "zero mean and unit variance; q = 3/K for input_kind gaussian, 1/K for sign (eps is not used)")
+    input_kind: InputKind = Field(
+        "auto", description="quadratic only: s_i standard normal (gaussian, needs K >= 3) or a random sign "
+        "(sign, any K >= 1); auto = sign below K=3, gaussian from K=3")
 
     _numbers = field_validator("eps", "power_law_exponent", "importance_decay", mode="before")(
         classmethod(lambda cls, v: _number(v))
     )
+    _numbers_superposition = field_validator("importance_ratio", "kurtosis", mode="before")(
+        classmethod(lambda cls, v: _number(v))
+    )
+
+    @model_validator(mode="after")
+    def _input_kind_reaches_kurtosis(self) -> "DataConfig":
+        if self.input_kind == "gaussian" and self.kurtosis < 3:
+            raise ValueError(f"field 'kurtosis': input_kind 'gaussian' gives K = 3/q >= 3 (got {self.kurtosis}); "
+                             "use input_kind 'sign' or 'auto' for K < 3")
+        return self
 
 
 class ModelConfig(_Frozen):
@@ -73,6 +94,9 @@ class ModelConfig(_Frozen):
     k: int = Field(1024, ge=1, description="neurons in the hidden layer (EM)")
     nonlinearity: Nonlinearity = "relu"
     bias_offset: float = Field(0.0, description="added to PyTorch's default bias init")
+    tms_variant: TMSVariant = Field(
+        "relu", description="TMS only: relu = ReLU(W^T W x + b) (ReLU output model), linear = W^T W x + b, "
+        "hidden_relu = ReLU(W^T ReLU(W x) + b) (privileged basis)")
 
     _numbers = field_validator("bias_offset", mode="before")(classmethod(lambda cls, v: _number(v)))
 
@@ -178,6 +202,7 @@ class ExperimentConfig(_Frozen):
     GROUP_FIELDS: ClassVar[tuple[str, ...]] = (
         "model", "task", "N", "m", "k", "nonlinearity", "distribution", "optimizer", "schedule", "batch_size",
         "steps", "device", "dtype", "weight_decay", "momentum", "warmup_frac", "power_law_exponent",
+        "tms_variant",
     )
 
     def group_key(self) -> tuple:

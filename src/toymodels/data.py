@@ -15,6 +15,8 @@ from torch import Tensor
 
 # Stream ids: one independent torch.Generator per (instance seed, purpose).
 INIT_STREAM, DATA_STREAM = 0, 1
+# The multi-feature probe's random inputs (evaluate.py): the same inputs at every checkpoint of an instance.
+PROBE_STREAM = 2
 # Above this probability the dense recipe (rand x bernoulli) is cheaper than drawing only the active entries.
 SPARSE_MAX_P = 0.1
 
@@ -142,3 +144,80 @@ class FeatureSampler:
     def set_state(self, state: Tensor) -> None:
         self.gen.set_state(state)
         self._last = []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Superposition families (TMS and the P&C quadratic model): feature importance and inputs of chosen kurtosis.
+
+def importance(N: int, decay: float = 1.0, ratio: float = 1.0) -> Float[Tensor, " N"]:
+    """Per-feature importance I_i = decay^i (i = 0..N-1), the last one multiplied by ``ratio``.
+
+    TMS (shared/PAPERS.md §2.2): I_i = 0.9^i (intro), 0.7^i (basic results), 1 (feature dimensionality); the n=2
+    phase diagram uses I = [1, r] (decay 1, ratio r). P&C's quadratic model uses the same vector as its v_i.
+
+    >>> importance(3, 0.5).tolist()
+    [1.0, 0.5, 0.25]
+    >>> importance(2, 1.0, 4.0).tolist()
+    [1.0, 4.0]
+    """
+    imp = torch.tensor(float(decay), dtype=torch.float64) ** torch.arange(N, dtype=torch.float64)
+    imp[-1] *= ratio
+    return imp
+
+
+def kurtosis_input(kurtosis: float, input_kind: str = "auto") -> tuple[str, float]:
+    """The (base, q) that gives inputs x = s B / sqrt(q) of kurtosis K (zero mean, unit variance).
+
+    B ~ Bernoulli(q) and s standard normal (``gaussian``: E x^4 = 3/q, so q = 3/K, K >= 3) or a random sign
+    (``sign``: E x^4 = 1/q, so q = 1/K, any K >= 1; K = 1 is a plain Rademacher +-1, for which x^2 = 1 always).
+    ``auto`` uses sign below K = 3 and gaussian from K = 3.
+
+    >>> kurtosis_input(10.0)
+    ('gaussian', 0.3)
+    >>> kurtosis_input(2.0)
+    ('sign', 0.5)
+    """
+    base = ("sign" if kurtosis < 3 else "gaussian") if input_kind == "auto" else input_kind
+    if base == "gaussian":
+        if kurtosis < 3:
+            raise ValueError(f"field 'kurtosis': gaussian inputs have K >= 3 (got {kurtosis})")
+        return base, 3.0 / kurtosis
+    if base == "sign":
+        return base, 1.0 / kurtosis
+    raise ValueError(f"field 'input_kind': must be one of 'auto', 'gaussian', 'sign' (got {input_kind!r})")
+
+
+class KurtosisSampler:
+    """One instance's batches of independent inputs x_i = s_i B_i / sqrt(q) with a chosen kurtosis K.
+
+    Zero mean, unit variance, E x^4 = K (see :func:`kurtosis_input`). Used by the P&C quadratic model, whose
+    expected loss depends on the input distribution only through K.
+    """
+
+    def __init__(self, N: int, kurtosis: float, input_kind: str, batch: int, gen: torch.Generator,
+                 device: torch.device):
+        self.N, self.batch, self.gen, self.device = N, batch, gen, torch.device(device)
+        self.kurtosis = float(kurtosis)
+        self.base, self.q = kurtosis_input(self.kurtosis, input_kind)
+        self.scale = 1.0 / math.sqrt(self.q)
+
+    def fill(self, out: Float[Tensor, "B N"]) -> None:
+        shape = tuple(out.shape)
+        if self.base == "gaussian":
+            s = torch.randn(shape, generator=self.gen, device=self.device, dtype=out.dtype)
+        else:
+            s = torch.randint(0, 2, shape, generator=self.gen, device=self.device).to(out.dtype).mul_(2).sub_(1)
+        if self.q < 1.0:
+            s.mul_(torch.rand(shape, generator=self.gen, device=self.device) < self.q)
+        out.copy_(s.mul_(self.scale))
+
+    def sample(self) -> Float[Tensor, "B N"]:
+        out = torch.zeros(self.batch, self.N, device=self.device)
+        self.fill(out)
+        return out
+
+    def get_state(self) -> Tensor:
+        return self.gen.get_state()
+
+    def set_state(self, state: Tensor) -> None:
+        self.gen.set_state(state)

@@ -195,31 +195,27 @@ def prepare_folder(sweep: SweepConfig, out: Path, resume: bool) -> None:
 
 def run_sweep(
     sweep: SweepConfig, out: str | Path, resume: bool = False, progress: bool = True,
-    report: bool = True, state_every_s: float | None = None,
-) -> store.Results:
-    """Train every unfinished group of ``sweep`` into ``out`` and return the loaded results."""
-    from tqdm.auto import tqdm
+    report: bool = True, state_every_s: float | None = None, backend: str = "local", **backend_options,
+) -> store.Results | None:
+    """Train every unfinished group of ``sweep`` into ``out`` and return the loaded results.
+
+    ``backend`` chooses where groups run (see ``toymodels.launch``): "local" trains them here, one after another.
+    "slurm" submits them as a SLURM job array (``backend_options``: partition, gpus_per_task, cpus_per_task,
+    max_parallel, timeout_min, detach); with ``detach=True`` it returns None right after submission.
+    """
+    from .launch import get_launcher
 
     out = Path(out)
+    launcher = get_launcher(backend, **backend_options)  # fails fast, before any work, if unavailable
     prepare_folder(sweep, out, resume)
     groups = plan(sweep)
     todo = {gid: insts for gid, insts in groups.items() if not store.group_done(out, gid)}
-    total = sum(len(v) * v[0].cfg.optim.steps for v in todo.values())
-    bar = tqdm(total=total, unit="inst-step", unit_scale=True, disable=not progress, dynamic_ncols=True,
-               desc=sweep.name)
-    for gid, insts in todo.items():
-        done = [0]
-
-        def on_progress(step: int, losses: torch.Tensor, n=len(insts)) -> None:
-            bar.update((step - done[0]) * n)
-            done[0] = step
-            finite = losses[torch.isfinite(losses)]
-            bar.set_postfix(group=gid, loss=f"{finite.mean():.4g}" if finite.numel() else "nan")
-
-        run_group(out, gid, insts, on_progress=on_progress, state_every_s=state_every_s)
+    try:
+        launcher.run(out, todo, progress=progress, state_every_s=state_every_s, name=sweep.name)
+    finally:  # what finished is merged even when a group or a SLURM task failed
         store.merge_tables(out)
-    bar.close()
-    store.merge_tables(out)
+    if getattr(launcher, "detach", False):
+        return None  # submitted only: `toymodels status` / `--resume` pick it up
     results = store.load(out)
     if report:
         from .report import write_report

@@ -188,7 +188,7 @@ def train_group(
             on_state(TrainState(
                 step=t + 1, params=_cpu({n: p for n, p in zip(model.param_names, params)}),
                 optimizer=_cpu(opt.state_tensors()), alive=alive.cpu(), diverged_at=diverged_at.cpu(),
-                losses=losses.cpu(), rng=[s.get_state() for s in samplers], checkpoints=checkpoints,
+                losses=losses.cpu(), rng=[s.get_state() for s in samplers], checkpoints=dict(checkpoints),
             ))
             last_state = time.monotonic()
 

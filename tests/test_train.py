@@ -1,0 +1,92 @@
+"""The training loop: batched equals separate, determinism, divergence guard, checkpoints, resumable state."""
+
+import pytest
+import torch
+
+from toymodels.config import ExperimentConfig
+from toymodels.train import checkpoint_steps, logged_steps, train_group
+
+BASE = ExperimentConfig.from_flat({"N": 32, "m": 8, "k": 48, "batch_size": 32, "steps": 256, "eps": 1 / 16})
+
+
+def _assert_same(a, b, i, j, rtol=1e-4, atol=1e-6):
+    torch.testing.assert_close(a.losses[i], b.losses[j], rtol=rtol, atol=atol, equal_nan=True)
+    for name in a.final:
+        torch.testing.assert_close(a.final[name][i], b.final[name][j], rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("extra", [{}, {"task": "abs"}, {"task": "reprojector", "nonlinearity": "gelu"},
+                                   {"optimizer": "adamw", "schedule": "warmup_cosine", "l1": 1e-3}])
+def test_batched_equals_separate(extra):
+    cfgs = [
+        BASE.replace(lr=0.003, seed=0, **extra),
+        BASE.replace(lr=0.03, bias_offset=-1.0, bias_decay=0.03, seed=1, **extra),
+        BASE.replace(lr=0.01, bias_offset=0.5, seed=2, **extra),
+        BASE.replace(lr=0.005, bias_decay=0.3, seed=3, eps=1 / 4, **extra),
+    ]
+    together = train_group(cfgs)
+    assert together.losses.shape == (4, len(logged_steps(256)))
+    for i, cfg in enumerate(cfgs):
+        _assert_same(together, train_group([cfg]), i, 0)
+
+
+def test_same_seed_bit_identical_different_seed_differs():
+    a = train_group([BASE, BASE.replace(seed=7)])
+    b = train_group([BASE, BASE.replace(seed=7)])
+    for name in a.final:
+        assert torch.equal(a.final[name], b.final[name])
+    assert torch.equal(a.losses, b.losses)
+    assert not torch.equal(a.final["W1"][0], a.final["W1"][1])
+    assert not torch.equal(a.losses[0], a.losses[1])
+
+
+def test_diverging_instance_is_recorded_and_spoils_nothing():
+    sgd = BASE.replace(optimizer="sgd")
+    good = [sgd.replace(lr=0.01), sgd.replace(lr=0.02, seed=1)]
+    bad = sgd.replace(lr=1e3, seed=2)
+    mixed = train_group([good[0], bad, good[1]])
+    alone = train_group(good)
+    assert mixed.status == ["ok", "diverged", "ok"]
+    step = int(mixed.diverged_at[1])
+    assert 0 <= step < 256
+    # frozen from then on: finite parameters, NaN loss log after the divergence
+    assert all(bool(torch.isfinite(t[1]).all()) for t in mixed.final.values())
+    assert torch.isnan(mixed.losses[1, step // 16 + 1:]).all()
+    # the other instances are exactly what a sweep without it gives
+    for i, j in ((0, 0), (2, 1)):
+        for name in mixed.final:
+            assert torch.equal(mixed.final[name][i], alone.final[name][j])
+        assert torch.equal(mixed.losses[i], alone.losses[j])
+
+
+def test_checkpoints_at_powers_of_two_and_final():
+    assert checkpoint_steps(256) == [0, 1, 3, 7, 15, 31, 63, 127, 255]
+    assert checkpoint_steps(100) == [0, 1, 3, 7, 15, 31, 63, 99]
+    res = train_group([BASE.replace(steps=100)])
+    assert sorted(res.checkpoints) == checkpoint_steps(100)
+    assert torch.equal(res.checkpoints[99]["W1"], res.final["W1"])
+
+
+def test_bias_decay_only_in_first_half():
+    # lr tiny so the gradient barely moves b; decay is large and visible
+    cfg = BASE.replace(lr=1e-6, bias_decay=5e4, bias_offset=1.0, schedule="constant", steps=64)
+    res = train_group([cfg])
+    b = {s: res.checkpoints[s]["b1"][0] for s in res.checkpoints}
+    # factor (1 - 5e4 * 1e-6) = 0.95 per step for steps 0..31, then none
+    ratio = b[31].mean() / b[15].mean()
+    assert float(ratio) == pytest.approx(0.95 ** 16, rel=1e-3)
+    assert float(b[63].mean() / b[31].mean()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_resume_from_state_is_bit_identical():
+    cfgs = [BASE, BASE.replace(lr=0.01, seed=1, bias_decay=0.03)]
+    full = train_group(cfgs)
+    states = []
+    train_group(cfgs, on_state=states.append, state_every_s=-1)  # a state after every step
+    mid = states[100]
+    assert mid.step == 101
+    resumed = train_group(cfgs, resume=mid)
+    for name in full.final:
+        assert torch.equal(full.final[name], resumed.final[name])
+    assert torch.equal(full.losses, resumed.losses)
+    assert sorted(resumed.checkpoints) == sorted(full.checkpoints)
