@@ -206,3 +206,49 @@ def explain_summary(
         "loss_poly": loss(poly),
         "loss_zero": loss(torch.zeros_like(poly)),
     }
+
+
+def instance_config(results: Any, run_id: str) -> Any:
+    """The ExperimentConfig of one instance of a results folder, rebuilt from its instances.parquet row."""
+    from toymodels.config import FIELDS, ExperimentConfig
+
+    row = results.row(run_id)
+    # parquet gives numpy scalars; pydantic wants plain Python values
+    values = {f: (row[f].item() if hasattr(row[f], "item") else row[f]) for f in FIELDS if f in row.index}
+    return ExperimentConfig.from_flat(values)
+
+
+def explain(results: Any, run_id: str, step: int | None = None) -> pd.DataFrame:
+    """The neuron table of one instance of a results folder (``explain_instance``) at a checkpoint step.
+
+    ``step`` defaults to the final model. Besides ``explain_instance``'s columns (neuron, kind, feature, bias,
+    threshold, slope, participation, mono_ratio, features_firing) the table has the multi-feature probe of that
+    instance (``evaluate.em_probe``: the same inputs as the ``false_mono`` metric):
+      ``fires_all_but_one``: how many of the N all-but-one inputs make the neuron fire;
+      ``context_features``: features that help make it fire in random inputs without its own feature;
+      ``false_mono``: mono by the single-feature probe but firing without its own feature.
+    ``table.attrs`` holds the instance's ``explain_summary`` scalars (n_mono, n_poly, n_dead, poly_rank, gram_c,
+    gram_d, gram_residual, loss_full, loss_mono, loss_poly, loss_zero, ...) and ``run_id``, ``step``.
+
+    Example:
+        >>> import toymodels as tm
+        >>> res = tm.load("runs/LR1-quick")                               # doctest: +SKIP
+        >>> tm.analysis.explain(res, "r0005").query("kind == 'mono'")     # doctest: +SKIP
+    """
+    from toymodels.evaluate import em_probe
+
+    cfg = instance_config(results, run_id)
+    if cfg.model.model != "em":
+        raise ValueError(f"explain needs an EM model; instance {run_id} is a '{cfg.model.model}' model")
+    steps = results.checkpoint_steps(run_id)
+    step = steps[-1] if step is None else step
+    p = results.params(run_id, step)
+    summary = explain_summary(p["W1"], p["b1"], p["W2"], p["E"], cfg.model.nonlinearity)
+    table = summary["neurons"]
+    probe = em_probe([cfg], {k: _f64(p[k])[None] for k in ("W1", "b1", "E")})
+    table["fires_all_but_one"] = probe["fires_all_but_one"][0].tolist()
+    table["context_features"] = probe["context_features"][0].tolist()
+    table["false_mono"] = probe["false_mono_neurons"][0].tolist()
+    scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float))}
+    table.attrs.update(run_id=run_id, step=int(step), **scalars)
+    return table

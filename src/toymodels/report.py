@@ -1,5 +1,243 @@
-"""Placeholder until the report lands: writes nothing."""
+"""The report of a results folder: figures/*.png, a self-contained report.html and the summary table.
+
+``write_report(results)`` draws every figure of ``toymodels.plots.FIGURES`` that applies to the sweep into
+``<folder>/figures/`` and writes ``<folder>/report.html``: the sweep's config, the summary table, each figure with
+a one-line caption saying what to look for, and the mechanism numbers of the most monosemantic instance. The page
+is self-contained: images are embedded as base64 ``data:`` URIs, the CSS is inline, there is no script and no
+link to anything outside the file, so it opens offline and can be mailed around.
+
+``summary_table(results)`` is the table ``toymodels report`` and ``toymodels run`` print: one row per setting
+(combination of swept fields other than seed), seeds aggregated.
+
+Example:
+    >>> import toymodels as tm
+    >>> from toymodels.report import summary_table, write_report
+    >>> res = tm.load("runs/LR1-quick")          # doctest: +SKIP
+    >>> summary_table(res)                        # doctest: +SKIP
+    >>> write_report(res)                         # doctest: +SKIP
+    PosixPath('runs/LR1-quick/report.html')
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import plots
+from .store import write_text
+
+# Final metrics in the summary table (those the model family reports), in this order.
+SUMMARY_METRICS = ["final_loss", "mono_per_feature", "features_covered", "mean_bias", "false_mono"]
 
 
-def write_report(results) -> None:  # noqa: D103
-    return None
+# ----------------------------------------------------------------------------------------------- summary table
+def _status(counts: dict[str, int], n: int) -> str:
+    """'ok' / 'diverged' for one seed; '2 ok', '1 ok, 1 diverged' for several."""
+    if n == 1:
+        return next(iter(counts))
+    return ", ".join(f"{c} {s}" for s, c in counts.items())
+
+
+def summary_table(results: Any) -> pd.DataFrame:
+    """One row per setting (the swept fields other than ``seed``), seeds aggregated.
+
+    Columns: the setting's swept fields (none when nothing is swept: one row for all instances); ``seeds``
+    (instances in the setting); ``ok`` and ``diverged`` (how many ended with that status); ``status`` ('ok',
+    'diverged' or e.g. '1 ok, 1 diverged'); then for each of final_loss, mono_per_feature, features_covered,
+    mean_bias and false_mono that the model reports: ``<metric>`` = the mean over the seeds that did not diverge
+    and ``<metric>_std`` = their sample standard deviation (0 for one seed). Both are NaN when every seed diverged:
+    a diverged instance has no final loss, and its other metrics describe its last finite parameters, not a trained
+    model, so they are left out of the mean.
+    """
+    inst = results.instances
+    fields = plots.setting_fields(results)
+    metric_cols = [m for m in SUMMARY_METRICS if m in inst.columns]
+    rows = []
+    for key, group in plots.settings(results):
+        ok = group[group["status"] == "ok"]
+        counts = group["status"].value_counts().to_dict()
+        counts = {s: int(counts[s]) for s in sorted(counts, key=lambda s: (s != "ok", s))}
+        row: dict[str, Any] = dict(zip(fields, key))
+        row.update(seeds=len(group), ok=int((group["status"] == "ok").sum()),
+                   diverged=int((group["status"] == "diverged").sum()), status=_status(counts, len(group)))
+        for m in metric_cols:
+            vals = ok[m].to_numpy(dtype=float)
+            vals = vals[np.isfinite(vals)]
+            row[m] = float(vals.mean()) if vals.size else math.nan
+            row[f"{m}_std"] = float(vals.std(ddof=1)) if vals.size > 1 else (0.0 if vals.size else math.nan)
+        rows.append(row)
+    columns = [*fields, "seeds", "ok", "diverged", "status", *[c for m in metric_cols for c in (m, f"{m}_std")]]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _num(x: float) -> str:
+    """Three significant digits; scientific outside [1e-3, 1e5); '-' for NaN (every seed diverged)."""
+    if not math.isfinite(x):
+        return "-"
+    ax = abs(x)
+    if x == 0:
+        return "0"
+    if ax < 1e-3 or ax >= 1e5:
+        return f"{x:.2e}"
+    return f"{x:.0f}" if ax >= 100 else f"{x:.3g}"
+
+
+def format_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """The summary table as text: 'mean ± std' per metric ('-' where every seed diverged), swept values short."""
+    out = pd.DataFrame(index=table.index)
+    metric_cols = [c for c in table.columns if f"{c}_std" in table.columns]
+    for col in table.columns:
+        if col.endswith("_std") or col in ("ok", "diverged"):
+            continue
+        if col in metric_cols:
+            out[col] = [
+                _num(m) if not math.isfinite(m) or n_ok <= 1 else f"{_num(m)} ± {_num(sd)}"
+                for m, sd, n_ok in zip(table[col], table[f"{col}_std"], table["ok"])
+            ]
+        elif col in ("seeds", "status"):
+            out[col] = table[col].astype(str)
+        else:
+            out[col] = [plots._fmt(v) for v in table[col]]
+    return out
+
+
+def summary_text(results: Any) -> str:
+    """The summary table as printed in the terminal."""
+    table = summary_table(results)
+    if table.empty:
+        return "(no finished instances yet)"
+    return format_summary(table).to_string(index=False)
+
+
+# ------------------------------------------------------------------------------------------------------ html
+_CSS = """
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1400px;
+       padding: 0 1em; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
+.meta { color: #666; font-size: 0.9em; }
+table { border-collapse: collapse; font-size: 0.88em; margin: 0.5em 0; }
+th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
+th { background: #f4f4f4; } td.text { text-align: left; }
+tr.diverged td { background: #fbeaea; color: #8a1f1f; } tr.partial td { background: #fdf6e3; }
+figure { margin: 1em 0 2em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #444; font-size: 0.92em; margin-top: 0.3em; }
+code { background: #f4f4f4; padding: 0 3px; }
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _table_html(df: pd.DataFrame, row_classes: list[str] | None = None) -> str:
+    head = "".join(f"<th>{_e(c)}</th>" for c in df.columns)
+    body = []
+    for i, (_, row) in enumerate(df.iterrows()):
+        cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
+        cells = "".join(
+            f'<td class="text">{_e(v)}</td>' if isinstance(v, str) and not _looks_numeric(v) else f"<td>{_e(v)}</td>"
+            for v in row.tolist()
+        )
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _looks_numeric(text: str) -> bool:
+    return bool(text) and (text[0].isdigit() or text[0] in "-+.") and not text[:1].isalpha()
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _config_html(results: Any) -> str:
+    sweep = results.sweep
+    grid = "".join(f"<tr><td class='text'><code>{_e(k)}</code></td><td class='text'>"
+                   f"{_e(', '.join(plots._fmt(v) for v in vals))}</td></tr>" for k, vals in sweep.grid.items())
+    grid_html = (f"<table><thead><tr><th>swept field</th><th>values</th></tr></thead><tbody>{grid}</tbody></table>"
+                 if grid else "<p>Nothing is swept.</p>")
+    flat = sweep.base.flat()
+    items = [(k, plots._fmt(v)) for k, v in flat.items() if k not in sweep.grid]
+    ncol = 4
+    cells = [f"<td class='text'><code>{_e(k)}</code></td><td>{_e(v)}</td>" for k, v in items]
+    rows = "".join("<tr>" + "".join(cells[i:i + ncol]) + "</tr>" for i in range(0, len(cells), ncol))
+    return (f"{grid_html}<p>Seeds per setting: {sweep.seeds}. Instances: {len(sweep.instances())}.</p>"
+            f"<p>Fixed fields:</p><table><tbody>{rows}</tbody></table>")
+
+
+def _mechanism_html(results: Any) -> str:
+    """Numbers behind the mechanism figure (``analysis.explain``'s summary) for the most monosemantic instance."""
+    from .analysis import explain
+
+    run_id = plots.most_monosemantic(results)
+    if run_id is None:
+        return ""
+    attrs = explain(results, run_id).attrs
+    names = {
+        "n_mono": "mono neurons", "n_poly": "polysemantic neurons", "n_dead": "dead neurons",
+        "poly_rank": "numerical rank of the poly block (1% tolerance)",
+        "poly_linear_fraction": "poly pre-activations > 0 on lone features (linear regime)",
+        "gram_c": "fit M = c E^T E + d: c", "gram_d": "fit: d", "gram_residual": "fit: relative residual",
+        "loss_full": "lone-feature loss: full model", "loss_mono": "... mono block only",
+        "loss_poly": "... poly block only", "loss_zero": "... no neurons",
+    }
+    rows = "".join(f"<tr><td class='text'>{_e(label)}</td><td>{_e(_num(float(attrs[k])))}</td></tr>"
+                   for k, label in names.items() if k in attrs)
+    return (f"<h2>Mechanism numbers of {_e(run_id)}</h2><p>From <code>tm.analysis.explain(results, "
+            f"'{_e(run_id)}')</code> (the full neuron table is returned there).</p><table><tbody>{rows}</tbody>"
+            "</table>")
+
+
+def write_report(results: Any) -> Path:
+    """Draw figures/*.png and write the self-contained report.html into the results folder; returns its path."""
+    folder = Path(results.folder)
+    inst = results.instances
+    figures: list[tuple[plots.FigureSpec, Path]] = []
+    if len(inst):
+        for spec in plots.FIGURES:
+            for path in spec.plot(results, out_dir=folder / "figures"):
+                figures.append((spec, path))
+
+    meta = results.meta
+    n_div = int((inst["status"] != "ok").sum()) if len(inst) else 0
+    model = results.sweep.base.model.model
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{_e(results.sweep.name)}: toymodels report</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(results.sweep.name)}</h1>",
+        f"<p class='meta'>toymodels {_e(meta.get('toymodels_version', '?'))}, torch "
+        f"{_e(meta.get('torch_version', '?'))}, git {_e((meta.get('git_commit') or 'n/a')[:12])}, device "
+        f"{_e(meta.get('device', '?'))}; model <code>{_e(model)}</code>; {len(inst)} of "
+        f"{len(results.sweep.instances())} instances finished, {n_div} diverged.</p>",
+        "<h2>Sweep</h2>", _config_html(results),
+        "<h2>Summary</h2>",
+    ]
+    table = summary_table(results)
+    if table.empty:
+        parts.append("<p>No finished instances yet.</p>")
+    else:
+        classes = ["diverged" if d == s else "partial" if d else "" for d, s in zip(table["diverged"], table["seeds"])]
+        parts.append("<p>One row per setting: mean ± standard deviation over the seeds that did not diverge; "
+                     "'-' where every seed diverged (no final loss).</p>")
+        parts.append(_table_html(format_summary(table), classes))
+    if figures:
+        parts.append("<h2>Figures</h2>")
+        for spec, path in figures:
+            parts.append(f"<figure id='{_e(spec.name)}'><img src='{_data_uri(path)}' alt='{_e(spec.name)}'>"
+                         f"<figcaption><b>{_e(path.name)}</b>: {_e(spec.caption)}</figcaption></figure>")
+    skipped = [s.name for s in plots.FIGURES if s.em_only] if model != "em" else []
+    if skipped and len(inst):
+        parts.append(f"<p class='meta'>Figures for the EM model only, skipped for '{_e(model)}': "
+                     f"{_e(', '.join(skipped))}.</p>")
+    if model == "em" and len(inst):
+        parts.append(_mechanism_html(results))
+    parts.append("</body></html>")
+    out = folder / "report.html"
+    write_text(out, "\n".join(parts) + "\n")
+    return out

@@ -152,7 +152,6 @@ def train_group(
 
     v = torch.zeros(I, o.batch_size, c0.data.N, device=device, dtype=dtype)
     last_state = time.monotonic()
-    zero = torch.zeros((), device=device, dtype=dtype)
     for t in range(start, o.steps):
         for i, s in enumerate(samplers):
             s.fill(v[i])
@@ -164,16 +163,16 @@ def train_group(
 
         with torch.no_grad():
             lr = lr0 * factors[t]
+            # Divergence guard: a non-finite loss or next parameter freezes the instance (a non-finite gradient
+            # always gives a non-finite update, so checking the new parameters covers it).
             ok = alive & torch.isfinite(total)
-            for p in params:
-                ok &= torch.isfinite(_per_instance_sum(p.grad))
-            updates = opt.updates(lr)
-            for p, u in zip(params, updates):
-                ok &= torch.isfinite(_per_instance_sum(p + u))
+            new_params = [p + u for p, u in zip(params, opt.updates(lr))]
+            for q in new_params:
+                ok &= torch.isfinite(_per_instance_sum(q))
             diverged_at = torch.where(alive & ~ok, torch.full_like(diverged_at, t), diverged_at)
             alive = ok
-            for p, u in zip(params, updates):
-                p.add_(torch.where(alive.view(-1, *[1] * (p.dim() - 1)), u, zero))
+            for p, q in zip(params, new_params):
+                p.copy_(torch.where(alive.view(-1, *[1] * (p.dim() - 1)), q, p))
             if use_decay and t < o.steps / 2:
                 for b in model.decayed_params():
                     b.mul_(torch.where(alive, decay_factor, 1.0).view(-1, *[1] * (b.dim() - 1)))
