@@ -84,7 +84,16 @@ def run(
     detach: bool = typer.Option(False, help="submit to SLURM and return; follow with `toymodels status DIR`"),
 ) -> None:
     """Train a preset or a config file's sweep and write its results folder."""
+    from .presets import PRESETS
     from .sweep import estimate_seconds, instance_records, instance_steps, run_sweep
+
+    if target in PRESETS and PRESETS[target].parts:  # multi-part preset (OPT1): one folder per part under --out
+        root = out or Path("runs") / f"{target}-{scale}"
+        for part in PRESETS[target].part_names():
+            typer.echo(f"== {part} -> {root / part}", err=True)
+            run(part, scale, set_, sweep_, seeds, root / part, device, resume, dry_run, report, progress, backend,
+                slurm_partition, slurm_gpus_per_task, slurm_cpus_per_task, slurm_time, max_parallel, detach)
+        return
 
     try:
         sweep = resolve_sweep(target, scale, set_, sweep_, seeds, device)
@@ -124,13 +133,17 @@ def presets() -> None:
 
     for p in PRESETS.values():
         grid = "; ".join(f"{k} in {v}" for k, v in p.grid.items())
+        if p.parts:  # multi-part preset (OPT1): its parts' grids, costs summed over the parts
+            grid = " | ".join(f"{n}: " + "; ".join(f"{k} in {v}" for k, v in g.items())
+                              for n, (_, _, g) in zip(p.part_names(), p.parts))
         typer.echo(f"{p.name:5s} {p.base.get('task', ''):11s} {p.base.get('nonlinearity', ''):5s} "
                    f"{p.base.get('distribution', ''):9s} {p.summary}" + (f"  [{p.figure}]" if p.figure else ""))
         typer.echo(f"      sweeps {grid}")
         costs = []
         for scale in SCALES:
-            s = p.config(scale)
-            costs.append(f"{scale}: {instance_steps(s):.2g} inst-steps ~{_human(estimate_seconds(s))}")
+            parts = p.sweeps(scale)
+            steps, secs = sum(instance_steps(s) for s in parts), sum(estimate_seconds(s) for s in parts)
+            costs.append(f"{scale}: {steps:.2g} inst-steps ~{_human(secs)}")
         typer.echo("      " + " | ".join(costs))
 
 
@@ -185,6 +198,37 @@ def status(folder: Path = typer.Argument(..., help="a results folder")) -> None:
             typer.echo(f"  {gid}  not submitted to SLURM{saved}")
 
 
+@app.command("reproduce")
+def reproduce_cmd(
+    names: list[str] = typer.Argument(None, help="claims LR1 LR2 LR3 B K1 MECH RG1 (PAPERS.md §4 rows 1-7) and/or "
+                                      "TMS-*/PC-* presets; none with --all = rows 1-7"),
+    all_: bool = typer.Option(False, "--all", help="every EM claim (rows 1-7)"),
+    scale: str = typer.Option("quick", help="smoke | quick | paper"),
+    seeds: int = typer.Option(2, help="seeds per setting"),
+    out: Path = typer.Option(Path("runs/reproduce"), help="folder of the results folders (finished ones are reused)"),
+    docs: Path = typer.Option(Path("docs"), help="where reproduction.md and figures/em_*.png go"),
+    steps: Optional[str] = typer.Option(None, help="train every sweep this many steps (bias decay rescaled to keep "
+                                        "the cumulative pull), e.g. 4096, or per claim: 4096,B=2048,K1=2048; "
+                                        "default: the scale's"),
+    progress: bool = typer.Option(False, help="show progress bars"),
+) -> None:
+    """Run the paper's checks, judge each claim and write docs/reproduction.md with figures."""
+    from .reproduce import EM_CLAIMS, reproduce
+
+    if not names and not all_:
+        _fail("name the claims to check (e.g. LR1 LR3) or pass --all")
+    chosen = list(dict.fromkeys([*(EM_CLAIMS if all_ else []), *(names or [])]))
+    command = "toymodels reproduce " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
+    try:
+        verdicts = reproduce(chosen, scale=scale, seeds=seeds, out_dir=out, docs_dir=docs, steps=steps,
+                             progress=progress, command=command)
+    except (ConfigError, ResultsError) as err:
+        _fail(str(err))
+    for v in verdicts:
+        if isinstance(v, dict) and "verdict" in v:
+            typer.echo(f"{str(v.get('claim', v.get('name', '?'))):6s} {v['verdict']:12s} {v.get('reason', '')[:160]}")
+    typer.echo(f"report: {docs / 'reproduction.md'}")
+
 @app.command("app")
 def dashboard(
     folder: Path = typer.Argument(Path("runs"), help="a folder of results folders (or one results folder)"),
@@ -203,7 +247,9 @@ def dashboard(
         _fail(f"no folder '{folder}'; train a sweep first, e.g. "
               f"toymodels run LR1 --scale quick --out {folder}/LR1-quick")
     script = Path(__file__).with_name("app.py")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--browser.gatherUsageStats", "false"]
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--browser.gatherUsageStats", "false",
+           "--server.fileWatcherType", "none",  # the app reruns on new results, not on edits of its source
+           "--client.toolbarMode", "viewer"]
     if port is not None:
         cmd += ["--server.port", str(port)]
     if headless:

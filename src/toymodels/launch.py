@@ -10,7 +10,8 @@ from ``sweep.json``, re-plans it and runs ``run_group`` for its group, which wri
 atomically (tmp + ``os.replace``) and ``DONE`` last. The submitting process (the parent) waits with a progress bar
 over the tasks, merges the finished groups' tables as they come (it is the single writer of the top-level tables)
 and reports every task that failed or was cancelled with its SLURM state and log. Job ids are kept in
-``<folder>/slurm/jobs.json``; submitit's files and the tasks' logs (``<jobid>_<task>_0_log.out``) in ``<folder>/slurm/``.
+``<folder>/slurm/jobs.json``; submitit's files and the tasks' logs (``<jobid>_<task>_0_log.out``) in
+``<folder>/slurm/``.
 
 Faults:
 
@@ -171,12 +172,12 @@ def task_states(task_ids: list[str]) -> dict[str, str]:
 
 def slurm_missing() -> str | None:
     """Why ``--backend slurm`` cannot work here, or None."""
+    if shutil.which("sbatch") is None:
+        return "--backend slurm: no 'sbatch' on PATH (SLURM is not installed on this machine, or not on PATH)"
     try:
         import submitit  # noqa: F401
     except ImportError:
         return "--backend slurm needs submitit: pip install 'toymodels[slurm]'"
-    if shutil.which("sbatch") is None:
-        return "--backend slurm: no 'sbatch' on PATH (SLURM is not installed on this machine, or not on PATH)"
     return None
 
 
@@ -228,7 +229,12 @@ class SlurmLauncher:
         from .worker import GroupTask
 
         ex = self._executor(folder, name, len(gids))
-        jobs = ex.map_array(GroupTask(state_every_s), [str(folder)] * len(gids), gids)
+        try:
+            jobs = ex.map_array(GroupTask(state_every_s), [str(folder)] * len(gids), gids)
+        except Exception as err:  # submitit's FailedJobError carries sbatch's own message
+            lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+            why = next((ln for ln in lines if "error" in ln.lower()), lines[-1] if lines else type(err).__name__)
+            raise LaunchError(f"sbatch did not accept the job array: {why}") from None
         tasks = {gid: job.job_id for gid, job in zip(gids, jobs)}
         record = read_jobs(folder)
         record["submissions"].append({
@@ -275,6 +281,7 @@ class SlurmLauncher:
         bar = tqdm(total=len(tasks), unit="task", disable=not progress, dynamic_ncols=True, desc=name)
         unknown_since: dict[str, float] = {}
         merged: set[str] = set()
+        reported: set[str] = set()
         try:
             while True:
                 done = {gid for gid in tasks if store.group_done(folder, gid)}
@@ -296,6 +303,10 @@ class SlurmLauncher:
                             ended[gid] = st
                 # a task may have completed (and written DONE) since the check above
                 ended = {gid: st for gid, st in ended.items() if not store.group_done(folder, gid)}
+                for gid in sorted(set(ended) - reported):  # say it now; the summary comes when all have ended
+                    bar.write(f"{gid}: task {tasks[gid]} ended {ended[gid]} without finishing the group; "
+                              f"log: {task_log(folder, tasks[gid])}", file=sys.stderr)
+                reported |= set(ended)
                 bar.n = len(done)
                 counts: dict[str, int] = {}
                 for gid in left:
