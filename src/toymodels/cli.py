@@ -35,7 +35,7 @@ def resolve_sweep(target: str, scale: str, sets: list[str], sweeps: list[str], s
     from .presets import preset
 
     path = Path(target)
-    if path.suffix in (".toml", ".json") or path.exists():
+    if path.suffix in (".toml", ".json") or path.is_file():
         if not path.is_file():
             raise ConfigError(f"config file '{target}' not found")
         sweep = SweepConfig.from_file(path)

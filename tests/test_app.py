@@ -1,0 +1,316 @@
+"""The dashboard (``toymodels app``), end to end in a real browser, plus its CLI command.
+
+The browser test builds a smoke results folder, a damaged copy and a copy whose sweep is "still running", starts
+the streamlit app on a free localhost port, drives it with Playwright in Debian's headless chromium and saves
+screenshots under ``ci-artifacts/app/`` (printed). It needs ``playwright`` and ``/usr/bin/chromium``
+(``.ci/install-browser.sh`` installs both); without them it is skipped, unless TOYMODELS_REQUIRE_BROWSER=1 (then it
+fails, so CI cannot pass by skipping it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "ci-artifacts" / "app"
+APP = Path(__file__).resolve().parents[1] / "src" / "toymodels" / "app.py"
+START_TIMEOUT_S = 60  # server up (imports torch on a loaded 2-core machine)
+FIRST_RENDER_TIMEOUT_MS = 90_000  # the first script run imports torch and reads the results
+STEP_TIMEOUT_MS = 30_000  # each later interaction
+
+
+def _need_browser() -> None:
+    problems = []
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        problems.append("the playwright package is not installed")
+    if not os.access(CHROMIUM, os.X_OK):
+        problems.append(f"Debian's chromium is not installed ({CHROMIUM})")
+    if problems:
+        msg = "; ".join(problems) + ": run .ci/install-browser.sh"
+        if os.environ.get("TOYMODELS_REQUIRE_BROWSER"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def results_root(tmp_path_factory) -> Path:
+    """runs/LR1-smoke (trained), runs/damaged (a group table overwritten) and runs/running (no group finished)."""
+    from toymodels.presets import preset
+    from toymodels.sweep import run_sweep
+
+    root = tmp_path_factory.mktemp("runs")
+    run_sweep(preset("LR1", scale="smoke"), root / "LR1-smoke", progress=False, report=False)
+    shutil.copytree(root / "LR1-smoke", root / "damaged")
+    (root / "damaged" / "groups" / "g000" / "instances.parquet").write_bytes(b"PAR1 this is not a parquet file")
+    (root / "running").mkdir()
+    shutil.copy(root / "LR1-smoke" / "sweep.json", root / "running" / "sweep.json")
+    return root
+
+
+@pytest.fixture
+def app_url(results_root):
+    """Start the app on a free port; stop it by its process id (terminate, then kill) afterwards."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    log = open(ARTIFACTS / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+         "--client.toolbarMode", "viewer", "--", str(results_root)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with {proc.returncode}:\n{(ARTIFACTS / 'server.log').read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not answer in {START_TIMEOUT_S} s; log in {ARTIFACTS / 'server.log'}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.mark.browser
+def test_dashboard_in_browser(app_url, results_root, capsys):
+    _need_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    with capsys.disabled():
+        print(f"\nscreenshots: {ARTIFACTS}")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(STEP_TIMEOUT_MS)
+            expect.set_options(timeout=STEP_TIMEOUT_MS)
+            page.goto(app_url)
+            sidebar = page.get_by_test_id("stSidebar")
+            sweeps = sidebar.get_by_test_id("stRadio")
+            main = page.get_by_test_id("stMain")
+
+            # Opens on the first sweep, with no clicks: the sweep list, the instance table and the figures.
+            heatmap = page.locator(".st-key-sfa-figure .js-plotly-plot")
+            expect(heatmap).to_be_visible(timeout=FIRST_RENDER_TIMEOUT_MS)
+            for name in ("LR1-smoke", "damaged", "running"):
+                expect(sweeps).to_contain_text(name)
+            expect(sweeps.get_by_role("radio", name="LR1-smoke")).to_be_checked()
+            expect(main.get_by_role("heading", name="LR1-smoke")).to_be_visible()
+            table = page.locator(".st-key-instance-table [data-testid=stDataFrame]")
+            expect(table).to_be_visible()
+            for run_id in ("r0000", "r0001", "r0002"):
+                expect(table).to_contain_text(run_id)
+            training = page.locator(".st-key-training-figure .js-plotly-plot")
+            expect(training).to_be_visible()
+            # one line per instance and metric (3 x 3) plus the colour-bar trace
+            expect(training.locator(".scatterlayer .trace")).to_have_count(10)
+            title = page.locator(".st-key-sfa-figure .gtitle")
+            expect(title).to_contain_text("r0000")
+            expect(page.locator(".st-key-mechanism")).to_contain_text("rank of poly block")
+            assert main.get_by_test_id("stException").count() == 0
+            page.screenshot(path=ARTIFACTS / "01-overview.png")
+            training.screenshot(path=ARTIFACTS / "02-training.png")
+
+            # Choosing another instance redraws the heatmap with that instance's activations.
+            image = heatmap.locator(".heatmaplayer image")
+            expect(image).to_have_count(1)
+            before = image.get_attribute("href")
+            heatmap.screenshot(path=ARTIFACTS / "03-heatmap-r0000.png")
+            page.get_by_test_id("stSelectbox").filter(has_text="Instance").click()
+            page.get_by_role("option", name=re.compile(r"^r0002")).click()
+            # (while the script reruns the old figure may still be on the page next to the new one)
+            expect(title.filter(has_text="r0002")).to_be_visible()
+            expect(heatmap).to_have_count(1)
+            expect(title).to_contain_text("r0002")
+            expect(image).to_have_count(1)
+            assert image.get_attribute("href") != before
+            heatmap.screenshot(path=ARTIFACTS / "04-heatmap-r0002.png")
+
+            # A damaged folder shows the loader's message naming the file, not a traceback.
+            sweeps.get_by_text("damaged", exact=True).click()
+            expect(main.get_by_role("heading", name="damaged")).to_be_visible()
+            alert = main.get_by_test_id("stAlert")
+            expect(alert).to_contain_text("cannot be read")
+            expect(alert).to_contain_text(re.compile(r"instances\.parquet: damaged Parquet file"))
+            assert main.get_by_test_id("stException").count() == 0
+            page.screenshot(path=ARTIFACTS / "05-damaged.png")
+
+            # A sweep with unfinished groups shows the running notice.
+            sweeps.get_by_text("running", exact=True).click()
+            notice = main.get_by_test_id("stAlert").filter(has_text="Sweep still running: 0 of 3 instances finished")
+            expect(notice).to_be_visible()
+            expect(main.get_by_test_id("stAlert")).to_have_count(2)  # the notice and "No finished instances yet."
+            page.screenshot(path=ARTIFACTS / "06-running.png")
+            # ... and shows the instances once its groups are done, without a click (groups/ appears atomically).
+            shutil.copytree(results_root / "LR1-smoke" / "groups", results_root / "running" / "groups.tmp")
+            (results_root / "running" / "groups.tmp").rename(results_root / "running" / "groups")
+            expect(notice).to_have_count(0)
+            expect(page.locator(".st-key-instance-table [data-testid=stDataFrame]")).to_contain_text("r0002")
+        finally:
+            browser.close()
+
+
+# ---- the CLI command (no browser) ---------------------------------------------------------------------------------
+def test_app_command_starts_streamlit_on_the_folder(tmp_path, monkeypatch):
+    """`toymodels app DIR --port P --headless` runs `python -m streamlit run app.py ... -- DIR`."""
+    pytest.importorskip("streamlit", reason="the app extra is not installed")
+    pytest.importorskip("plotly", reason="the app extra is not installed")
+    from typer.testing import CliRunner
+
+    import toymodels.cli as cli
+
+    calls = []
+
+    class FakePopen:
+        def __init__(self, cmd):
+            calls.append(cmd)
+
+        def wait(self, timeout=None):
+            return 0
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakePopen)
+    result = CliRunner().invoke(cli.app, ["app", str(tmp_path), "--port", "8765", "--headless"])
+    assert result.exit_code == 0, result.output
+    (cmd,) = calls
+    assert cmd[:4] == [sys.executable, "-m", "streamlit", "run"]
+    assert Path(cmd[4]) == Path(cli.__file__).with_name("app.py")
+    assert cmd[cmd.index("--server.port") + 1] == "8765"
+    assert cmd[cmd.index("--server.headless") + 1] == "true"
+    assert cmd[-2:] == ["--", str(tmp_path.resolve())]
+
+
+def test_app_command_rejects_a_missing_folder(tmp_path):
+    from typer.testing import CliRunner
+
+    import toymodels.cli as cli
+
+    result = CliRunner().invoke(cli.app, ["app", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert "no folder" in result.output
+
+
+# ---- the app's helpers (no server, no browser) --------------------------------------------------------------------
+def test_heatmap_order_puts_mono_neurons_first_on_a_diagonal():
+    pytest.importorskip("plotly", reason="the app extra is not installed")
+    import numpy as np
+
+    from toymodels.app import sort_neurons
+
+    # neurons x features: n0 poly, n1 mono on f2, n2 dead, n3 mono on f0 (stronger ratio ties: by feature)
+    sfa = np.array([[0.5, 0.4, 0.3], [0.0, 0.0, 0.9], [0.0, 0.0, 0.0], [0.7, 0.0, 0.0]])
+    neurons, features = sort_neurons(sfa)
+    assert neurons.tolist() == [3, 1, 0, 2]  # mono (by own feature), then poly, dead last
+    assert features.tolist() == [0, 2, 1]  # f0's strongest is n3 (first), f2's is n1, f1's is n0
+
+
+def test_results_folders_are_found_and_signed(tmp_path):
+    pytest.importorskip("plotly", reason="the app extra is not installed")
+    from toymodels.app import filter_instances, find_results, signature
+
+    for name in ("b", "a", "nested/c"):
+        (tmp_path / name).mkdir(parents=True)
+        (tmp_path / name / "sweep.json").write_text("{}")
+    (tmp_path / "not-results").mkdir()
+    assert [p.relative_to(tmp_path).as_posix() for p in find_results(tmp_path)] == ["a", "b", "nested/c"]
+    assert find_results(tmp_path / "a") == [tmp_path / "a"]
+    before = signature(tmp_path / "a")
+    (tmp_path / "a" / "groups" / "g000").mkdir(parents=True)
+    (tmp_path / "a" / "groups" / "g000" / "DONE").write_text("")
+    assert signature(tmp_path / "a") != before  # a finished group changes the cache key
+
+    import pandas as pd
+
+    df = pd.DataFrame({"lr": [0.1, 0.2, 0.3], "status": ["ok", "diverged", "ok"]})
+    assert filter_instances(df, {"lr": [], "status": ["ok"]})["lr"].tolist() == [0.1, 0.3]
+    assert filter_instances(df, {"lr": [0.2, 0.3], "status": []})["lr"].tolist() == [0.2, 0.3]
+
+
+def test_colour_scale_is_logarithmic_for_values_spanning_decades():
+    pytest.importorskip("plotly", reason="the app extra is not installed")
+    from toymodels.app import Colours, log_ticks
+
+    lr = Colours("lr", [0.001, 0.01, 0.1, 0.01])
+    assert lr.numeric and lr.log and lr.fraction(0.01) == pytest.approx(0.5)
+    bias = Colours("bias_offset", [-2.0, 0.0, 1.0])
+    assert bias.numeric and not bias.log and bias.fraction(0.0) == pytest.approx(2 / 3)
+    opt = Colours("optimizer", ["lamb", "adam"])
+    assert not opt.numeric and opt.colour("adam") != opt.colour("lamb")
+    assert log_ticks(0.15, 0.6) == [0.2, 0.5]
+    assert log_ticks(0.3, 0.35) == [0.2, 0.5]  # a tick either side when none falls inside
+
+
+def test_figures_and_neuron_view_handle_diverged_instances(diverging_results):
+    """Every panel's data builds for a sweep with diverged instances (NaN losses and metrics)."""
+    pytest.importorskip("plotly", reason="the app extra is not installed")
+    from toymodels import app
+
+    res = diverging_results
+    assert (res.instances["status"] == "diverged").any()
+    training, final, table = app.family_metrics(res)
+    assert training == ["loss", "mono_per_feature", "mean_bias"] and "mono_per_feature" in table
+    fig = app.training_figure(res, res.instances, "lr", training)
+    assert len(fig.data) == len(res.instances) * len(training) + 1  # + the colour bar's trace
+    final_fig = app.sweep_figure(res.instances, "lr", final, ["seed"])
+    ok = int((res.instances["status"] == "ok").sum())
+    assert sum(len(t.x) for t in final_fig.data if t.mode == "markers") == ok * len(final)  # diverged left out
+    for run_id in res.instances["run_id"]:
+        step = res.checkpoint_steps(run_id)[-1]
+        view = app.neuron_view(res, run_id, step)
+        k, N = view["sfa"].shape
+        assert sorted(view["neuron_order"].tolist()) == list(range(k))
+        assert sorted(view["feature_order"].tolist()) == list(range(N))
+        app.neuron_figure(view, run_id).to_json()
+        assert set(app.mechanism_table(view["summary"])["quantity"]) >= {"mono neurons", "rank of poly block"}
+
+
+def test_unreadable_folders_give_a_message_not_an_exception(tmp_path):
+    pytest.importorskip("plotly", reason="the app extra is not installed")
+    import json
+
+    from toymodels.app import load_or_error
+
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "sweep.json").write_text(json.dumps({"format_version": 99, "sweep": {}}))
+    results, msg = load_or_error(tmp_path / "new")
+    assert results is None and "sweep.json" in msg and "99" in msg
+    (tmp_path / "garbled").mkdir()
+    (tmp_path / "garbled" / "sweep.json").write_text("{not json")
+    results, msg = load_or_error(tmp_path / "garbled")
+    assert results is None and "damaged JSON" in msg
