@@ -134,6 +134,9 @@ def _tms(cfgs: Sequence[ExperimentConfig], t: dict[str, Tensor]) -> dict[str, Te
     }
 
 
+_OPTIMAL_LOSS: dict[tuple, float] = {}
+
+
 @register("quadratic")
 def _quadratic(cfgs: Sequence[ExperimentConfig], t: dict[str, Tensor]) -> dict[str, Tensor]:
     """P&C quadratic-model summaries per instance (PAPERS.md §3):
@@ -149,13 +152,12 @@ def _quadratic(cfgs: Sequence[ExperimentConfig], t: dict[str, Tensor]) -> dict[s
     W, b, v = t["W"].double(), t["b"].double(), t["importance"].double()
     K = torch.tensor([c.data.kurtosis for c in cfgs], dtype=torch.float64)
     cap = metrics.capacity(W)
-    optimal: dict[tuple, float] = {}
     opt_list = []
     for i, c in enumerate(cfgs):
         key = (c.model.m, c.data.kurtosis, tuple(v[i].tolist()))
-        if key not in optimal:
-            optimal[key] = quadratic_capacity_theory(v[i], c.model.m, c.data.kurtosis)[1]
-        opt_list.append(optimal[key])
+        if key not in _OPTIMAL_LOSS:  # the same for every checkpoint: computed once per process
+            _OPTIMAL_LOSS[key] = quadratic_capacity_theory(v[i], c.model.m, c.data.kurtosis)[1]
+        opt_list.append(_OPTIMAL_LOSS[key])
     opt = torch.tensor(opt_list, dtype=torch.float64)
     tol = CAPACITY_TOLERANCE
     return {

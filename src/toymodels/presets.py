@@ -3,14 +3,43 @@
 Scales:
 
 * ``paper``: the paper's sizes -- N=512, m=64, k=1024 (2048 for abs), batch 2^13, 2^17 steps (a GPU job).
-* ``quick``: a few minutes on 2 CPU cores. N, m and k are divided by 4 (N=128, m=16, k=256), which keeps N/m, k/N,
-  eps, the active features per input dimension (N*eps/m) and the per-neuron interference noise sqrt(N*eps/(3m)),
-  and the unit-feature pre-activation scale, so a bias offset of -1 means the same thing (shared/PAPERS.md §4).
-  Batch 128 and 2^15 steps: at this size more steps beat a larger batch (PAPERS.md §4.1: lr 0.03 reached 0.57
-  mono/feature with batch 128 x 2^15 steps against 0.24 with batch 1024 x 2^13). The paper_cosine period stays 1024
-  steps (it is set in steps, not as a fraction of training). Bias decay is multiplied by 4 = 2^17/2^15 so that the
-  cumulative pull (1 - decay*lr)^(steps/2) matches the paper's run; pass ``--set bias_decay=...`` to undo it.
+* ``quick``: a few minutes on 2 idle CPU cores (10-20 min for a 6-value sweep with 2 seeds on a busy shared machine).
+  N, m and k are divided by 4 (N=128, m=16, k=256), which keeps N/m, k/N, eps, the active features per input
+  dimension (N*eps/m) and the per-neuron interference noise sqrt(N*eps/(3m)), and the unit-feature pre-activation
+  scale, so a bias offset of -1 means the same thing (shared/PAPERS.md §4). Batch 128 and 2^15 steps: at this size
+  more steps beat a larger batch (PAPERS.md §4.1: lr 0.03 reached 0.57 mono/feature with batch 128 x 2^15 steps
+  against 0.24 with batch 1024 x 2^13). The paper_cosine period stays 1024 steps (it is set in steps, not as a
+  fraction of training). Bias decay keeps the paper's per-step value (see below).
 * ``smoke``: seconds, for tests: N=32, m=4, k=64, batch 64, 256 steps, at most three values per swept field.
+
+Calibration (docs/reproduction.md, ``toymodels reproduce``): at quick size the lr effect appears early -- LR1 with
+4096 steps gives 0.63 +- 0.04 mono/feature at lr 0.03 (0 at lr <= 0.01, mean bias -0.80), and 3072 steps 0.52 --
+but only at the top lr (the paper's re-run already reaches ~1 at lr 0.007-0.01), and that run's final loss is ~10%
+above the best lr's. So the quick scale shows the direction of the paper's effect, at a lower level.
+
+Bias decay when steps are cut (shared/PAPERS.md §4). During the first half of training the paper multiplies the bias
+by (1 - decay*lr) after every step, so without gradients the bias would shrink by (1 - decay*lr)^(steps/2) overall.
+Two quantities cannot both be kept when steps are cut by a factor s:
+
+* the *cumulative* pull (1 - decay*lr)^(steps/2) -- kept by multiplying decay by s ("rescaled",
+  ``with_steps(..., rescale_decay=True)``); e.g. LR3 at lr 0.01: 2^17 steps x decay 0.03 and 2^15 x 0.12 both
+  give (1 - 3e-4)^65536 ~ (1 - 1.2e-3)^16384 ~ 3e-9;
+* the *per-step* balance between the decay and the gradient's push on the bias -- kept by leaving decay alone
+  ("unrescaled", the default of the ``quick`` scale and of :func:`with_steps`).
+
+Lamb settles it: each step moves the bias tensor by at most lr * ||b|| (a fixed fraction of its norm), while the
+decay shrinks it by decay * lr * ||b||. Both scale with lr * ||b||, so what decides whether the gradient can hold a
+negative bias against the decay is the per-step ratio decay : 1, independent of the number of steps; the cumulative
+product is never reached because the gradient pushes back every step. Rescaling multiplies that ratio by s: LR3 cut
+to 4096 steps with decay 0.96 (= 0.03 x 2^17/4096) collapsed the biases to ~0 (|mean bias| < 0.005 at lr >= 0.003) and no
+neuron became monosemantic, even at lr 0.03 where LR1 reaches 0.63 (measured, docs/reproduction.md); once ||b|| ~ 0
+Lamb's relative steps cannot regrow it. So quick keeps the paper's decay (the scaling function multiplies decay by
+1); the reproduction still runs the rescaled variant of LR3 to show this.
+
+Multi-part presets: ``OPT1`` (the optimizer x schedule study) needs a different lr range per optimizer and two bias
+settings (LR1's and LR3's), which one grid product cannot express, so it is a list of sweeps, one per (setting,
+optimizer): ``Preset.sweeps(scale)`` returns them, ``preset("OPT1-LR3-adam")`` returns one, ``toymodels run OPT1``
+runs them all into ``<out>/<part>``. ``Preset.config()`` of a multi-part preset raises.
 
 Example:
     >>> sweep = preset("LR1", scale="quick")
@@ -54,18 +83,45 @@ class Preset:
     notes: str = ""
     family: str = "em"
     scale_fn: Any = field(default=None, repr=False)
+    #: multi-part presets (OPT1): (part suffix, base overrides, grid) per sweep; see the module docstring.
+    parts: tuple = ()
+    #: steps at quick scale when not the default 2^15 (bias decay is rescaled to match, see the module docstring)
+    quick_steps: int | None = None
+    #: smoke scale keeps the full grid instead of three values per field
+    smoke_full_grid: bool = False
 
     @property
     def swept(self) -> list[str]:
+        if self.parts:
+            return list(dict.fromkeys(k for _, over, grid in self.parts for k in [*grid, *over]))
         return list(self.grid)
 
     def config(self, scale: str = "quick", seeds: int = 1) -> SweepConfig:
+        if self.parts:
+            raise ConfigError(f"preset '{self.name}' is a study of {len(self.parts)} sweeps "
+                              f"({', '.join(self.part_names())}); use Preset.sweeps() or one part by name")
+        return self._config(self.name, self.base, self.grid, scale, seeds)
+
+    def _config(self, name: str, base: dict[str, Any], grid: dict[str, list[Any]], scale: str,
+                seeds: int) -> SweepConfig:
         if scale not in SCALES:
             raise ConfigError(f"field 'scale': must be one of {', '.join(SCALES)} (got {scale!r})")
         fn = self.scale_fn or _em_scale
-        base, grid = fn(self, scale)
-        return SweepConfig(name=f"{self.name}-{scale}", base=ExperimentConfig.from_flat(base), grid=grid,
+        view = Preset(name=name, summary=self.summary, base=base, grid=grid, quick_steps=self.quick_steps,
+                      smoke_full_grid=self.smoke_full_grid) if self.parts else self
+        base, grid = fn(view, scale)
+        return SweepConfig(name=f"{name}-{scale}", base=ExperimentConfig.from_flat(base), grid=grid,
                            seeds=seeds)
+
+    def part_names(self) -> list[str]:
+        return [f"{self.name}-{suffix}" for suffix, _, _ in self.parts]
+
+    def sweeps(self, scale: str = "quick", seeds: int = 1) -> list[SweepConfig]:
+        """Every sweep of the preset: ``[config()]``, or one per part for a multi-part preset."""
+        if not self.parts:
+            return [self.config(scale, seeds)]
+        return [self._config(f"{self.name}-{suffix}", {**self.base, **over}, grid, scale, seeds)
+                for suffix, over, grid in self.parts]
 
 
 def _thin(values: list[Any]) -> list[Any]:
@@ -79,8 +135,9 @@ def _em_scale(p: Preset, scale: str) -> tuple[dict[str, Any], dict[str, list[Any
     s = _SIZES[scale]
     base = dict(p.base)
     k_paper = base.pop("k", 1024)
-    base.update(N=s["N"], m=s["m"], k=max(1, k_paper // s["div"]), batch_size=s["batch_size"], steps=s["steps"])
-    decay_scale = _SIZES["paper"]["steps"] / s["steps"] if scale == "quick" else 1.0
+    steps = p.quick_steps if (scale == "quick" and p.quick_steps) else s["steps"]
+    base.update(N=s["N"], m=s["m"], k=max(1, k_paper // s["div"]), batch_size=s["batch_size"], steps=steps)
+    decay_scale = 1.0  # per-step decay kept at every scale: see "Bias decay when steps are cut" above
     if "bias_decay" in base:
         base["bias_decay"] = base["bias_decay"] * decay_scale
     grid = {}
@@ -89,8 +146,30 @@ def _em_scale(p: Preset, scale: str) -> tuple[dict[str, Any], dict[str, list[Any
             values = [max(1, v // s["div"]) for v in values]
         if key == "bias_decay":
             values = [v * decay_scale for v in values]
-        grid[key] = _thin(values) if scale == "smoke" else list(values)
+        grid[key] = _thin(values) if (scale == "smoke" and not p.smoke_full_grid) else list(values)
     return base, grid
+
+
+def with_steps(sweep: SweepConfig, steps: int, rescale_decay: bool = False) -> SweepConfig:
+    """The same sweep trained for ``steps`` steps. The bias decay keeps its per-step value unless
+    ``rescale_decay``, which multiplies it (base and grid) by old_steps / steps so the cumulative pull
+    (1 - decay*lr)^(steps/2) stays the same (module docstring: with Lamb that collapses the biases). The name gets
+    a ``-s<steps>`` suffix.
+
+    >>> with_steps(preset("LR3", "quick"), 2**13).base.optim.bias_decay
+    0.03
+    >>> with_steps(preset("LR3", "quick"), 2**13, rescale_decay=True).base.optim.bias_decay  # 0.03 * 2^15 / 2^13
+    0.12
+    """
+    old = sweep.base.optim.steps
+    f = old / steps if rescale_decay else 1.0
+    base = sweep.base.replace(steps=steps, bias_decay=round(sweep.base.optim.bias_decay * f, 12))
+    grid = dict(sweep.grid)
+    if "bias_decay" in grid:
+        grid["bias_decay"] = [round(v * f, 12) for v in grid["bias_decay"]]
+    if "steps" in grid:
+        grid.pop("steps")
+    return SweepConfig(name=f"{sweep.name}-s{steps}", base=base, grid=grid, seeds=sweep.seeds)
 
 
 def _em(name: str, summary: str, *, task="decoder", act="relu", dist="uniform", k=1024, eps=1 / 64, lr=None,
@@ -140,6 +219,41 @@ _add(_em("G1", "GeLU: learning-rate x initial-bias sweep with decay", act="gelu"
          notes="Table 1's GeLU batch (labelled 'B3' in the transcription; named G1 here)"))
 
 
+# The optimizer x schedule study (what the seed asked to explore; not in the paper). Lamb's lr is a relative step
+# per tensor (each step moves a tensor by lr times its clamped norm), so its values do not carry over: Adam/AdamW
+# move each weight by about lr per step (quick-scale weights are ~U(+-0.25), so lr 1e-2 is a ~4% step, comparable
+# to Lamb at 0.03) and SGD (momentum 0.9) moves by lr times the gradient of the summed loss (stable up to at least
+# 0.3 at quick scale, 768 steps, measured). Bias decay stays b *= 1 - decay*lr with each optimizer's own base lr.
+OPT_LRS = {"lamb": [0.001, 0.003, 0.01, 0.03], "adam": [3e-4, 1e-3, 3e-3, 1e-2], "adamw": [3e-4, 1e-3, 3e-3, 1e-2],
+           "sgd": [0.01, 0.03, 0.1, 0.3]}
+OPT_QUICK_LRS = {"lamb": [0.003, 0.03], "adam": [1e-3, 1e-2], "adamw": [1e-3, 1e-2], "sgd": [0.03, 0.3]}
+OPT_SCHEDULES = ["paper_cosine", "cosine", "constant", "warmup_cosine"]
+OPT_SETTINGS = {"LR1": dict(bias_offset=0.0, bias_decay=0.0), "LR3": dict(bias_offset=-1.0, bias_decay=0.03)}
+#: quick-scale steps of OPT1: 3072 (3 paper_cosine periods, under 1/10 of the quick default), so the 128
+#: instances (2 settings x 4 optimizers x 4 schedules x 2 lrs x 2 seeds) fit in ~1 h on a busy shared 2-core machine.
+#: 3072 is a multiple of the paper_cosine period (1024), so paper_cosine and constant end at peak lr, cosine and
+#: warmup_cosine at lr ~0. Bias decay keeps the paper's per-step 0.03 (module docstring).
+OPT1_QUICK_STEPS = 3 * 2**10
+
+
+def _opt1_scale(p: Preset, scale: str) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    base, grid = _em_scale(p, scale)
+    if scale == "quick":
+        grid["lr"] = list(OPT_QUICK_LRS[base["optimizer"]])
+    return base, grid
+
+
+_add(Preset(
+    name="OPT1", summary="optimizer x schedule x lr on the LR1 and LR3 settings (the seed's exploration)",
+    base=_em("OPT1", "", grid={}).base, grid={}, family="em", figure=None, quick_steps=OPT1_QUICK_STEPS,
+    smoke_full_grid=False, scale_fn=_opt1_scale,
+    notes="multi-part: one sweep per (setting, optimizer), grid schedule x lr; quick: 2 lrs per optimizer "
+          f"({OPT_QUICK_LRS}), {OPT1_QUICK_STEPS} steps; paper: 4 lrs per optimizer ({OPT_LRS})",
+    parts=tuple((f"{setting}-{opt}", {**over, "optimizer": opt}, {"schedule": OPT_SCHEDULES, "lr": OPT_LRS[opt]})
+                for setting, over in OPT_SETTINGS.items() for opt in OPT_LRS),
+))
+
+
 def preset(name: str, scale: str = "quick", seeds: int = 1) -> SweepConfig:
     """The SweepConfig of a named experiment at a scale.
 
@@ -147,6 +261,9 @@ def preset(name: str, scale: str = "quick", seeds: int = 1) -> SweepConfig:
     2048
     """
     if name not in PRESETS:
+        for p in PRESETS.values():  # one part of a multi-part preset, e.g. "OPT1-LR3-adam"
+            if name in p.part_names():
+                return p.sweeps(scale, seeds=seeds)[p.part_names().index(name)]
         raise ConfigError(f"unknown preset '{name}'; available: {', '.join(PRESETS)}")
     return PRESETS[name].config(scale, seeds=seeds)
 
@@ -196,8 +313,10 @@ _add(Preset(
     summary="n=5 features in m=2 dims, importance 0.9^i: from 2 orthogonal features (dense) to a pentagon (sparse)",
     base={**_TMS_BASE, "N": 5, "m": 2, "importance_decay": 0.9},
     grid={"eps": TMS_INTRO_EPS},
-    notes="PAPERS.md §4 row 8; seeds are restarts (keep the lowest loss). quick: 5,000 steps (half the paper's).",
-    scale_fn=_scaled({"quick": dict(steps=5_000), "smoke": dict(steps=100, batch_size=64)}),
+    notes="PAPERS.md §4 row 8; seeds are restarts (keep the lowest loss). quick = paper (10,000 steps, a few "
+          "CPU minutes): a 5,000-step calibration run was not converged (the dropped features' norms in the dense "
+          "model were still falling, 0.63 -> 0.38 over the last 900 steps).",
+    scale_fn=_scaled({"smoke": dict(steps=100, batch_size=64)}),
 ))
 _add(Preset(
     name="TMS-basic", family="tms", figure="TMS basic results (Fig. 'Demonstrating superposition')",
@@ -212,9 +331,11 @@ _add(Preset(
     summary="n=200, m=20, 20 sparsity levels p=20^(-k/19): D* sticks at 1/2, D_i on polytope fractions",
     base={**_TMS_BASE, "N": 200, "m": 20, "importance_decay": 1.0},
     grid={"eps": TMS_DIM_EPS},
-    notes="PAPERS.md §4 row 10. quick: batch 256 and 3,000 steps at lr 3e-3 (about 1/13 of the paper's "
-          "samples; the larger lr keeps the total parameter movement of Adam near the paper's 10k x 1e-3).",
-    scale_fn=_scaled({"quick": dict(batch_size=256, steps=3_000, lr=3e-3),
+    notes="PAPERS.md §4 row 10. quick: batch 256 and 3,000 steps (1/13 of the paper's samples; about 5 min per "
+          "seed on the busy shared 2-core machine). Calibration at this size: D* has a plateau at 1/2 (3 levels "
+          "within 0.03) at lr 1e-3 and at 3e-3, but the D_i line at 1/2 was clean only at 1e-3, so the paper's lr "
+          "is kept.",
+    scale_fn=_scaled({"quick": dict(batch_size=256, steps=3_000),
                       "smoke": dict(N=40, m=4, batch_size=64, steps=100)}),
 ))
 _add(Preset(
@@ -223,7 +344,10 @@ _add(Preset(
     base={**_TMS_BASE, "N": 2, "m": 1, "importance_decay": 1.0},
     grid={"importance_ratio": _geom(0.1, 10, 21), "eps": _geom(0.01, 1, 21)},
     notes="PAPERS.md §4 row 11; seeds are restarts (>= 5; keep the lowest loss per cell). quick: a 9 x 9 grid, "
-          "batch 256, 3,000 steps at lr 3e-3.",
+          "batch 256, 3,000 steps at lr 3e-3. The analytic boundary (PAPERS.md §2.3) fixes unit weights and zero "
+          "biases; a one-off numerical minimisation of the exact expected loss of the antipodal pair with free "
+          "magnitudes and biases (Gauss-Legendre quadrature) changed the predicted winner in only 2 of the 81 "
+          "quick-grid cells (1-S = 0.18 at r = 0.1 and r = 10, where it favours the pair).",
     scale_fn=_scaled({"quick": dict(batch_size=256, steps=3_000, lr=3e-3),
                       "smoke": dict(batch_size=64, steps=100)},
                      grids={"quick": {"importance_ratio": _geom(0.1, 10, 9), "eps": _geom(0.01, 1, 9)}}),
@@ -232,12 +356,14 @@ _add(Preset(
     name="PC-kurtosis", family="quadratic", figure="P&C: capacity allocation vs importance at K<3 and K>3",
     summary="quadratic model y=||Wx||^2+b, n=8, D=4, v_i=0.8^i: input kurtosis K decides mono vs fractional capacity",
     base=dict(model="quadratic", task="decoder", N=8, m=4, k=1, importance_decay=0.8, input_kind="auto",
-              optimizer="adam", lr=3e-3, schedule="cosine", batch_size=2**14, steps=20_000),
+              optimizer="adam", lr=0.01, schedule="cosine", batch_size=2**14, steps=10_000),
     grid={"kurtosis": PC_KURTOSIS},
-    notes="PAPERS.md §4 row 12. K < 3: sign inputs with Bernoulli(1/K) dropout; K >= 3: Bernoulli(3/K) x N(0,1), "
-          "scaled to unit variance. Adam with a cosine decay to 0 and a large batch stand in for full-batch "
-          "training. quick: batch 4096, 5,000 steps.",
-    scale_fn=_scaled({"quick": dict(batch_size=4096, steps=5_000), "smoke": dict(batch_size=256, steps=100)}),
+    notes="PAPERS.md §4 row 12; seeds are restarts (the capacity claims are judged on the lowest-loss restart). "
+          "K < 3: sign inputs with Bernoulli(1/K) dropout; K >= 3: Bernoulli(3/K) x N(0,1), scaled to unit "
+          "variance. Adam with a cosine decay to 0 and a large batch stand in for the paper's full-batch "
+          "training (its exact optimiser settings are not in PAPERS.md). quick: batch 1024, 3,000 steps (reached "
+          "the optimal loss within 0.2% at K > 3 in calibration).",
+    scale_fn=_scaled({"quick": dict(batch_size=1024, steps=3_000), "smoke": dict(batch_size=256, steps=100)}),
 ))
 
 

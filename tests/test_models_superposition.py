@@ -1,0 +1,277 @@
+"""TMS and P&C quadratic model families: geometry metrics with known answers, the quadratic model's closed-form
+loss against measured losses, the capacity theory against direct minimisation, and batched == separate."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from toymodels.config import ConfigError, ExperimentConfig
+from toymodels.data import KurtosisSampler, generator, importance, kurtosis_input
+from toymodels.evaluate import evaluate, tms_superposition
+from toymodels.metrics import capacity, dims_per_feature, feature_dimensionality
+from toymodels.models import (
+    MODELS,
+    QuadraticModel,
+    TMSModel,
+    quadratic_capacity_theory,
+    quadratic_expected_loss,
+    quadratic_optimum,
+)
+from toymodels.train import train_group
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: one intra-op thread avoids oversubscription on a shared 2-core machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def unit(angles_deg: list[float]) -> torch.Tensor:
+    a = torch.tensor(angles_deg, dtype=torch.float64) * math.pi / 180
+    return torch.stack([a.cos(), a.sin()])  # (2, n)
+
+
+# ---------------------------------------------------------------------------------------------- capacity / D_i
+def test_capacity_is_tms_feature_dimensionality_on_random_W():
+    assert feature_dimensionality is capacity  # one function, two names
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(4, 5, 12, generator=g, dtype=torch.float64)
+    # TMS notebook's compute_dimensionality: ||W_i||^2 / sum_j (W_i_hat . W_j)^2, written out independently.
+    norms = W.norm(dim=1, keepdim=True)
+    W_hat = W / norms
+    interference = torch.einsum("Idi,Idj->Iij", W_hat, W).pow(2).sum(-1)
+    D_tms = norms.squeeze(1).pow(2) / interference
+    # P&C capacity (W_i.W_i)^2 / sum_j (W_i.W_j)^2, also written out.
+    G = torch.einsum("Idi,Idj->Iij", W, W)
+    C_pc = torch.diagonal(G, dim1=1, dim2=2).pow(2) / G.pow(2).sum(-1)
+    torch.testing.assert_close(capacity(W), D_tms)
+    torch.testing.assert_close(feature_dimensionality(W), C_pc)
+
+
+@pytest.mark.parametrize("m,n", [(1, 3), (2, 5), (5, 20), (8, 8), (20, 60), (6, 4)])
+def test_sum_of_capacities_at_most_m_and_rank(m, n):
+    g = torch.Generator().manual_seed(m * 100 + n)
+    W = torch.randn(16, m, n, generator=g, dtype=torch.float64)
+    W[:8, :, : n // 2] *= 0.01  # uneven norms too
+    total = capacity(W).sum(-1)
+    assert (total <= min(m, n) + 1e-9).all()
+    low_rank = W[:, :1, :].expand(-1, m, -1) * torch.randn(16, m, 1, generator=g, dtype=torch.float64)
+    assert (capacity(low_rank).sum(-1) <= 1 + 1e-9).all()  # rank 1
+
+
+def square_antiprism() -> torch.Tensor:
+    """8 unit vectors in 3-D: two squares at heights +-h, rotated 45 degrees (the Thomson-like antiprism)."""
+    pts = []
+    h = 0.5
+    for k in range(8):
+        phi = math.pi / 4 * k
+        z = h if k % 2 == 0 else -h
+        r = math.sqrt(1 - h * h)
+        pts.append([r * math.cos(phi), r * math.sin(phi), z])
+    return torch.tensor(pts, dtype=torch.float64).T
+
+
+@pytest.mark.parametrize("name,W,expected", [
+    ("orthonormal", torch.eye(4, dtype=torch.float64), 1.0),
+    ("antipodal pair", torch.tensor([[1.0, -1.0]], dtype=torch.float64), 0.5),
+    ("triangle", unit([90, 210, 330]), 2 / 3),
+    ("pentagon", unit([0, 72, 144, 216, 288]), 2 / 5),
+    ("tetrahedron", torch.tensor([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=torch.float64).T
+     / math.sqrt(3), 3 / 4),
+    ("square antiprism (equal-angle frame)", None, 3 / 8),
+])
+def test_known_geometries(name, W, expected):
+    if W is None:
+        W = square_antiprism()
+        # the antiprism at h=1/sqrt(3) is a tight frame (sum of outer products = 8/3 I): D_i = 3/8
+        h = 1 / math.sqrt(3)
+        r = math.sqrt(1 - h * h)
+        W = torch.tensor([[r * math.cos(math.pi / 4 * k), r * math.sin(math.pi / 4 * k), h if k % 2 == 0 else -h]
+                          for k in range(8)], dtype=torch.float64).T
+    C = capacity(W[None])[0]
+    torch.testing.assert_close(C, torch.full_like(C, expected))
+    # unit columns: D* = m / n is the same fraction for these tight frames
+    torch.testing.assert_close(dims_per_feature(W[None])[0], torch.tensor(expected, dtype=torch.float64))
+
+
+def test_capacity_of_an_ignored_feature_is_zero_and_antipodal_pair_plus_zero():
+    W = torch.tensor([[1.0, -1.0, 0.0]], dtype=torch.float64)
+    C = capacity(W[None])[0]
+    torch.testing.assert_close(C, torch.tensor([0.5, 0.5, 0.0], dtype=torch.float64))
+
+
+def test_tms_evaluator_on_a_pentagon_with_two_dropped_features():
+    W = torch.cat([unit([0, 72, 144, 216, 288]), torch.zeros(2, 2, dtype=torch.float64)], 1)
+    cfg = ExperimentConfig.from_flat({"model": "tms", "N": 7, "m": 2})
+    out = evaluate([cfg], {"W": W[None], "b": -0.1 * torch.ones(1, 7), "importance": torch.ones(1, 7)})
+    assert out["represented_features"].item() == 5
+    assert out["dims_per_feature"].item() == pytest.approx(2 / 5)
+    assert out["sum_capacity"].item() == pytest.approx(2.0)
+    # pentagon: sum_{j != i} cos^2 = 2 cos^2 72 + 2 cos^2 144 = 1.5
+    assert out["superposition"].item() == pytest.approx(1.5)
+    assert tms_superposition(W[None])[0, 5:].abs().max() == 0
+    assert out["mean_bias"].item() == pytest.approx(-0.1)
+
+
+# ------------------------------------------------------------------------------------------------------- TMS
+def test_tms_forward_and_loss_match_the_formulas():
+    g = torch.Generator().manual_seed(1)
+    W = torch.randn(2, 3, 6, generator=g)
+    b = torch.randn(2, 6, generator=g)
+    imp = torch.stack([importance(6, 0.9), importance(6, 0.7)]).float()
+    x = torch.rand(2, 5, 6, generator=g)
+    for variant in ("relu", "linear", "hidden_relu"):
+        model = TMSModel(W.clone(), b.clone(), imp, variant)
+        out, h = model(x)
+        hid = torch.einsum("ibn,imn->ibm", x, W)
+        if variant == "hidden_relu":
+            hid = hid.relu()
+        ref = torch.einsum("ibm,imn->ibn", hid, W) + b[:, None]
+        if variant != "linear":
+            ref = ref.relu()
+        torch.testing.assert_close(out, ref)
+        loss, l1 = model.losses(x, "decoder", with_l1=True)
+        torch.testing.assert_close(loss, (imp[:, None] * (x - ref) ** 2).mean(dim=(1, 2)))
+        torch.testing.assert_close(l1, hid.abs().sum(-1).mean(-1))
+
+
+def test_tms_init_is_per_instance_xavier_and_zero_bias():
+    cfgs = [ExperimentConfig.from_flat({"model": "tms", "N": 200, "m": 20, "seed": s}) for s in range(3)]
+    model = TMSModel.init(cfgs)
+    assert model.W.shape == (3, 20, 200) and torch.equal(model.b, torch.zeros(3, 200))
+    assert model.W.std().item() == pytest.approx(math.sqrt(2 / 220), rel=0.05)
+    alone = TMSModel.init(cfgs[1:2])
+    assert torch.equal(alone.W[0], model.W[1])
+
+
+def test_config_fields_and_validation():
+    cfg = ExperimentConfig.from_flat({"model": "tms", "tms_variant": "hidden_relu", "importance_ratio": "1/4"})
+    assert cfg.flat()["importance_ratio"] == 0.25
+    assert "tms_variant" in ExperimentConfig.GROUP_FIELDS
+    with pytest.raises(ConfigError, match="tms_variant"):
+        ExperimentConfig.from_flat({"tms_variant": "gelu"})
+    with pytest.raises(ConfigError, match="kurtosis"):
+        ExperimentConfig.from_flat({"model": "quadratic", "kurtosis": 2, "input_kind": "gaussian"})
+    with pytest.raises(ConfigError, match="kurtosis"):
+        ExperimentConfig.from_flat({"kurtosis": 0.5})
+    with pytest.raises(ConfigError, match="task"):
+        ExperimentConfig.from_flat({"model": "quadratic", "task": "abs"})
+    assert MODELS["tms"] is TMSModel and MODELS["quadratic"] is QuadraticModel
+    assert importance(3, 0.5, 2.0).tolist() == [1.0, 0.5, 0.5]
+
+
+# ------------------------------------------------------------------------------------------- quadratic model
+@pytest.mark.parametrize("K,kind", [(1.0, "sign"), (2.0, "auto"), (3.0, "gaussian"), (10.0, "gaussian"),
+                                    (10.0, "sign")])
+def test_kurtosis_sampler_moments(K, kind):
+    s = KurtosisSampler(4, K, kind, 2**17, generator(3, 1), "cpu")
+    x = s.sample().double()
+    assert kurtosis_input(K, kind)[1] == pytest.approx((3.0 if s.base == "gaussian" else 1.0) / K)
+    n = x.numel()
+    assert abs(x.mean().item()) < 5 / math.sqrt(n)
+    assert x.pow(2).mean().item() == pytest.approx(1.0, abs=5 * math.sqrt((K - 1) / n))
+    # sd of x^4 is sqrt(E x^8 - K^2); E x^8 = 105/q^3 (gaussian) or 1/q^3 (sign)
+    q = s.q
+    e8 = (105 if s.base == "gaussian" else 1) / q**3
+    assert x.pow(4).mean().item() == pytest.approx(K, abs=5 * math.sqrt(max(e8 - K * K, 1e-12) / n) + 1e-9)
+
+
+def measured_loss(model: QuadraticModel, K: float, kind: str, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per instance: mean squared error on n fresh samples and its standard error sd/sqrt(n) (float64)."""
+    I, _, N = model.W.shape
+    x = torch.zeros(I, n, N, dtype=torch.float64)
+    for i in range(I):
+        KurtosisSampler(N, K, kind, n, generator(seed + i, 7), "cpu").fill(x[i])
+    m64 = QuadraticModel(model.W.detach().double(), model.b.detach().double(), model.importance.double())
+    with torch.no_grad():
+        y_hat, _ = m64(x)
+        err = (y_hat - m64.target(x)).pow(2)
+    return err.mean(1), err.std(1) / math.sqrt(n)
+
+
+@pytest.mark.parametrize("K,kind", [(1.5, "auto"), (3.0, "auto"), (10.0, "gaussian"), (10.0, "sign")])
+def test_closed_form_loss_matches_measured_loss_of_fixed_models(K, kind):
+    g = torch.Generator().manual_seed(int(K * 10))
+    W = torch.randn(3, 4, 8, generator=g, dtype=torch.float64) * 0.4
+    b = torch.randn(3, generator=g, dtype=torch.float64)
+    v = importance(8, 0.8).expand(3, 8)
+    model = QuadraticModel(W, b, v.clone())
+    mean, se = measured_loss(model, K, kind, 2**16, seed=0)
+    closed = quadratic_expected_loss(W, b, v, K)
+    z = (mean - closed) / se
+    assert z.abs().max() < 4.5, (mean, closed, se)
+    # the bias term: at b* = sum_i (v_i - M_ii) the last term vanishes and PAPERS.md §3's formula remains
+    M = W.transpose(1, 2) @ W
+    d = torch.diagonal(M, dim1=1, dim2=2)
+    b_star = (v - d).sum(-1)
+    paper = (K - 1) * (v - d).pow(2).sum(-1) + 2 * (M.pow(2).sum((1, 2)) - d.pow(2).sum(-1))
+    torch.testing.assert_close(quadratic_expected_loss(W, b_star, v, K), paper)
+    assert (quadratic_expected_loss(W, b, v, K) >= paper).all()
+
+
+def test_closed_form_loss_matches_measured_loss_of_trained_models():
+    base = dict(model="quadratic", N=8, m=4, importance_decay=0.8, optimizer="adam", lr=0.01, schedule="cosine",
+                batch_size=512, steps=300)
+    cfgs = [ExperimentConfig.from_flat({**base, "kurtosis": K, "seed": s}) for K, s in [(2.0, 0), (10.0, 1)]]
+    res = train_group(cfgs)
+    assert res.losses[:, -1].max() < res.losses[:, 0].min()  # it learns
+    for i, cfg in enumerate(cfgs):
+        t = {k: v[i:i + 1] for k, v in res.final.items()}
+        model = QuadraticModel.from_tensors(t)
+        mean, se = measured_loss(model, cfg.data.kurtosis, "auto", 2**16, seed=100 + i)
+        closed = quadratic_expected_loss(t["W"].double(), t["b"].double(), t["importance"].double(),
+                                         cfg.data.kurtosis)
+        assert abs(float(mean - closed)) < 4.5 * float(se)
+        ev = evaluate([cfg], t)
+        assert ev["expected_loss"].item() == pytest.approx(float(closed), rel=1e-6)
+        assert ev["optimal_loss"].item() <= float(closed) + 1e-9
+
+
+def test_capacity_theory_matches_direct_minimisation():
+    v = importance(8, 0.8)
+    # direct minimisation of the closed-form loss (slow-ish: one K > 3 case; K = 2, 3, 5, 30 were checked by hand)
+    C_th, L_th = quadratic_capacity_theory(v, 4, 10.0)
+    W, L = quadratic_optimum(v, 4, 10.0, restarts=2, steps=150)
+    assert L == pytest.approx(L_th, rel=1e-5)
+    torch.testing.assert_close(capacity(W[None])[0], C_th, atol=2e-3, rtol=0)
+    assert C_th.sum().item() == pytest.approx(4.0)
+    C2, _ = quadratic_capacity_theory(v, 4, 2.0)
+    assert C2.tolist() == [1.0] * 4 + [0.0] * 4  # K < 3: all or nothing
+    C10, _ = quadratic_capacity_theory(v, 4, 10.0)
+    frac = C10[(C10 > 0) & (C10 < 1)]
+    assert frac.numel() >= 4  # K > 3: fractional capacities, linear in v between the clips
+    slopes = (C10[2:6][:-1] - C10[2:6][1:]) / (v[2:6][:-1] - v[2:6][1:])
+    torch.testing.assert_close(slopes, slopes.mean().expand_as(slopes).to(slopes.dtype), rtol=1e-6, atol=0)
+
+
+# --------------------------------------------------------------------------------------- batched == separate
+def _batched_equals_separate(cfgs):
+    together = train_group(cfgs)
+    for i, cfg in enumerate(cfgs):
+        alone = train_group([cfg])
+        torch.testing.assert_close(together.losses[i:i + 1], alone.losses, rtol=1e-4, atol=1e-7)
+        for name in ("W", "b"):
+            torch.testing.assert_close(together.final[name][i:i + 1], alone.final[name], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", ["relu", "hidden_relu"])
+def test_tms_batched_equals_separate(variant):
+    base = dict(model="tms", tms_variant=variant, N=6, m=2, optimizer="adamw", schedule="constant",
+                batch_size=64, steps=48)
+    grid = [dict(lr=1e-3, eps=1.0, seed=0, importance_decay=0.9), dict(lr=3e-3, eps=0.05, seed=1),
+            dict(lr=1e-2, eps=0.3, seed=2, importance_ratio=3.0), dict(lr=2e-3, eps=0.01, seed=3)]
+    _batched_equals_separate([ExperimentConfig.from_flat({**base, **g}) for g in grid])
+
+
+def test_quadratic_batched_equals_separate():
+    base = dict(model="quadratic", N=8, m=4, optimizer="adam", schedule="cosine", batch_size=64, steps=48,
+                importance_decay=0.8)
+    grid = [dict(lr=1e-3, kurtosis=1.5, seed=0), dict(lr=3e-3, kurtosis=3.0, seed=1),
+            dict(lr=1e-2, kurtosis=10.0, seed=2, input_kind="sign"), dict(lr=2e-3, kurtosis=30.0, seed=3)]
+    _batched_equals_separate([ExperimentConfig.from_flat({**base, **g}) for g in grid])
