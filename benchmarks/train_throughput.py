@@ -20,8 +20,7 @@ from torch import nn
 from toymodels.config import ExperimentConfig
 from toymodels.data import feature_probs, generator
 from toymodels.models import EMModel
-from toymodels.sweep import flops_per_step
-from toymodels.train import train_group, tune_allocator
+from toymodels.train import flops_per_step, train_group, tune_allocator
 
 N, M, K, EPS = 512, 64, 1024, 1 / 64
 

@@ -19,7 +19,7 @@ import torch
 from . import store
 from .config import ConfigError, ExperimentConfig, SweepConfig
 from .evaluate import evaluate
-from .train import GroupResult, TrainState, train_group
+from .train import GroupResult, TrainState, flops_per_step, train_group
 
 # Memory per group is bounded: many instances of a big model are split into several groups.
 GROUP_MEMORY_BYTES = 2 * 2**30
@@ -38,8 +38,9 @@ class Instance:
 def _instance_bytes(cfg: ExperimentConfig) -> int:
     """A rough upper bound of one instance's training memory (activations dominate)."""
     d, mo, o = cfg.data, cfg.model, cfg.optim
-    per_sample = 3 * d.N + mo.m + 3 * mo.k
-    params = mo.k * (mo.m + 1 + d.N)
+    k = mo.k if mo.model == "em" else 0  # only the EM model has a k-neuron layer
+    per_sample = 3 * d.N + mo.m + 3 * k
+    params = k * (mo.m + 1 + d.N) + d.N * (mo.m + 1)
     return 4 * (4 * o.batch_size * per_sample + 6 * params + d.N * mo.m * 2)
 
 
@@ -77,15 +78,6 @@ def instance_steps(sweep: SweepConfig) -> int:
 CPU_GFLOPS = 80.0
 STEP_OVERHEAD_S = 1.5e-3
 SAMPLER_OVERHEAD_S = 1.5e-4
-
-
-def flops_per_step(cfg: ExperimentConfig) -> float:
-    """Matmul FLOPs of one training step of one instance (forward, and backward without the input gradient)."""
-    d, mo, o = cfg.data, cfg.model, cfg.optim
-    if mo.model == "em":
-        out = mo.m if cfg.task.task == "reprojector" else d.N
-        return 2.0 * o.batch_size * (d.N * mo.m + 2 * mo.m * mo.k + 3 * mo.k * out)
-    return 6.0 * o.batch_size * d.N * mo.m * 2
 
 
 def estimate_seconds(sweep: SweepConfig) -> float:

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import sys
 import time
@@ -42,6 +43,33 @@ def checkpoint_steps(steps: int) -> list[int]:
 
 def logged_steps(steps: int) -> list[int]:
     return list(range(0, steps, LOG_EVERY))
+
+
+def flops_per_step(cfg: ExperimentConfig) -> float:
+    """Matmul FLOPs of one training step of one instance (forward, and backward without the input gradient)."""
+    d, mo, o = cfg.data, cfg.model, cfg.optim
+    if mo.model == "em":
+        out = mo.m if cfg.task.task == "reprojector" else d.N
+        return 2.0 * o.batch_size * (d.N * mo.m + 2 * mo.m * mo.k + 3 * mo.k * out)
+    return 6.0 * o.batch_size * d.N * mo.m * 2
+
+
+# Below this many FLOPs per group step, one thread beats two: the matmuls are too small to split, and extra threads
+# only add synchronisation (up to 14x slower on a busy 2-core machine).
+SINGLE_THREAD_FLOPS = 2e7
+
+
+@contextlib.contextmanager
+def _threads_for(flops: float, device: torch.device):
+    prev = torch.get_num_threads()
+    small = device.type == "cpu" and flops < SINGLE_THREAD_FLOPS and prev > 1
+    if small:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if small:
+            torch.set_num_threads(prev)
 
 
 def tune_allocator() -> None:
@@ -108,6 +136,18 @@ def train_group(
     seconds with the full training state, and ``resume`` restarts from such a state.
     """
     cfgs = list(cfgs)
+    flops = sum(flops_per_step(c) for c in cfgs)
+    with _threads_for(flops, torch.device(cfgs[0].run.device)):
+        return _train_group(cfgs, on_progress, resume, on_state, state_every_s)
+
+
+def _train_group(
+    cfgs: Sequence[ExperimentConfig],
+    on_progress: Callable[[int, Tensor], None] | None = None,
+    resume: TrainState | None = None,
+    on_state: Callable[[TrainState], None] | None = None,
+    state_every_s: float = 300.0,
+) -> GroupResult:
     keys = {c.group_key() for c in cfgs}
     if len(keys) != 1:
         raise ValueError("train_group needs instances with equal group fields; use toymodels.sweep to group them")
