@@ -200,17 +200,20 @@ def status(folder: Path = typer.Argument(..., help="a results folder")) -> None:
 
 @app.command("reproduce")
 def reproduce_cmd(
-    names: list[str] = typer.Argument(None, help="claims LR1 LR2 LR3 B K1 MECH RG1 (PAPERS.md §4 rows 1-7) and/or "
-                                      "TMS-*/PC-* presets; none with --all = rows 1-7"),
+    names: list[str] = typer.Argument(None, help="claims LR1 LR2 LR3 B K1 MECH RG1 (PAPERS.md §4 rows 1-7, written "
+                                      "to DOCS/reproduction.md), OPT1 (the optimizer study, DOCS/optimizer_study.md; "
+                                      "its parts in OUT/OPT1-<scale>/, the layout of `toymodels run OPT1`) and/or "
+                                      "TMS-*/PC-* presets; --all = rows 1-7"),
     all_: bool = typer.Option(False, "--all", help="every EM claim (rows 1-7)"),
     scale: str = typer.Option("quick", help="smoke | quick | paper"),
     seeds: int = typer.Option(2, help="seeds per setting"),
     out: Path = typer.Option(Path("runs/reproduce"), help="folder of the results folders (finished ones are reused)"),
     docs: Path = typer.Option(Path("docs"), help="where reproduction.md and figures/em_*.png go"),
-    steps: Optional[str] = typer.Option(None, help="train every sweep this many steps (bias decay rescaled to keep "
-                                        "the cumulative pull), e.g. 4096, or per claim: 4096,B=2048,K1=2048; "
+    steps: Optional[str] = typer.Option(None, help="train every sweep this many steps, e.g. 4096, or per claim: "
+                                        "4096,B=2048,K1=2048 (bias decay: see toymodels.reproduce); "
                                         "default: the scale's"),
     progress: bool = typer.Option(False, help="show progress bars"),
+    train: bool = typer.Option(True, help="--no-train: only reload what OUT already holds and write the report"),
 ) -> None:
     """Run the paper's checks, judge each claim and write docs/reproduction.md with figures."""
     from .reproduce import EM_CLAIMS, reproduce
@@ -221,13 +224,17 @@ def reproduce_cmd(
     command = "toymodels reproduce " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
     try:
         verdicts = reproduce(chosen, scale=scale, seeds=seeds, out_dir=out, docs_dir=docs, steps=steps,
-                             progress=progress, command=command)
+                             progress=progress, command=command, train=train)
     except (ConfigError, ResultsError) as err:
         _fail(str(err))
     for v in verdicts:
         if isinstance(v, dict) and "verdict" in v:
             typer.echo(f"{str(v.get('claim', v.get('name', '?'))):6s} {v['verdict']:12s} {v.get('reason', '')[:160]}")
-    typer.echo(f"report: {docs / 'reproduction.md'}")
+    if "OPT1" in chosen:
+        typer.echo(f"report: {docs / 'optimizer_study.md'}")
+    if any(n in EM_CLAIMS for n in chosen):
+        typer.echo(f"report: {docs / 'reproduction.md'}")
+
 
 @app.command("app")
 def dashboard(

@@ -111,7 +111,7 @@ class FeatureSampler:
         if self.sparse:
             pos = _bernoulli_positions(out_flat.numel(), self.p, self.gen, self.device)
             vals = torch.rand(pos.numel(), generator=self.gen, device=self.device, dtype=out_flat.dtype)
-            out_flat.index_put_((pos,), vals if sign > 0 else -vals, accumulate=True)
+            out_flat.index_add_(0, pos, vals if sign > 0 else -vals)  # adds: abs draws v1 - v2 may overlap
             self._last.append(pos)
         else:
             shape = (self.batch, self.N)

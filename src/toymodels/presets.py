@@ -15,7 +15,8 @@ Scales:
 Calibration (docs/reproduction.md, ``toymodels reproduce``): at quick size the lr effect appears early -- LR1 with
 4096 steps gives 0.63 +- 0.04 mono/feature at lr 0.03 (0 at lr <= 0.01, mean bias -0.80), and 3072 steps 0.52 --
 but only at the top lr (the paper's re-run already reaches ~1 at lr 0.007-0.01), and that run's final loss is ~10%
-above the best lr's. So the quick scale shows the direction of the paper's effect, at a lower level.
+above the best lr's. 4x more steps (16384) do not lift the middle lrs (lr 0.01: 0.016, lr 0.03: 0.55). So the quick
+scale shows the direction of the paper's effect, at a lower level and only at the top lr.
 
 Bias decay when steps are cut (shared/PAPERS.md §4). During the first half of training the paper multiplies the bias
 by (1 - decay*lr) after every step, so without gradients the bias would shrink by (1 - decay*lr)^(steps/2) overall.
@@ -31,10 +32,18 @@ Lamb settles it: each step moves the bias tensor by at most lr * ||b|| (a fixed 
 decay shrinks it by decay * lr * ||b||. Both scale with lr * ||b||, so what decides whether the gradient can hold a
 negative bias against the decay is the per-step ratio decay : 1, independent of the number of steps; the cumulative
 product is never reached because the gradient pushes back every step. Rescaling multiplies that ratio by s: LR3 cut
-to 4096 steps with decay 0.96 (= 0.03 x 2^17/4096) collapsed the biases to ~0 (|mean bias| < 0.005 at lr >= 0.003) and no
-neuron became monosemantic, even at lr 0.03 where LR1 reaches 0.63 (measured, docs/reproduction.md); once ||b|| ~ 0
-Lamb's relative steps cannot regrow it. So quick keeps the paper's decay (the scaling function multiplies decay by
-1); the reproduction still runs the rescaled variant of LR3 to show this.
+to 4096 steps with decay 0.96 (= 0.03 x 2^17/4096) collapsed the biases to ~0 (|mean bias| < 0.005 at lr >= 0.003)
+and no neuron became monosemantic, even at lr 0.03 where LR1 reaches 0.63 (measured, docs/reproduction.md); once
+||b|| ~ 0 Lamb's relative steps cannot regrow it. So quick keeps the paper's decay (the scaling function multiplies
+decay by 1); the reproduction still runs the rescaled variant of LR3 to show this.
+
+The per-step decay has its own cost when steps are cut hard: a *dead* neuron gets no gradient, so only the decay
+moves its bias, and that is the cumulative pull again. With the -1 offset and 4096 steps at decay 0.03 (pull
+(1 - 3e-4)^2048 = 0.54 at lr 0.01, against 3e-9 in the paper) 170-240 of 256 neurons stayed dead and the loss was
+~45% above LR1's. A compromise, decay x sqrt(2^17/steps) (0.17 at 4096 steps), revived them (<= 8 dead at lr
+0.005-0.01), gave a lower loss than LR1 at lr 0.005-0.01 and 0.58 mono/feature at lr 0.03; ``toymodels reproduce``
+uses it for the bias-decay claims when it cuts steps. At the quick default (a 4x cut, pull 0.007 at lr 0.01) the
+per-step decay is kept.
 
 Multi-part presets: ``OPT1`` (the optimizer x schedule study) needs a different lr range per optimizer and two bias
 settings (LR1's and LR3's), which one grid product cannot express, so it is a list of sweeps, one per (setting,

@@ -60,16 +60,24 @@ SINGLE_THREAD_FLOPS = 2e7
 
 
 @contextlib.contextmanager
-def _threads_for(flops: float, device: torch.device):
+def _cpu_settings(flops: float, device: torch.device):
+    """One thread for tiny groups; denormals flushed to zero while training.
+
+    Dead neurons get exactly-zero gradients, so their Adam/LAMB moments decay geometrically through the denormal
+    range, where every CPU float op is many times slower.
+    """
     prev = torch.get_num_threads()
     small = device.type == "cpu" and flops < SINGLE_THREAD_FLOPS and prev > 1
     if small:
         torch.set_num_threads(1)
+    flushing = torch.set_flush_denormal(True)
     try:
         yield
     finally:
         if small:
             torch.set_num_threads(prev)
+        if flushing:
+            torch.set_flush_denormal(False)
 
 
 def tune_allocator() -> None:
@@ -137,7 +145,7 @@ def train_group(
     """
     cfgs = list(cfgs)
     flops = sum(flops_per_step(c) for c in cfgs)
-    with _threads_for(flops, torch.device(cfgs[0].run.device)):
+    with _cpu_settings(flops, torch.device(cfgs[0].run.device)):
         return _train_group(cfgs, on_progress, resume, on_state, state_every_s)
 
 
@@ -203,16 +211,17 @@ def _train_group(
 
         with torch.no_grad():
             lr = lr0 * factors[t]
-            # Divergence guard: a non-finite loss or next parameter freezes the instance (a non-finite gradient
-            # always gives a non-finite update, so checking the new parameters covers it).
+            # Divergence guard: a non-finite loss or update freezes the instance (a non-finite gradient always
+            # gives a non-finite update, so checking the updates covers it).
             ok = alive & torch.isfinite(total)
-            new_params = [p + u for p, u in zip(params, opt.updates(lr))]
-            for q in new_params:
-                ok &= torch.isfinite(_per_instance_sum(q))
+            updates = opt.updates(lr)
+            for u in updates:
+                ok &= torch.isfinite(_per_instance_sum(u))  # a sum overflowing to inf also counts: conservative
             diverged_at = torch.where(alive & ~ok, torch.full_like(diverged_at, t), diverged_at)
             alive = ok
-            for p, q in zip(params, new_params):
-                p.copy_(torch.where(alive.view(-1, *[1] * (p.dim() - 1)), q, p))
+            all_alive = bool(alive.all())
+            for p, u in zip(params, updates):
+                p.add_(u if all_alive else torch.where(alive.view(-1, *[1] * (p.dim() - 1)), u, 0.0))
             if use_decay and t < o.steps / 2:
                 for b in model.decayed_params():
                     b.mul_(torch.where(alive, decay_factor, 1.0).view(-1, *[1] * (b.dim() - 1)))
