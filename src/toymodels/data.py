@@ -88,7 +88,31 @@ def _bernoulli_positions(total: int, p: float, gen: torch.Generator, device: tor
     return pos[pos < total]
 
 
-class FeatureSampler:
+class Sampler:
+    """A per-instance batch source: ``fill`` overwrites a (B, N) slice; the generator state makes it resumable."""
+
+    N: int
+    batch: int
+    gen: torch.Generator
+    device: torch.device
+
+    def fill(self, out: Float[Tensor, "B N"]) -> None:
+        raise NotImplementedError
+
+    def sample(self) -> Float[Tensor, "B N"]:
+        out = torch.zeros(self.batch, self.N, device=self.device)
+        self.fill(out)
+        return out
+
+    # Generator state, for mid-run checkpoints.
+    def get_state(self) -> Tensor:
+        return self.gen.get_state()
+
+    def set_state(self, state: Tensor) -> None:
+        self.gen.set_state(state)
+
+
+class FeatureSampler(Sampler):
     """Draws one instance's sparse feature batches: v_i = U[0,1) with probability p_i, else 0.
 
     ``signed=True`` gives the abs task's input v1 - v2 with each of v1, v2 drawn at half the probability.
@@ -132,18 +156,9 @@ class FeatureSampler:
         if self.signed:
             self._draw(flat, -1.0)
 
-    def sample(self) -> Float[Tensor, "B N"]:
-        out = torch.zeros(self.batch, self.N, device=self.device)
-        self.fill(out)
-        return out
-
-    # Generator state, for mid-run checkpoints.
-    def get_state(self) -> Tensor:
-        return self.gen.get_state()
-
     def set_state(self, state: Tensor) -> None:
-        self.gen.set_state(state)
-        self._last = []
+        super().set_state(state)
+        self._last = []  # the next fill clears the whole buffer
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -187,7 +202,7 @@ def kurtosis_input(kurtosis: float, input_kind: str = "auto") -> tuple[str, floa
     raise ValueError(f"field 'input_kind': must be one of 'auto', 'gaussian', 'sign' (got {input_kind!r})")
 
 
-class KurtosisSampler:
+class KurtosisSampler(Sampler):
     """One instance's batches of independent inputs x_i = s_i B_i / sqrt(q) with a chosen kurtosis K.
 
     Zero mean, unit variance, E x^4 = K (see :func:`kurtosis_input`). Used by the P&C quadratic model, whose
@@ -211,13 +226,4 @@ class KurtosisSampler:
             s.mul_(torch.rand(shape, generator=self.gen, device=self.device) < self.q)
         out.copy_(s.mul_(self.scale))
 
-    def sample(self) -> Float[Tensor, "B N"]:
-        out = torch.zeros(self.batch, self.N, device=self.device)
-        self.fill(out)
-        return out
 
-    def get_state(self) -> Tensor:
-        return self.gen.get_state()
-
-    def set_state(self, state: Tensor) -> None:
-        self.gen.set_state(state)
