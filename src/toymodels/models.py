@@ -164,7 +164,25 @@ def _importances(cfgs: Sequence[ExperimentConfig]) -> Tensor:
     ])
 
 
-class TMSModel(nn.Module):
+class _WeightsBiasImportance(nn.Module):
+    """Shared parts of the superposition families: parameters W, b and the feature importances as a buffer."""
+
+    param_names = ("W", "b")
+
+    def __init__(self, W: Tensor, b: Tensor, importance: Tensor):
+        super().__init__()
+        self.W = nn.Parameter(W)
+        self.b = nn.Parameter(b)
+        self.register_buffer("importance", importance)
+
+    def decayed_params(self) -> list[Tensor]:
+        return [self.b]
+
+    def state_tensors(self) -> dict[str, Tensor]:
+        return {"W": self.W.detach(), "b": self.b.detach(), "importance": self.importance}
+
+
+class TMSModel(_WeightsBiasImportance):
     """I independent TMS toy models (Elhage et al. 2022, shared/PAPERS.md §2.1).
 
     W (I, m, n) holds feature i's embedding as column W_i; b (I, n). Variants (config field ``tms_variant``):
@@ -182,15 +200,10 @@ class TMSModel(nn.Module):
     hidden_relu), mean over the batch. Bias decay (``bias_decay``) acts on b.
     """
 
-    param_names = ("W", "b")
-
     def __init__(self, W: Tensor, b: Tensor, importance: Tensor, variant: str = "relu"):
-        super().__init__()
         if variant not in ("relu", "linear", "hidden_relu"):
             raise ValueError(f"field 'tms_variant': must be one of 'relu', 'linear', 'hidden_relu' (got {variant!r})")
-        self.W = nn.Parameter(W)
-        self.b = nn.Parameter(b)
-        self.register_buffer("importance", importance)
+        super().__init__(W, b, importance)
         self.variant = variant
 
     @classmethod
@@ -235,18 +248,12 @@ class TMSModel(nn.Module):
         l1 = h.abs().sum(dim=(1, 2)) / x.shape[1] if with_l1 else None
         return task_loss, l1
 
-    def decayed_params(self) -> list[Tensor]:
-        return [self.b]
-
-    def state_tensors(self) -> dict[str, Tensor]:
-        return {"W": self.W.detach(), "b": self.b.detach(), "importance": self.importance}
-
     @classmethod
     def from_tensors(cls, t: dict[str, Tensor], variant: str = "relu") -> "TMSModel":
         return cls(t["W"].clone(), t["b"].clone(), t["importance"].clone(), variant)
 
 
-class QuadraticModel(nn.Module):
+class QuadraticModel(_WeightsBiasImportance):
     """I independent quadratic models of P&C (Scherlis et al. 2022, Sec. 3; shared/PAPERS.md §3).
 
     Target y = sum_i v_i x_i^2 with v_i = importance_decay^i (the feature importances), prediction
@@ -256,14 +263,6 @@ class QuadraticModel(nn.Module):
     :func:`quadratic_expected_loss`. Init: W xavier-normal per instance, b = 0 (+ ``bias_offset``).
     The L1 term (if used) is the sum of |W x| over the D hidden units, mean over the batch.
     """
-
-    param_names = ("W", "b")
-
-    def __init__(self, W: Tensor, b: Tensor, importance: Tensor):
-        super().__init__()
-        self.W = nn.Parameter(W)
-        self.b = nn.Parameter(b)
-        self.register_buffer("importance", importance)
 
     @classmethod
     def init(cls, cfgs: Sequence[ExperimentConfig]) -> "QuadraticModel":
@@ -302,12 +301,6 @@ class QuadraticModel(nn.Module):
         task_loss = (y_hat - self.target(x)).pow(2).mean(dim=1)
         l1 = h.abs().sum(dim=(1, 2)) / x.shape[1] if with_l1 else None
         return task_loss, l1
-
-    def decayed_params(self) -> list[Tensor]:
-        return [self.b]
-
-    def state_tensors(self) -> dict[str, Tensor]:
-        return {"W": self.W.detach(), "b": self.b.detach(), "importance": self.importance}
 
     @classmethod
     def from_tensors(cls, t: dict[str, Tensor]) -> "QuadraticModel":

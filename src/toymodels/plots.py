@@ -418,18 +418,27 @@ def sorted_sfa(W1: torch.Tensor, b1: torch.Tensor, E: torch.Tensor, nonlinearity
             "mono": mono.numpy()[neurons], "n_mono": int(mono.sum()), "ratio": ratio.numpy()[neurons]}
 
 
-# --------------------------------------------------------------------------------------------- SFA heatmap
-def sfa_figure(results: Any, run_ids: Sequence[str] | None = None) -> Figure | None:
-    """Single-feature activation heatmaps (neurons x features) of chosen instances (default: lowest, middle and
-    highest swept value). Neurons most-monosemantic first, features sorted by their strongest neuron; a line marks
-    where the mono neurons end. EM only."""
+def _instance_panels(results: Any, run_ids: Sequence[str] | None, height: float):
+    """One panel per chosen EM instance (default: lowest, middle, highest swept value): (fig, axes, run_ids),
+    or None when there is nothing to draw (not EM, no instances)."""
     if not is_em(results):
         return None
     run_ids = list(run_ids) if run_ids is not None else choose_instances(results)
     if not run_ids:
         return None
-    fig = _new_figure(4.6 * len(run_ids), 5.4)
-    axes = fig.subplots(1, len(run_ids), squeeze=False)[0]
+    fig = _new_figure(4.6 * len(run_ids), height)
+    return fig, fig.subplots(1, len(run_ids), squeeze=False)[0], run_ids
+
+
+# --------------------------------------------------------------------------------------------- SFA heatmap
+def sfa_figure(results: Any, run_ids: Sequence[str] | None = None) -> Figure | None:
+    """Single-feature activation heatmaps (neurons x features) of chosen instances (default: lowest, middle and
+    highest swept value). Neurons most-monosemantic first, features sorted by their strongest neuron; a line marks
+    where the mono neurons end. EM only."""
+    panels = _instance_panels(results, run_ids, height=5.4)
+    if panels is None:
+        return None
+    fig, axes, run_ids = panels
     for ax, rid in zip(axes, run_ids):
         p, nonlin = _em_tensors(results, rid)
         s = sorted_sfa(p["W1"], p["b1"], p["E"], nonlin)
@@ -464,13 +473,10 @@ def _kinds(mono: np.ndarray, dead: np.ndarray, false_mono: np.ndarray | None = N
 def bias_figure(results: Any, run_ids: Sequence[str] | None = None) -> Figure | None:
     """First-layer bias of every neuron, neurons sorted by the paper's monosemanticity ratio (highest first), for
     the chosen instances; mono neurons in blue, polysemantic orange, dead grey. EM only."""
-    if not is_em(results):
+    panels = _instance_panels(results, run_ids, height=4.4)
+    if panels is None:
         return None
-    run_ids = list(run_ids) if run_ids is not None else choose_instances(results)
-    if not run_ids:
-        return None
-    fig = _new_figure(4.6 * len(run_ids), 4.4)
-    axes = fig.subplots(1, len(run_ids), squeeze=False)[0]
+    fig, axes, run_ids = panels
     for ax, rid in zip(axes, run_ids):
         p, nonlin = _em_tensors(results, rid)
         sfa = metrics.single_feature_activations(p["W1"][None], p["b1"][None], p["E"][None], nonlin)

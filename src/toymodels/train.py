@@ -144,18 +144,6 @@ def train_group(
     seconds with the full training state, and ``resume`` restarts from such a state.
     """
     cfgs = list(cfgs)
-    flops = sum(flops_per_step(c) for c in cfgs)
-    with _cpu_settings(flops, torch.device(cfgs[0].run.device)):
-        return _train_group(cfgs, on_progress, resume, on_state, state_every_s)
-
-
-def _train_group(
-    cfgs: Sequence[ExperimentConfig],
-    on_progress: Callable[[int, Tensor], None] | None = None,
-    resume: TrainState | None = None,
-    on_state: Callable[[TrainState], None] | None = None,
-    state_every_s: float = 300.0,
-) -> GroupResult:
     keys = {c.group_key() for c in cfgs}
     if len(keys) != 1:
         raise ValueError("train_group needs instances with equal group fields; use toymodels.sweep to group them")
@@ -200,45 +188,46 @@ def _train_group(
 
     v = torch.zeros(I, o.batch_size, c0.data.N, device=device, dtype=dtype)
     last_state = time.monotonic()
-    for t in range(start, o.steps):
-        for i, s in enumerate(samplers):
-            s.fill(v[i])
-        task_loss, l1_term = model.losses(v, task, with_l1=use_l1)
-        total = task_loss + l1 * l1_term if use_l1 else task_loss
-        for p in params:
-            p.grad = None
-        total.sum().backward()
+    with _cpu_settings(sum(flops_per_step(c) for c in cfgs), device):
+        for t in range(start, o.steps):
+            for i, s in enumerate(samplers):
+                s.fill(v[i])
+            task_loss, l1_term = model.losses(v, task, with_l1=use_l1)
+            total = task_loss + l1 * l1_term if use_l1 else task_loss
+            for p in params:
+                p.grad = None
+            total.sum().backward()
 
-        with torch.no_grad():
-            lr = lr0 * factors[t]
-            # Divergence guard: a non-finite loss or update freezes the instance (a non-finite gradient always
-            # gives a non-finite update, so checking the updates covers it).
-            ok = alive & torch.isfinite(total)
-            updates = opt.updates(lr)
-            for u in updates:
-                ok &= torch.isfinite(_per_instance_sum(u))  # a sum overflowing to inf also counts: conservative
-            diverged_at = torch.where(alive & ~ok, torch.full_like(diverged_at, t), diverged_at)
-            alive = ok
-            all_alive = bool(alive.all())
-            for p, u in zip(params, updates):
-                p.add_(u if all_alive else torch.where(alive.view(-1, *[1] * (p.dim() - 1)), u, 0.0))
-            if use_decay and t < o.steps / 2:
-                for b in model.decayed_params():
-                    b.mul_(torch.where(alive, decay_factor, 1.0).view(-1, *[1] * (b.dim() - 1)))
-            if t % LOG_EVERY == 0:
-                losses[:, t // LOG_EVERY] = torch.where(alive, task_loss.detach(), float("nan"))
-                if on_progress is not None:
-                    on_progress(t + 1, losses[:, t // LOG_EVERY].cpu())
-            if is_checkpoint_step(t, o.steps):
-                checkpoints[t] = _cpu(model.state_tensors())
+            with torch.no_grad():
+                lr = lr0 * factors[t]
+                # Divergence guard: a non-finite loss or update freezes the instance (a non-finite gradient always
+                # gives a non-finite update, so checking the updates covers it).
+                ok = alive & torch.isfinite(total)
+                updates = opt.updates(lr)
+                for u in updates:
+                    ok &= torch.isfinite(_per_instance_sum(u))  # a sum overflowing to inf also counts: conservative
+                diverged_at = torch.where(alive & ~ok, torch.full_like(diverged_at, t), diverged_at)
+                alive = ok
+                all_alive = bool(alive.all())
+                for p, u in zip(params, updates):
+                    p.add_(u if all_alive else torch.where(alive.view(-1, *[1] * (p.dim() - 1)), u, 0.0))
+                if use_decay and t < o.steps / 2:
+                    for b in model.decayed_params():
+                        b.mul_(torch.where(alive, decay_factor, 1.0).view(-1, *[1] * (b.dim() - 1)))
+                if t % LOG_EVERY == 0:
+                    losses[:, t // LOG_EVERY] = torch.where(alive, task_loss.detach(), float("nan"))
+                    if on_progress is not None:
+                        on_progress(t + 1, losses[:, t // LOG_EVERY].cpu())
+                if is_checkpoint_step(t, o.steps):
+                    checkpoints[t] = _cpu(model.state_tensors())
 
-        if on_state is not None and time.monotonic() - last_state > state_every_s and t + 1 < o.steps:
-            on_state(TrainState(
-                step=t + 1, params=_cpu({n: p for n, p in zip(model.param_names, params)}),
-                optimizer=_cpu(opt.state_tensors()), alive=alive.cpu(), diverged_at=diverged_at.cpu(),
-                losses=losses.cpu(), rng=[s.get_state() for s in samplers], checkpoints=dict(checkpoints),
-            ))
-            last_state = time.monotonic()
+            if on_state is not None and time.monotonic() - last_state > state_every_s and t + 1 < o.steps:
+                on_state(TrainState(
+                    step=t + 1, params=_cpu({n: p for n, p in zip(model.param_names, params)}),
+                    optimizer=_cpu(opt.state_tensors()), alive=alive.cpu(), diverged_at=diverged_at.cpu(),
+                    losses=losses.cpu(), rng=[s.get_state() for s in samplers], checkpoints=dict(checkpoints),
+                ))
+                last_state = time.monotonic()
 
     if on_progress is not None:
         on_progress(o.steps, losses[:, -1].cpu())
