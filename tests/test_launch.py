@@ -287,18 +287,20 @@ def test_preempted_task_requeues_and_continues_from_its_state(long_sweep, tmp_pa
     proc, task = _start_and_wait_for_state(args, out)
     try:
         subprocess.run(["scancel", "--signal=USR2", task], check=True)
-        # SLURM holds a requeued job for ~2 minutes (BeginTime); let it start again now
+        # SLURM holds a requeued job for ~2 minutes (BeginTime); let it start sooner, but not within the second its
+        # old attempt was killed: slurmd refuses a credential no newer than its revocation ("Job credential
+        # revoked") and the task would end FAILED, a race of this shortcut that the real 2-minute hold avoids
         deadline = time.monotonic() + 60
         while _squeue_state(task) != "PENDING":
             assert time.monotonic() < deadline, f"task {task} was not requeued: {_squeue_state(task)}"
             time.sleep(0.2)
-        subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True)
+        subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now+3"], check=True)
         stdout, stderr = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, stdout + stderr
-    log = task_log(out, task).read_text()
+    log = task_log(out, task).read_text() if task_log(out, task).exists() else "(no task log)"
+    assert proc.returncode == 0, stdout + stderr + "\ntask log:\n" + log
     requeued = [ln for ln in log.splitlines() if "g001: preempted or near its time limit; requeued" in ln]
     cont = [ln for ln in log.splitlines() if "continuing from its mid-run state at step" in ln]
     assert len(requeued) == 1 and len(cont) == 1, log
