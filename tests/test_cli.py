@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from toymodels.cli import app
@@ -43,6 +44,18 @@ def test_bad_input_one_line_no_work(existing, args, words):
     for w in words:
         assert w in lines[0]
     assert _snapshot(existing) == before
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_fails_before_any_work(existing, tmp_path):
+    before = _snapshot(existing)
+    for out, extra in ((existing, ["--resume"]), (tmp_path / "new", [])):
+        r = runner.invoke(app, ["run", "LR1", "--scale", "smoke", "--device", "cuda", "--out", str(out), *extra])
+        assert r.exit_code != 0
+        lines = [ln for ln in r.output.strip().splitlines() if ln]
+        assert len(lines) == 1 and "field 'device'" in lines[0] and "device=cpu" in lines[0], r.output
+    assert _snapshot(existing) == before
+    assert not (tmp_path / "new").exists()
 
 
 def test_unknown_preset(existing):

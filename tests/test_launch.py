@@ -108,6 +108,21 @@ def test_local_backend_rejects_slurm_options_and_unknown_backends(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_task_on_a_node_without_the_device_says_so(tmp_path):
+    # a cuda sweep whose task lands on a node without a GPU (e.g. submitted without --slurm-gpus-per-task)
+    from toymodels.presets import preset
+    from toymodels.sweep import prepare_folder
+    from toymodels.worker import run_task
+
+    sweep = preset("LR1", scale="smoke")
+    sweep = sweep.model_copy(update={"base": sweep.base.replace(device="cuda")})
+    prepare_folder(sweep, tmp_path / "r", resume=False)
+    with pytest.raises(ConfigError, match=r"g000: field 'device': 'cuda' is not available here"):
+        run_task(tmp_path / "r", "g000")
+    assert not (tmp_path / "r" / "groups").exists()
+
+
 def test_slurm_job_ids_are_expanded():
     assert _expand_ids("17") == ["17"]
     assert _expand_ids("17_3") == ["17_3"]

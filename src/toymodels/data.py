@@ -128,7 +128,9 @@ class FeatureSampler(Sampler):
         p0 = float(probs[0])
         self.uniform = bool((probs == probs[0]).all())
         self.p = p0 / 2 if signed else p0
-        self.sparse = self.uniform and self.p <= SPARSE_MAX_P
+        # the sparse draw asks the host how far its positions reached (a sync per batch): on a GPU the dense draw,
+        # exact too, keeps the step free of syncs
+        self.sparse = self.uniform and self.p <= SPARSE_MAX_P and self.device.type == "cpu"
         self._last: list[Tensor] = []
 
     def _draw(self, out_flat: Tensor, sign: float) -> None:

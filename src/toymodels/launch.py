@@ -63,11 +63,34 @@ def state_step(folder: Path, gid: str) -> int | None:
         return None
 
 
+def device_missing(device: str) -> str | None:
+    """Why ``device`` cannot train in this process, or None."""
+    if not device.startswith("cuda"):
+        return None
+    if not torch.cuda.is_available():
+        return (f"field 'device': '{device}' is not available here (torch {torch.__version__} sees no CUDA device); "
+                "use device=cpu, or train on a GPU node (--backend slurm --slurm-gpus-per-task 1)")
+    index = torch.device(device).index
+    if index is not None and index >= torch.cuda.device_count():
+        return (f"field 'device': '{device}' is not available here (CUDA devices: "
+                f"{', '.join(f'cuda:{i}' for i in range(torch.cuda.device_count()))})")
+    return None
+
+
 class LocalLauncher:
     """Runs the groups in this process, in order; the top-level tables are merged after each group."""
 
     def __init__(self) -> None:
         pass
+
+    def check_devices(self, devices: set[str]) -> None:
+        """Fail before any work when a sweep asks for a device this machine lacks."""
+        from .config import ConfigError
+
+        for device in sorted(devices):
+            why = device_missing(device)
+            if why:
+                raise ConfigError(why)
 
     def run(self, folder: Path, todo: dict, progress: bool = True, state_every_s: float | None = None,
             name: str = "sweep") -> None:
@@ -205,6 +228,9 @@ class SlurmLauncher:
         self.partition, self.gpus_per_task, self.cpus_per_task = partition, gpus_per_task, cpus_per_task
         self.max_parallel, self.timeout_min, self.mem_gb, self.detach = max_parallel, timeout_min, mem_gb, detach
         self.poll_s = poll_s if poll_s is not None else float(os.environ.get("TOYMODELS_SLURM_POLL_S", 5))
+
+    def check_devices(self, devices: set[str]) -> None:
+        """Nothing to check here: the tasks run on the cluster's nodes, which may have GPUs this machine lacks."""
 
     # -- submission
     def _executor(self, folder: Path, name: str, n_tasks: int):

@@ -199,8 +199,9 @@ def run_sweep(
 
     out = Path(out)
     launcher = get_launcher(backend, **backend_options)  # fails fast, before any work, if unavailable
-    prepare_folder(sweep, out, resume)
     groups = plan(sweep)
+    launcher.check_devices({insts[0].cfg.run.device for insts in groups.values()})
+    prepare_folder(sweep, out, resume)
     todo = {gid: insts for gid, insts in groups.items() if not store.group_done(out, gid)}
     try:
         launcher.run(out, todo, progress=progress, state_every_s=state_every_s, name=sweep.name)

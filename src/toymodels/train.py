@@ -208,7 +208,7 @@ def train_group(
                     ok &= torch.isfinite(_per_instance_sum(u))  # a sum overflowing to inf also counts: conservative
                 diverged_at = torch.where(alive & ~ok, torch.full_like(diverged_at, t), diverged_at)
                 alive = ok
-                all_alive = bool(alive.all())
+                all_alive = device.type == "cpu" and bool(alive.all())  # no host sync per step on a GPU
                 for p, u in zip(params, updates):
                     p.add_(u if all_alive else torch.where(alive.view(-1, *[1] * (p.dim() - 1)), u, 0.0))
                 if use_decay and t < o.steps / 2:

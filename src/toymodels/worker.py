@@ -26,7 +26,8 @@ def _say(msg: str) -> None:
 def run_task(folder: str | Path, gid: str, state_every_s: float | None = None) -> str:
     """Train group ``gid`` of the sweep in ``folder`` (no-op if it is DONE); returns the gid."""
     from . import store
-    from .launch import state_step
+    from .config import ConfigError
+    from .launch import device_missing, state_step
     from .sweep import plan, run_group
 
     folder = Path(folder)
@@ -42,6 +43,9 @@ def run_task(folder: str | Path, gid: str, state_every_s: float | None = None) -
     if cpus and not os.environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(int(cpus))  # without cgroups torch would use every core of the node
     insts = groups[gid]
+    why = device_missing(insts[0].cfg.run.device)
+    if why:  # e.g. a cuda sweep submitted without --slurm-gpus-per-task: say so in the task's log
+        raise ConfigError(f"{gid}: {why}")
     steps = insts[0].cfg.optim.steps
     start = state_step(folder, gid)
     _say(f"{sweep.name} {gid}: {len(insts)} instances x {steps} steps on {insts[0].cfg.run.device}, "
