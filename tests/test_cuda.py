@@ -10,21 +10,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from test_train import BASE as CPU_BASE
+from test_train import _assert_same as _assert_close
 from toymodels import store
 from toymodels.cli import app
-from toymodels.config import ExperimentConfig
 from toymodels.train import train_group
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
-BASE = ExperimentConfig.from_flat({"N": 32, "m": 8, "k": 48, "batch_size": 32, "steps": 256, "eps": 1 / 16,
-                                   "device": "cuda"})
-
-
-def _assert_close(a, b, i, j, rtol=1e-4, atol=1e-6):
-    torch.testing.assert_close(a.losses[i], b.losses[j], rtol=rtol, atol=atol, equal_nan=True)
-    for name in a.final:
-        torch.testing.assert_close(a.final[name][i], b.final[name][j], rtol=rtol, atol=atol)
+BASE = CPU_BASE.replace(device="cuda")
 
 
 @pytest.mark.parametrize("extra", [{}, {"task": "reprojector", "nonlinearity": "gelu", "optimizer": "adamw",
