@@ -188,7 +188,7 @@ def _new_figure(width: float, height: float) -> Figure:
 
 def save(fig: Figure, path: Path) -> Path:
     """Write a figure as PNG (atomically, like every file of a results folder)."""
-    from .store import _atomic
+    from .store import atomic_write as _atomic
 
     path = Path(path)
     _atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))

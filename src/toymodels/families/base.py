@@ -1,0 +1,131 @@
+"""What a model family is: the small interface that train, sweep, report, figures and the dashboard dispatch through.
+
+A *family* is one kind of toy model (the EM two-layer model, the TMS model, the P&C quadratic model, ...). Everything
+the rest of the package needs to know about it lives in its own module under ``toymodels/families/`` and is reached
+through :func:`toymodels.families.registry.get_family` with the value of the config field ``model``. Nothing outside
+the family's module branches on its name.
+
+Adding a family: write a class that satisfies :class:`ModelFamily` (and a ``nn.Module`` satisfying
+:class:`InstanceModel`), then ``register(MyFamily())``. The registry refuses a second family of the same name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, runtime_checkable
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+if TYPE_CHECKING:  # type names only: config imports the registry, so a runtime import would be a cycle
+    from ..config import ExperimentConfig
+    from ..data import Sampler
+
+
+@runtime_checkable
+class InstanceModel(Protocol):
+    """A batch of independent models: every parameter and buffer has the instance axis first."""
+
+    #: names of the trained parameters (attributes of the module), in the optimizer's order
+    param_names: tuple[str, ...]
+
+    @property
+    def n_instances(self) -> int: ...
+
+    def losses(
+        self, inputs: Float[Tensor, "instances batch features"], task: str, with_l1: bool = True
+    ) -> tuple[Float[Tensor, " instances"], Float[Tensor, " instances"] | None]:
+        """Per-instance task loss and (when ``with_l1``) the L1 term of the hidden activations."""
+        ...
+
+    def decayed_params(self) -> list[Tensor]:
+        """The tensors that bias decay pulls toward 0 (instance axis first)."""
+        ...
+
+    def state_tensors(self) -> dict[str, Tensor]:
+        """Everything needed to rebuild the model (parameters and fixed buffers), instance axis first."""
+        ...
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """What the report, the figures and the dashboard show for a family's results.
+
+    * ``labels``: metric name -> axis/column label (a missing name is shown with ``_`` as spaces);
+    * ``summary_metrics``: final metrics of the printed summary table and report, in order;
+    * ``training_metrics``: curves of the training figure (``loss`` plus metrics logged at checkpoints);
+    * ``swept_metrics``: final metrics drawn against the swept field;
+    * ``table_metrics``: metric columns the dashboard's instance table shows first;
+    * ``instance_figures``: names of the family's per-instance figures (see ``figures``).
+    """
+
+    labels: dict[str, str] = field(default_factory=dict)
+    summary_metrics: tuple[str, ...] = ("final_loss",)
+    training_metrics: tuple[str, ...] = ("loss",)
+    swept_metrics: tuple[str, ...] = ("final_loss",)
+    table_metrics: tuple[str, ...] = ()
+
+    def label(self, name: str) -> str:
+        return self.labels.get(name, name.replace("_", " "))
+
+
+@runtime_checkable
+class ModelFamily(Protocol):
+    """One kind of toy model, as train, sweep, report, figures and dashboard see it."""
+
+    #: the value of the config field ``model`` that selects this family
+    name: str
+    #: one line for ``toymodels presets`` and the docs
+    summary: str
+    #: tasks the family can train on (config field ``task``); the first is the default
+    tasks: tuple[str, ...]
+    #: flat config fields the family reads, beyond the optimisation and run fields every family uses
+    fields: tuple[str, ...]
+    #: what the report, the figures and the dashboard show
+    presentation: Presentation
+
+    def check(self, cfg: "ExperimentConfig") -> str | None:
+        """Why this config cannot train (one line naming the field), or None. Called before any work."""
+        ...
+
+    def build(self, cfgs: Sequence["ExperimentConfig"]) -> InstanceModel:
+        """A model with one instance per config, each initialised from its own seed (on the CPU)."""
+        ...
+
+    def from_tensors(self, tensors: dict[str, Tensor], cfg: "ExperimentConfig") -> InstanceModel:
+        """Rebuild a model from ``state_tensors()`` as saved in a results folder."""
+        ...
+
+    def sampler(self, cfg: "ExperimentConfig", device: torch.device) -> "Sampler":
+        """This instance's input stream (its own seed), filling one (batch, input) slice per step."""
+        ...
+
+    def input_size(self, cfg: "ExperimentConfig") -> int:
+        """The width of one input row the sampler fills."""
+        ...
+
+    def flops_per_step(self, cfg: "ExperimentConfig") -> float:
+        """Matmul FLOPs of one training step of one instance (for the cost estimate and thread choice)."""
+        ...
+
+    def instance_bytes(self, cfg: "ExperimentConfig") -> int:
+        """An upper bound of one instance's training memory in bytes (groups are split to bound memory)."""
+        ...
+
+    def evaluate(self, cfgs: Sequence["ExperimentConfig"], tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Metrics of a checkpoint: metric name -> (instances,) tensor; columns of the results tables."""
+        ...
+
+    def figures(self) -> Sequence["FigureSpec"]:
+        """The family's own per-instance figures (the generic training and swept figures are added by the report)."""
+        ...
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure the report draws: ``plot(results, out_dir=...) -> written paths`` and the caption under it."""
+
+    name: str
+    plot: Callable[..., list[Any]]
+    caption: str
