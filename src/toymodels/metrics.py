@@ -20,7 +20,6 @@ Conventions shared by all metrics:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -28,30 +27,14 @@ from einops import einsum
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-Nonlinearity = Literal["relu", "gelu", "solu"]
-NONLINEARITIES: tuple[str, ...] = ("relu", "gelu", "solu")
+from .activations import NONLINEARITIES, Nonlinearity, activation
+
 
 # The paper's monosemanticity threshold and the epsilon in its ratio (plot_helper.py, PAPERS.md §1.4).
 MONO_THRESHOLD = 0.999
 RATIO_EPS = 1e-10
 # Elements of the (I, k, inputs) activation block the multi-feature probe holds at once.
 PROBE_BLOCK_ELEMENTS = 2**22
-
-
-# ----------------------------------------------------------------------------------------------------- activations
-def activation(pre: Float[Tensor, "*shape"], nonlinearity: Nonlinearity) -> Float[Tensor, "*shape"]:
-    """The EM model's nonlinearity (PAPERS.md §1.3).
-
-    ``relu``; ``gelu`` with the exact erf form (PyTorch's default, as in the paper's ``nn.GELU()``);
-    ``solu`` = ``x * exp(x)``, which is what the paper's code calls SoLU (not the softmax-linear unit).
-    """
-    if nonlinearity == "relu":
-        return torch.relu(pre)
-    if nonlinearity == "gelu":
-        return F.gelu(pre)
-    if nonlinearity == "solu":
-        return pre * torch.exp(pre)
-    raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
 
 
 def net_map(W1: Float[Tensor, "I k m"], E: Float[Tensor, "I m N"]) -> Float[Tensor, "I k N"]:
@@ -130,6 +113,19 @@ def capacity(W: Float[Tensor, "I d N"]) -> Float[Tensor, "I N"]:
 
 
 feature_dimensionality = capacity
+
+
+def superposition(W: Float[Tensor, "I d N"]) -> Float[Tensor, "I N"]:
+    """TMS per-feature superposition ``sum_{j != i} (W_i_hat . W_j)^2`` (PAPERS.md §2.1) for the columns of ``W``.
+
+    How much the other features interfere along feature ``i``'s direction: 0 for a feature with a direction of its
+    own, about 1 per other feature sharing it. A zero column gets 0.
+    """
+    norms = W.norm(dim=-2)
+    W_hat = W / norms.clamp(min=1e-12).unsqueeze(-2)
+    overlap = (W_hat.transpose(-1, -2) @ W).pow(2)  # (I, i, j)
+    out = overlap.sum(-1) - torch.diagonal(overlap, dim1=-2, dim2=-1)
+    return torch.where(norms > 0, out, torch.zeros_like(out))
 
 
 def dims_per_feature(W: Float[Tensor, "I d N"]) -> Float[Tensor, "I"]:
