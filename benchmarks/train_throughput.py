@@ -20,8 +20,9 @@ from torch import nn
 
 from toymodels.config import ExperimentConfig
 from toymodels.data import feature_probs, generator
-from toymodels.models import EMModel
-from toymodels.train import flops_per_step, train_group, tune_allocator
+from toymodels.families.em import EMModel
+from toymodels.plan import flops_per_step
+from toymodels.train import train_group, tune_allocator
 
 N, M, K, EPS = 512, 64, 1024, 1 / 64
 

@@ -20,7 +20,7 @@ def diverging_results(tmp_path_factory):
     base = preset("LR1", scale="smoke").base.replace(optimizer="sgd", steps=64)
     sweep = SweepConfig(name="diverge", base=base, grid={"lr": [0.01, 0.1, 1000.0]}, seeds=2)
     out = tmp_path_factory.mktemp("runs") / "diverge"
-    return run_sweep(sweep, out, progress=False, report=False)
+    return run_sweep(sweep, out, progress=False)
 
 
 @pytest.fixture(scope="session")

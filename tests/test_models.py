@@ -5,7 +5,7 @@ import math
 import torch
 
 from toymodels.config import ExperimentConfig
-from toymodels.models import EMModel
+from toymodels.families.em import EMModel
 
 
 def _cfg(**kw):

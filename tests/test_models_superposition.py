@@ -10,16 +10,16 @@ import torch
 
 from toymodels.config import ConfigError, ExperimentConfig
 from toymodels.data import KurtosisSampler, generator, importance, kurtosis_input
-from toymodels.evaluate import evaluate, tms_superposition
-from toymodels.metrics import capacity, dims_per_feature, feature_dimensionality
-from toymodels.models import (
-    MODELS,
+from toymodels.families import get_family
+from toymodels.families.quadratic import (
     QuadraticModel,
-    TMSModel,
     quadratic_capacity_theory,
     quadratic_expected_loss,
     quadratic_optimum,
 )
+from toymodels.families.tms import TMSModel
+from toymodels.metrics import capacity, dims_per_feature, feature_dimensionality, superposition
+from toymodels.runner import evaluate
 from toymodels.train import train_group
 
 
@@ -65,18 +65,6 @@ def test_sum_of_capacities_at_most_m_and_rank(m, n):
     assert (capacity(low_rank).sum(-1) <= 1 + 1e-9).all()  # rank 1
 
 
-def square_antiprism() -> torch.Tensor:
-    """8 unit vectors in 3-D: two squares at heights +-h, rotated 45 degrees (the Thomson-like antiprism)."""
-    pts = []
-    h = 0.5
-    for k in range(8):
-        phi = math.pi / 4 * k
-        z = h if k % 2 == 0 else -h
-        r = math.sqrt(1 - h * h)
-        pts.append([r * math.cos(phi), r * math.sin(phi), z])
-    return torch.tensor(pts, dtype=torch.float64).T
-
-
 @pytest.mark.parametrize("name,W,expected", [
     ("orthonormal", torch.eye(4, dtype=torch.float64), 1.0),
     ("antipodal pair", torch.tensor([[1.0, -1.0]], dtype=torch.float64), 0.5),
@@ -88,8 +76,7 @@ def square_antiprism() -> torch.Tensor:
 ])
 def test_known_geometries(name, W, expected):
     if W is None:
-        W = square_antiprism()
-        # the antiprism at h=1/sqrt(3) is a tight frame (sum of outer products = 8/3 I): D_i = 3/8
+        # the square antiprism at h=1/sqrt(3) is a tight frame (sum of outer products = 8/3 I): D_i = 3/8
         h = 1 / math.sqrt(3)
         r = math.sqrt(1 - h * h)
         W = torch.tensor([[r * math.cos(math.pi / 4 * k), r * math.sin(math.pi / 4 * k), h if k % 2 == 0 else -h]
@@ -115,7 +102,7 @@ def test_tms_evaluator_on_a_pentagon_with_two_dropped_features():
     assert out["sum_capacity"].item() == pytest.approx(2.0)
     # pentagon: sum_{j != i} cos^2 = 2 cos^2 72 + 2 cos^2 144 = 1.5
     assert out["superposition"].item() == pytest.approx(1.5)
-    assert tms_superposition(W[None])[0, 5:].abs().max() == 0
+    assert superposition(W[None])[0, 5:].abs().max() == 0
     assert out["mean_bias"].item() == pytest.approx(-0.1)
 
 
@@ -162,7 +149,9 @@ def test_config_fields_and_validation():
         ExperimentConfig.from_flat({"kurtosis": 0.5})
     with pytest.raises(ConfigError, match="task"):
         ExperimentConfig.from_flat({"model": "quadratic", "task": "abs"})
-    assert MODELS["tms"] is TMSModel and MODELS["quadratic"] is QuadraticModel
+    for name, cls in (("tms", TMSModel), ("quadratic", QuadraticModel)):
+        built = get_family(name).build([ExperimentConfig.from_flat({"model": name, "N": 5, "m": 2})])
+        assert isinstance(built, cls) and built.n_instances == 1
     assert importance(3, 0.5, 2.0).tolist() == [1.0, 0.5, 0.5]
 
 

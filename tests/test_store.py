@@ -15,7 +15,7 @@ from toymodels.sweep import run_sweep
 def folder(tmp_path_factory):
     out = tmp_path_factory.mktemp("store") / "r"
     base = ExperimentConfig.from_flat({"N": 16, "m": 4, "k": 8, "batch_size": 16, "steps": 32})
-    run_sweep(SweepConfig(name="s", base=base, grid={"lr": [0.01, 0.02]}), out, progress=False, report=False)
+    run_sweep(SweepConfig(name="s", base=base, grid={"lr": [0.01, 0.02]}), out, progress=False)
     return out
 
 

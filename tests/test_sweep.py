@@ -11,7 +11,8 @@ import pytest
 
 import toymodels as tm
 from toymodels.config import ConfigError, ExperimentConfig, SweepConfig
-from toymodels.sweep import instance_records, plan, run_sweep
+from toymodels.plan import instance_records, plan
+from toymodels.sweep import run_sweep
 
 SMALL = ExperimentConfig.from_flat({"N": 16, "m": 4, "k": 8, "batch_size": 16, "steps": 64})
 
@@ -29,7 +30,7 @@ def test_plan_groups_by_shape_and_keeps_order():
 
 def test_results_folder_layout_and_columns(tmp_path):
     sweep = SweepConfig(name="t", base=SMALL, grid={"lr": [0.01, 0.03], "k": [8, 12]})
-    res = run_sweep(sweep, tmp_path / "r", progress=False, report=False)
+    res = run_sweep(sweep, tmp_path / "r", progress=False)
     folder = tmp_path / "r"
     for name in ["sweep.json", "instances.parquet", "metrics.parquet"]:
         assert (folder / name).stat().st_size > 0
@@ -55,16 +56,16 @@ def test_results_folder_layout_and_columns(tmp_path):
 
 def test_existing_folder_is_never_overwritten(tmp_path):
     sweep = SweepConfig(name="t", base=SMALL)
-    run_sweep(sweep, tmp_path / "r", progress=False, report=False)
+    run_sweep(sweep, tmp_path / "r", progress=False)
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "r").rglob("*")}
     with pytest.raises(ConfigError, match="--resume"):
-        run_sweep(sweep, tmp_path / "r", progress=False, report=False)
+        run_sweep(sweep, tmp_path / "r", progress=False)
     other = SweepConfig(name="u", base=SMALL.replace(lr=0.5))
     with pytest.raises(ConfigError, match="different sweep"):
-        run_sweep(other, tmp_path / "r", resume=True, progress=False, report=False)
+        run_sweep(other, tmp_path / "r", resume=True, progress=False)
     assert before == {p: p.stat().st_mtime_ns for p in (tmp_path / "r").rglob("*")}
     # resuming a finished sweep trains nothing and changes no group file
-    run_sweep(sweep, tmp_path / "r", resume=True, progress=False, report=False)
+    run_sweep(sweep, tmp_path / "r", resume=True, progress=False)
     gfiles = [p for p in before if "groups" in p.parts]
     assert all(p.stat().st_mtime_ns == before[p] for p in gfiles)
 

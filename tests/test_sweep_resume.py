@@ -17,7 +17,8 @@ import torch
 from toymodels import store
 from toymodels.cli import resolve_sweep
 from toymodels.launch import state_step
-from toymodels.sweep import plan, run_sweep
+from toymodels.plan import plan
+from toymodels.sweep import run_sweep
 
 # Two groups (steps is a group field): g000 trains 64 steps, g001 256 steps (long enough to be killed mid-run).
 ARGS = ["LR1", "--scale", "smoke", "--set", "lr=0.01", "--sweep", "steps=64,256"]
@@ -42,7 +43,7 @@ def reference(args: list[str], out: Path) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # like the subprocesses (results do not depend on it at these sizes)
     try:
-        run_sweep(sweep, out, progress=False, report=False)
+        run_sweep(sweep, out, progress=False)
     finally:
         torch.set_num_threads(threads)
     return out

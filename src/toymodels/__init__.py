@@ -7,14 +7,17 @@ Example:
     >>> tm.load("runs/LR1-smoke").instances              # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
+from .store import package_version
 
-from . import analysis  # noqa: E402
+__version__ = package_version()
+
+# The families register themselves on import: every config check and every run needs them.
+from . import analysis, families  # noqa: E402
 from .api import load, preset, presets, run  # noqa: E402
 from .config import ConfigError, ExperimentConfig, SweepConfig  # noqa: E402
 from .store import Results, ResultsError  # noqa: E402
 
 __all__ = [
     "ConfigError", "ExperimentConfig", "Results", "ResultsError", "SweepConfig",
-    "load", "preset", "presets", "run", "__version__",
+    "analysis", "families", "load", "preset", "presets", "run", "__version__",
 ]

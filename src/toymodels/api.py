@@ -14,8 +14,10 @@ from pathlib import Path
 from .config import ExperimentConfig, SweepConfig
 from .presets import PRESETS, Preset
 from .presets import preset as preset
+from .report import write_report
 from .store import Results
 from .store import load as load
+from .sweep import run_sweep
 
 
 def presets() -> list[Preset]:
@@ -27,12 +29,16 @@ def run(
     cfg: SweepConfig | ExperimentConfig | str, out: str | Path | None = None, resume: bool = False,
     progress: bool = True, report: bool = True,
 ) -> Results:
-    """Train a sweep (or a single config, or a preset name at quick scale), save it and return the results."""
-    from .sweep import run_sweep
+    """Train a sweep (or a single config, or a preset name at quick scale), save it and return the results.
 
+    ``report=True`` also draws the figures and ``report.html`` into the results folder.
+    """
     if isinstance(cfg, str):
         cfg = preset(cfg)
     if isinstance(cfg, ExperimentConfig):
         cfg = SweepConfig(name="run", base=cfg)
     out = Path(out) if out is not None else Path("runs") / cfg.name
-    return run_sweep(cfg, out, resume=resume, progress=progress, report=report)
+    results = run_sweep(cfg, out, resume=resume, progress=progress)
+    if report:
+        write_report(results)
+    return results

@@ -9,16 +9,24 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .config import ConfigError, SweepConfig, parse_assignment
-from .launch import LaunchError
-from .store import ResultsError
+from .config import ConfigError, SweepConfig, one_line, parse_assignment
+from .launch import LaunchError, latest_tasks, task_log, task_states
+from .plan import estimate_seconds, instance_records, instance_steps, plan
+from .presets import PRESETS, SCALES, preset
+from .report import summary_text, write_report
+from .runner import state_step
+from .store import ResultsError, done_groups, load, merge_tables, read_sweep
+from .sweep import run_sweep
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Superposition and monosemanticity in toy models: sweeps, metrics, figures.")
@@ -32,8 +40,6 @@ def _fail(msg: str) -> None:
 def resolve_sweep(target: str, scale: str, sets: list[str], sweeps: list[str], seeds: Optional[int],
                   device: Optional[str]) -> SweepConfig:
     """Preset name or config file, then --set (fixes a field, dropping it from the grid) and --sweep (grid)."""
-    from .presets import preset
-
     path = Path(target)
     if path.suffix in (".toml", ".json") or path.is_file():
         if not path.is_file():
@@ -56,9 +62,7 @@ def resolve_sweep(target: str, scale: str, sets: list[str], sweeps: list[str], s
     try:
         return SweepConfig(name=sweep.name, base=base, grid=grid, seeds=seeds or sweep.seeds)
     except ValueError as err:  # pydantic's ValidationError is a ValueError
-        from .config import _one_line
-
-        raise ConfigError(_one_line(err) if hasattr(err, "errors") else str(err)) from None
+        raise ConfigError(one_line(err) if hasattr(err, "errors") else str(err)) from None
 
 
 @app.command()
@@ -84,9 +88,6 @@ def run(
     detach: bool = typer.Option(False, help="submit to SLURM and return; follow with `toymodels status DIR`"),
 ) -> None:
     """Train a preset or a config file's sweep and write its results folder."""
-    from .presets import PRESETS
-    from .sweep import estimate_seconds, instance_records, instance_steps, run_sweep
-
     if target in PRESETS and PRESETS[target].parts:  # multi-part preset (OPT1): one folder per part under --out
         root = out or Path("runs") / f"{target}-{scale}"
         for part in PRESETS[target].part_names():
@@ -106,8 +107,9 @@ def run(
         options = {k: v for k, v in dict(
             partition=slurm_partition, gpus_per_task=slurm_gpus_per_task, cpus_per_task=slurm_cpus_per_task,
             timeout_min=slurm_time, max_parallel=max_parallel, detach=detach or None).items() if v is not None}
-        results = run_sweep(sweep, folder, resume=resume, progress=progress, report=report, backend=backend,
-                            **options)
+        results = run_sweep(sweep, folder, resume=resume, progress=progress, backend=backend, **options)
+        if results is not None and report:
+            write_report(results)
     except (ConfigError, ResultsError) as err:
         _fail(str(err))
     except LaunchError as err:  # SLURM tasks that failed or were cancelled; the finished groups are merged
@@ -116,8 +118,6 @@ def run(
     if results is None:  # --detach
         typer.echo(f"submitted: {folder}  (`toymodels status {folder}` follows the tasks)")
         return
-    from .report import summary_text
-
     typer.echo(summary_text(results))
     n_div = int((results.instances["status"] != "ok").sum())
     typer.echo(f"results: {folder}  ({len(results.instances)} instances, {n_div} diverged)")
@@ -128,9 +128,6 @@ def run(
 @app.command()
 def presets() -> None:
     """List every named experiment: what it sweeps, its paper figure and its cost per scale."""
-    from .presets import PRESETS, SCALES
-    from .sweep import estimate_seconds, instance_steps
-
     for p in PRESETS.values():
         grid = "; ".join(f"{k} in {v}" for k, v in p.grid.items())
         if p.parts:  # multi-part preset (OPT1): its parts' grids, costs summed over the parts
@@ -158,9 +155,6 @@ def _human(seconds: float) -> str:
 @app.command()
 def report(folder: Path = typer.Argument(..., help="a results folder")) -> None:
     """(Re)draw figures/*.png and report.html from a saved results folder and print its summary table."""
-    from .report import summary_text, write_report
-    from .store import load
-
     try:
         results = load(folder)
         path = write_report(results)
@@ -173,10 +167,6 @@ def report(folder: Path = typer.Argument(..., help="a results folder")) -> None:
 @app.command()
 def status(folder: Path = typer.Argument(..., help="a results folder")) -> None:
     """Groups done / total, each unfinished group's SLURM task with its state and log; merges the finished groups."""
-    from .launch import latest_tasks, state_step, task_log, task_states
-    from .store import done_groups, merge_tables, read_sweep
-    from .sweep import plan
-
     try:
         sweep, _ = read_sweep(folder)
         groups = plan(sweep)
@@ -243,10 +233,6 @@ def dashboard(
     headless: bool = typer.Option(False, help="do not open a browser (for servers)"),
 ) -> None:
     """Open the streamlit dashboard over the results folders in FOLDER (needs the optional `app` extra)."""
-    import importlib.util
-    import signal
-    import subprocess
-
     missing = [m for m in ("streamlit", "plotly") if importlib.util.find_spec(m) is None]
     if missing:
         _fail(f"the dashboard needs {' and '.join(missing)}: pip install 'toymodels[app]'")

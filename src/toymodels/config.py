@@ -25,7 +25,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-ModelKind = Literal["em", "tms", "quadratic"]
+from .registry import get_family
+
 Task = Literal["decoder", "reprojector", "abs"]
 Distribution = Literal["uniform", "power_law"]
 Nonlinearity = Literal["relu", "gelu", "solu"]
@@ -89,7 +90,7 @@ class DataConfig(_Frozen):
 
 
 class ModelConfig(_Frozen):
-    model: ModelKind = "em"
+    model: str = Field("em", description="the model family (see toymodels.families)")
     m: int = Field(64, ge=1, description="embedding (hidden) dimension")
     k: int = Field(1024, ge=1, description="neurons in the hidden layer (EM)")
     nonlinearity: Nonlinearity = "relu"
@@ -146,7 +147,7 @@ _SECTIONS: dict[str, type[_Frozen]] = {
 FIELDS: dict[str, str] = {name: sec for sec, cls in _SECTIONS.items() for name in cls.model_fields}
 
 
-def _one_line(err: ValidationError, prefix: str = "") -> str:
+def one_line(err: ValidationError, prefix: str = "") -> str:
     """Turn pydantic's error into one line that names the flat field and what is allowed."""
     e = err.errors()[0]
     field = str(e["loc"][-1]) if e["loc"] else "config"
@@ -172,8 +173,15 @@ class ExperimentConfig(_Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> "ExperimentConfig":
-        if self.model.model != "em" and self.task.task != "decoder":
-            raise ValueError(f"field 'task': model '{self.model.model}' supports only task 'decoder'")
+        family = get_family(self.model.model)
+        if self.task.task not in family.tasks:
+            allowed = family.tasks[0] if len(family.tasks) == 1 else ", ".join(family.tasks)
+            raise ValueError(f"field 'task': model '{family.name}' supports only task '{allowed}'"
+                             if len(family.tasks) == 1 else
+                             f"field 'task': model '{family.name}' supports tasks {allowed}")
+        why = family.check(self)
+        if why:
+            raise ValueError(why)
         return self
 
     def flat(self) -> dict[str, Any]:
@@ -192,7 +200,7 @@ class ExperimentConfig(_Frozen):
         try:
             return cls.model_validate(nested)
         except ValidationError as err:
-            raise ConfigError(_one_line(err)) from None
+            raise ConfigError(one_line(err)) from None
 
     def replace(self, **values: Any) -> "ExperimentConfig":
         """A copy with some flat fields changed (validated)."""
@@ -217,7 +225,7 @@ class SweepConfig(_Frozen):
     """
 
     name: str = Field("sweep", pattern=r"^[A-Za-z0-9_.+-]+$")
-    base: ExperimentConfig = ExperimentConfig()
+    base: ExperimentConfig = Field(default_factory=ExperimentConfig)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     seeds: int = Field(1, ge=1)
 
@@ -274,7 +282,7 @@ class SweepConfig(_Frozen):
             try:
                 base = ExperimentConfig.model_validate(base_raw)
             except ValidationError as err:
-                raise ConfigError(_one_line(err)) from None
+                raise ConfigError(one_line(err)) from None
             base = base.replace(**top_flat) if top_flat else base
         else:
             base = ExperimentConfig.from_flat({**base_raw, **top_flat})
@@ -286,7 +294,7 @@ class SweepConfig(_Frozen):
         try:
             return cls(base=base, **raw)
         except ValidationError as err:
-            raise ConfigError(_one_line(err)) from None
+            raise ConfigError(one_line(err)) from None
 
     @classmethod
     def from_json(cls, text: str) -> "SweepConfig":

@@ -1,7 +1,7 @@
 """Where groups run: ``local`` (default) trains them in this process; ``slurm`` submits them as a SLURM job array.
 
 A launcher takes the results folder and the unfinished groups ({gid: [Instance]}) and must leave each group it
-finished with its files and DONE (``sweep.run_group`` does that); the caller merges the tables afterwards (also when
+finished with its files and DONE (``runner.run_group`` does that); the caller merges the tables afterwards (also when
 the launcher raises, so that what finished is merged).
 
 SLURM (``--backend slurm``, needs ``pip install 'toymodels[slurm]'`` and ``sbatch`` on PATH): every unfinished group
@@ -41,40 +41,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from . import store
+from .config import ConfigError
+from .runner import device_missing, run_group, state_step
+from .worker import GroupTask
 
 
 class LaunchError(RuntimeError):
     """Some groups did not finish (a SLURM task failed or was cancelled): names each task, its state and log."""
-
-
-def state_step(folder: Path, gid: str) -> int | None:
-    """The step a group's mid-run state file would continue from, or None if it has none (or it is unreadable)."""
-    path = store.group_dir(folder, gid) / "state.safetensors"
-    if not path.exists():
-        return None
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            return int(f.get_tensor("step")[0])
-    except Exception:  # damaged or vanished between exists() and open: run_group reports it clearly
-        return None
-
-
-def device_missing(device: str) -> str | None:
-    """Why ``device`` cannot train in this process, or None."""
-    if not device.startswith("cuda"):
-        return None
-    if not torch.cuda.is_available():
-        return (f"field 'device': '{device}' is not available here (torch {torch.__version__} sees no CUDA device); "
-                "use device=cpu, or train on a GPU node (--backend slurm --slurm-gpus-per-task 1)")
-    index = torch.device(device).index
-    if index is not None and index >= torch.cuda.device_count():
-        return (f"field 'device': '{device}' is not available here (CUDA devices: "
-                f"{', '.join(f'cuda:{i}' for i in range(torch.cuda.device_count()))})")
-    return None
 
 
 class LocalLauncher:
@@ -85,8 +61,6 @@ class LocalLauncher:
 
     def check_devices(self, devices: set[str]) -> None:
         """Fail before any work when a sweep asks for a device this machine lacks."""
-        from .config import ConfigError
-
         for device in sorted(devices):
             why = device_missing(device)
             if why:
@@ -94,10 +68,6 @@ class LocalLauncher:
 
     def run(self, folder: Path, todo: dict, progress: bool = True, state_every_s: float | None = None,
             name: str = "sweep") -> None:
-        from tqdm.auto import tqdm
-
-        from .sweep import run_group
-
         total = sum(len(v) * v[0].cfg.optim.steps for v in todo.values())
         bar = tqdm(total=total, unit="inst-step", unit_scale=True, disable=not progress, dynamic_ncols=True,
                    desc=name)
@@ -198,7 +168,7 @@ def slurm_missing() -> str | None:
     if shutil.which("sbatch") is None:
         return "--backend slurm: no 'sbatch' on PATH (SLURM is not installed on this machine, or not on PATH)"
     try:
-        import submitit  # noqa: F401
+        import submitit  # noqa: F401  (an optional extra: only --backend slurm needs it)
     except ImportError:
         return "--backend slurm needs submitit: pip install 'toymodels[slurm]'"
     return None
@@ -216,8 +186,6 @@ class SlurmLauncher:
     def __init__(self, partition: str | None = None, gpus_per_task: int | None = None,
                  cpus_per_task: int | None = None, max_parallel: int | None = None, timeout_min: int = 24 * 60,
                  mem_gb: float | None = None, detach: bool = False, poll_s: float | None = None) -> None:
-        from .config import ConfigError
-
         why = slurm_missing()
         if why:
             raise ConfigError(why)
@@ -234,7 +202,7 @@ class SlurmLauncher:
 
     # -- submission
     def _executor(self, folder: Path, name: str, n_tasks: int):
-        import submitit
+        import submitit  # the optional slurm extra, checked by slurm_missing() first
 
         ex = submitit.SlurmExecutor(folder=slurm_dir(folder), max_num_timeout=10)
         params: dict[str, Any] = dict(job_name=f"toymodels-{name}", time=int(self.timeout_min),
@@ -252,8 +220,6 @@ class SlurmLauncher:
 
     def submit(self, folder: Path, gids: list[str], state_every_s: float | None, name: str) -> dict[str, str]:
         """Submit one array task per group; record and return {gid: task id}."""
-        from .worker import GroupTask
-
         ex = self._executor(folder, name, len(gids))
         try:
             jobs = ex.map_array(GroupTask(state_every_s), [str(folder)] * len(gids), gids)
@@ -302,8 +268,6 @@ class SlurmLauncher:
 
         Raises LaunchError naming each unfinished group's task, SLURM state and log.
         """
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(tasks), unit="task", disable=not progress, dynamic_ncols=True, desc=name)
         unknown_since: dict[str, float] = {}
         merged: set[str] = set()
@@ -373,8 +337,6 @@ OPTION_FLAGS = {"partition": "--slurm-partition", "gpus_per_task": "--slurm-gpus
 def get_launcher(backend: str, **options):
     """The launcher for ``--backend``; raises ConfigError for an unknown or unavailable one, or an option that the
     backend does not take. Called before any work or folder creation."""
-    from .config import ConfigError
-
     if backend not in LAUNCHERS:
         raise ConfigError(f"field 'backend': must be one of {', '.join(LAUNCHERS)} (got {backend!r})")
     cls = LAUNCHERS[backend]

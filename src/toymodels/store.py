@@ -16,6 +16,7 @@ Layout::
 from __future__ import annotations
 
 import json
+from importlib.metadata import PackageNotFoundError, version
 import os
 import subprocess
 import tempfile
@@ -114,6 +115,14 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise ResultsError(f"{path}: damaged safetensors file ({err})") from None
 
 
+def package_version() -> str:
+    """The installed toymodels version (from the package metadata)."""
+    try:
+        return version("toymodels")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
@@ -124,11 +133,9 @@ def git_commit() -> str | None:
 
 
 def sweep_meta(sweep: SweepConfig) -> dict[str, Any]:
-    from . import __version__
-
     return {
         "format_version": FORMAT_VERSION,
-        "toymodels_version": __version__,
+        "toymodels_version": package_version(),
         "torch_version": torch.__version__,
         "git_commit": git_commit(),
         "device": sweep.base.run.device,

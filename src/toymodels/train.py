@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from .config import ExperimentConfig
-from .models import build_model
+from .families import get_family
 from .optim import make_optimizer, schedule_factors
 
 LOG_EVERY = 16
@@ -43,15 +43,6 @@ def checkpoint_steps(steps: int) -> list[int]:
 
 def logged_steps(steps: int) -> list[int]:
     return list(range(0, steps, LOG_EVERY))
-
-
-def flops_per_step(cfg: ExperimentConfig) -> float:
-    """Matmul FLOPs of one training step of one instance (forward, and backward without the input gradient)."""
-    d, mo, o = cfg.data, cfg.model, cfg.optim
-    if mo.model == "em":
-        out = mo.m if cfg.task.task == "reprojector" else d.N
-        return 2.0 * o.batch_size * (d.N * mo.m + 2 * mo.m * mo.k + 3 * mo.k * out)
-    return 6.0 * o.batch_size * d.N * mo.m * 2
 
 
 # Below this many FLOPs per group step, one thread beats two: the matmuls are too small to split, and extra threads
@@ -154,9 +145,10 @@ def train_group(
     tune_allocator()
     t_start = time.perf_counter()
 
-    model = build_model(cfgs).to(device=device, dtype=dtype)
+    family = get_family(c0.model.model)
+    model = family.build(cfgs).to(device=device, dtype=dtype)
     params = [getattr(model, n) for n in model.param_names]
-    samplers = [model.sampler(c, device) for c in cfgs]
+    samplers = [family.sampler(c, device) for c in cfgs]
     opt = make_optimizer(o.optimizer, params, weight_decay=o.weight_decay, momentum=o.momentum)
     I = len(cfgs)
     lr0 = torch.tensor([c.optim.lr for c in cfgs], device=device, dtype=dtype)
@@ -186,9 +178,9 @@ def train_group(
         checkpoints = dict(resume.checkpoints)
         start = resume.step
 
-    v = torch.zeros(I, o.batch_size, c0.data.N, device=device, dtype=dtype)
+    v = torch.zeros(I, o.batch_size, family.input_size(c0), device=device, dtype=dtype)
     last_state = time.monotonic()
-    with _cpu_settings(sum(flops_per_step(c) for c in cfgs), device):
+    with _cpu_settings(sum(family.flops_per_step(c) for c in cfgs), device):
         for t in range(start, o.steps):
             for i, s in enumerate(samplers):
                 s.fill(v[i])

@@ -17,6 +17,11 @@ from pathlib import Path
 
 import torch
 
+from . import store
+from .config import ConfigError
+from .plan import plan
+from .runner import device_missing, run_group, state_step
+
 
 def _say(msg: str) -> None:
     stamp = time.strftime("%H:%M:%S")
@@ -25,11 +30,6 @@ def _say(msg: str) -> None:
 
 def run_task(folder: str | Path, gid: str, state_every_s: float | None = None) -> str:
     """Train group ``gid`` of the sweep in ``folder`` (no-op if it is DONE); returns the gid."""
-    from . import store
-    from .config import ConfigError
-    from .launch import device_missing, state_step
-    from .sweep import plan, run_group
-
     folder = Path(folder)
     sweep, _ = store.read_sweep(folder)
     groups = plan(sweep)
@@ -76,9 +76,7 @@ class GroupTask:
     def checkpoint(self, folder: str, gid: str):
         """submitit calls this on preemption/time-out: requeue the same group, which continues from its state file
         (written every ``state_every_s`` seconds, so that much training at most is redone)."""
-        from submitit.helpers import DelayedSubmission
-
-        from .launch import state_step
+        from submitit.helpers import DelayedSubmission  # optional extra; only ever called inside a SLURM task
 
         step = state_step(Path(folder), gid)
         _say(f"{gid}: preempted or near its time limit; requeued, will continue from "

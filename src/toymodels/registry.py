@@ -1,10 +1,11 @@
 """The registry of model families: ``register`` once per family, ``get_family`` by the config field ``model``.
 
-It imports nothing from the package, so the config layer can validate ``model`` against it without a cycle; the
-built-in families register themselves when ``toymodels.families`` is imported (which ``import toymodels`` does).
+It sits at the bottom of the package and imports nothing from it, so the config layer can validate ``model``
+against it without a cycle; the built-in families register themselves when ``toymodels.families`` is imported, which
+``import toymodels`` does first.
 
 Example:
-    >>> from toymodels.families import get_family
+    >>> from toymodels.registry import get_family
     >>> get_family("em").tasks
     ('decoder', 'reprojector', 'abs')
 """

@@ -1,0 +1,47 @@
+"""Parts shared by the superposition families (TMS, the P&C quadratic model): per-instance xavier init, the
+feature importances and a module holding W, b and the importances."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..config import ExperimentConfig
+from ..data import importance
+
+
+def xavier_normal(m: int, n: int, gen: torch.Generator) -> Tensor:
+    """xavier_normal_ of ONE (m, n) matrix: std sqrt(2 / (m + n)).
+
+    The TMS notebook applies xavier_normal_ to the joint (instances, n, m) tensor, whose fans then depend on the
+    number of instances (std sqrt(2 / (m (n + I)))); here each instance gets the single-matrix value, so an
+    instance starts the same whatever group it trains in.
+    """
+    return torch.randn((m, n), generator=gen) * math.sqrt(2.0 / (m + n))
+
+
+def importances(cfgs: Sequence[ExperimentConfig]) -> Tensor:
+    return torch.stack([
+        importance(c.data.N, c.data.importance_decay, c.data.importance_ratio).float() for c in cfgs
+    ])
+
+
+class WeightsBiasImportance(nn.Module):
+    """Shared parts of the superposition families: parameters W, b and the feature importances as a buffer."""
+
+    param_names = ("W", "b")
+
+    def __init__(self, W: Tensor, b: Tensor, importance: Tensor):
+        super().__init__()
+        self.W = nn.Parameter(W)
+        self.b = nn.Parameter(b)
+        self.register_buffer("importance", importance)
+
+    def decayed_params(self) -> list[Tensor]:
+        return [self.b]
+
+    def state_tensors(self) -> dict[str, Tensor]:
+        return {"W": self.W.detach(), "b": self.b.detach(), "importance": self.importance}

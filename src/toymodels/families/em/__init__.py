@@ -1,0 +1,79 @@
+"""The EM family: the two-layer model of *Engineering Monosemanticity in Toy Models* (docs/papers.md §1.3).
+
+Everything the package needs to know about it: the model (``model.py``), its metrics at checkpoints
+(``evaluate.py``), its own figures (``figures.py``: single-feature activations, biases, multi-feature probe,
+mechanism) and, here, the family object that train, sweep, report and dashboard reach through the registry.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from ...config import ExperimentConfig
+from ..base import FigureSpec, Presentation
+from ...registry import register
+from .evaluate import PROBE_SAMPLES, em_evaluate, em_probe, probe_inputs
+from .model import EMModel
+
+__all__ = ["EM", "EMFamily", "EMModel", "PROBE_SAMPLES", "em_evaluate", "em_probe", "probe_inputs"]
+
+
+class EMFamily:
+    """Features -> fixed random embedding E -> Linear+bias -> ReLU/GeLU/SoLU -> Linear, on three tasks."""
+
+    name = "em"
+    summary = "two-layer model of Engineering Monosemanticity (embedding, k neurons, decoder/reprojector/abs)"
+    tasks = ("decoder", "reprojector", "abs")
+    fields = ("N", "eps", "distribution", "power_law_exponent", "m", "k", "nonlinearity", "bias_offset", "task")
+    presentation = Presentation(
+        labels={"loss": "task loss", "final_loss": "final loss", "mono_per_feature": "mono neurons / feature",
+                "features_covered": "features covered", "mean_bias": "mean bias", "dead_neurons": "dead neurons",
+                "dims_per_feature": "dimensions per feature D*"},
+        summary_metrics=("final_loss", "mono_per_feature", "features_covered", "mean_bias", "false_mono"),
+        training_metrics=("loss", "mono_per_feature", "mean_bias"),
+        swept_metrics=("mono_per_feature", "final_loss", "mean_bias"),
+        table_metrics=("mono_per_feature", "features_covered", "mean_bias", "dead_neurons", "mono_neurons"),
+    )
+
+    def check(self, cfg: ExperimentConfig) -> str | None:
+        return None
+
+    def build(self, cfgs: Sequence[ExperimentConfig]) -> EMModel:
+        return EMModel.init(cfgs)
+
+    def from_tensors(self, tensors: dict[str, Tensor], cfg: ExperimentConfig) -> EMModel:
+        return EMModel.from_tensors(tensors, cfg.model.nonlinearity)
+
+    def sampler(self, cfg: ExperimentConfig, device: torch.device):
+        return EMModel.sampler(cfg, device)
+
+    def input_size(self, cfg: ExperimentConfig) -> int:
+        return cfg.data.N
+
+    def flops_per_step(self, cfg: ExperimentConfig) -> float:
+        """Forward, and backward without the input gradient: embedding, W1 (fwd + dW1), W2 (fwd, dW2, dh)."""
+        d, mo, o = cfg.data, cfg.model, cfg.optim
+        out = mo.m if cfg.task.task == "reprojector" else d.N
+        return 2.0 * o.batch_size * (d.N * mo.m + 2 * mo.m * mo.k + 3 * mo.k * out)
+
+    def instance_bytes(self, cfg: ExperimentConfig) -> int:
+        """A rough upper bound of one instance's training memory (activations dominate)."""
+        d, mo, o = cfg.data, cfg.model, cfg.optim
+        per_sample = 3 * d.N + mo.m + 3 * mo.k
+        params = mo.k * (mo.m + 1 + d.N) + d.N * (mo.m + 1)
+        return 4 * (4 * o.batch_size * per_sample + 6 * params + d.N * mo.m * 2)
+
+    def evaluate(self, cfgs: Sequence[ExperimentConfig], tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+        return em_evaluate(cfgs, tensors)
+
+    def figures(self) -> list[FigureSpec]:
+        # deferred: the figures import matplotlib, which training (and SLURM workers) never need
+        from .figures import FIGURES
+
+        return list(FIGURES)
+
+
+EM = register(EMFamily())

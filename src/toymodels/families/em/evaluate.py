@@ -1,0 +1,68 @@
+"""What the EM family reports at every checkpoint and for the final model.
+
+``em_evaluate(cfgs, tensors)`` returns ``metrics.em_metrics`` (single-feature probe, biases, capacity) plus two
+numbers from the multi-feature probe (``metrics.multi_feature_probe``, docs/papers.md §1.4 caveat b):
+
+* ``false_mono``: how many paper-mono neurons fire in context, without their own feature (on their own
+  all-but-one input, or on a random training-like input where their feature is off). ``mono_neurons - false_mono``
+  is the number of neurons that are monosemantic beyond the single-feature probe.
+* ``mean_fires_all_but_one``: the mean over neurons of how many of the N all-but-one inputs make a neuron fire
+  (0 .. N); near N when most neurons respond to any dense input.
+
+The probe's random inputs come from each instance's own stream (``data.PROBE_STREAM`` of its seed) with its
+training feature probabilities, so they are the same at every checkpoint and independent of the group.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from ... import metrics
+from ...config import ExperimentConfig
+from ...data import PROBE_STREAM, feature_probs, generator
+
+# Random inputs of the multi-feature probe per instance and checkpoint: enough to find neurons that fire on
+# feature combinations, small enough to run at every checkpoint (I * k * N * 512 multiply-adds).
+PROBE_SAMPLES = 512
+
+
+def probe_inputs(cfgs: Sequence[ExperimentConfig]) -> tuple[Tensor, list[torch.Generator]]:
+    """Per-instance feature probabilities (I, N) and fresh probe generators, one per instance seed.
+
+    For the abs task the probe's inputs are non-negative with the task's overall density (the signed v1 - v2 of
+    training has a random sign per active feature; a neuron's own-sign feature decides whether it fires).
+    """
+    probs = torch.stack([
+        feature_probs(c.data.N, c.data.eps, c.data.distribution, c.data.power_law_exponent) for c in cfgs
+    ])
+    return probs, [generator(c.run.seed, PROBE_STREAM) for c in cfgs]
+
+
+@torch.no_grad()
+def em_probe(
+    cfgs: Sequence[ExperimentConfig], t: dict[str, Tensor], n_samples: int = PROBE_SAMPLES
+) -> dict[str, Tensor]:
+    """``metrics.multi_feature_probe`` of EM instances with each instance's own probe stream (see module doc)."""
+    probs, gens = probe_inputs(cfgs)
+    W1 = t["W1"]
+    dtype = W1.dtype if W1.dtype in (torch.float32, torch.float64) else torch.float32
+    return metrics.multi_feature_probe(
+        W1.to(dtype), t["b1"].to(dtype), t["E"].to(dtype), cfgs[0].model.nonlinearity, probs.to(W1.device, dtype),
+        n_samples=n_samples, generator=gens,
+    )
+
+
+@torch.no_grad()
+def em_evaluate(cfgs: Sequence[ExperimentConfig], t: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The EM family's metrics of one checkpoint (see the module docstring), (instances,) float32 tensors."""
+    # float64: a diverged instance keeps its last finite parameters, which can be ~1e20; capacity squares the
+    # Gram matrix (~W^4), which overflows float32 to inf/inf = NaN but is finite in float64.
+    t64 = {name: t[name].double() for name in ("W1", "b1", "E")}
+    out = metrics.em_metrics(t64["W1"], t64["b1"], t64["E"], cfgs[0].model.nonlinearity)
+    probe = em_probe(cfgs, t64)
+    out["false_mono"] = probe["false_mono"].double()
+    out["mean_fires_all_but_one"] = probe["fires_all_but_one"].double().mean(-1)
+    return {name: v.float() for name, v in out.items()}

@@ -1,0 +1,132 @@
+"""Run one group of a sweep and write its files: the unit of work of every launcher (local, SLURM task).
+
+``run_group`` trains the group (continuing from ``groups/<gid>/state.safetensors`` if an earlier attempt left one),
+evaluates its checkpoints with the family's metrics, and writes checkpoints, tables and ``DONE`` last.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+import torch
+from safetensors import safe_open
+
+from . import store
+from .config import ExperimentConfig
+from .families import get_family
+from .plan import Instance
+from .train import GroupResult, TrainState, train_group
+
+FINAL_LOSS_LOGS = 8  # final_loss = mean of the last 8 logged losses (less noisy than one batch)
+
+
+@torch.no_grad()
+def evaluate(cfgs: Sequence[ExperimentConfig], tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The family's metrics of one checkpoint of a group: metric name -> (instances,) tensor on the CPU."""
+    family = get_family(cfgs[0].model.model)
+    return {name: v.detach().cpu() for name, v in family.evaluate(cfgs, tensors).items()}
+
+
+def state_step(folder: Path, gid: str) -> int | None:
+    """The step a group's mid-run state file would continue from, or None if it has none (or it is unreadable)."""
+    path = store.group_dir(folder, gid) / "state.safetensors"
+    if not path.exists():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return int(f.get_tensor("step")[0])
+    except Exception:  # damaged or vanished between exists() and open: run_group reports it clearly
+        return None
+
+
+def device_missing(device: str) -> str | None:
+    """Why ``device`` cannot train in this process, or None."""
+    if not device.startswith("cuda"):
+        return None
+    if not torch.cuda.is_available():
+        return (f"field 'device': '{device}' is not available here (torch {torch.__version__} sees no CUDA device); "
+                "use device=cpu, or train on a GPU node (--backend slurm --slurm-gpus-per-task 1)")
+    index = torch.device(device).index
+    if index is not None and index >= torch.cuda.device_count():
+        return (f"field 'device': '{device}' is not available here (CUDA devices: "
+                f"{', '.join(f'cuda:{i}' for i in range(torch.cuda.device_count()))})")
+    return None
+
+
+def _state_tensors(state: TrainState) -> dict[str, torch.Tensor]:
+    t = {f"param/{k}": v for k, v in state.params.items()}
+    t.update({f"opt/{k}": v for k, v in state.optimizer.items()})
+    t.update({f"rng/{i}": r for i, r in enumerate(state.rng)})
+    t.update({f"ckpt/{s}/{k}": v for s, d in state.checkpoints.items() for k, v in d.items()})
+    t.update({"alive": state.alive, "diverged_at": state.diverged_at, "losses": state.losses,
+              "step": torch.tensor([state.step])})
+    return t
+
+
+def _state_from_tensors(t: dict[str, torch.Tensor]) -> TrainState:
+    def sub(prefix: str) -> dict[str, torch.Tensor]:
+        return {k[len(prefix):]: v for k, v in t.items() if k.startswith(prefix)}
+
+    ckpts: dict[int, dict[str, torch.Tensor]] = {}
+    for k, v in sub("ckpt/").items():
+        step, name = k.split("/", 1)
+        ckpts.setdefault(int(step), {})[name] = v
+    rng = sub("rng/")
+    return TrainState(
+        step=int(t["step"][0]), params=sub("param/"), optimizer=sub("opt/"), alive=t["alive"],
+        diverged_at=t["diverged_at"], losses=t["losses"], rng=[rng[str(i)] for i in range(len(rng))],
+        checkpoints=ckpts,
+    )
+
+
+def _group_tables(instances: list[Instance], res: GroupResult) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The group's row per instance (config, status, final loss and metrics) and its long metrics table."""
+    run_ids = [inst.run_id for inst in instances]
+    final_metrics = evaluate(res.cfgs, res.final)
+    tail = res.losses[:, -FINAL_LOSS_LOGS:]
+    rows = []
+    for i, inst in enumerate(instances):
+        diverged = int(res.diverged_at[i]) >= 0
+        row = {"run_id": inst.run_id, "group": inst.group, "index_in_group": i, **inst.cfg.flat(),
+               "status": "diverged" if diverged else "ok", "diverged_at": int(res.diverged_at[i]),
+               "final_loss": float("nan") if diverged else float(tail[i].mean()),
+               "train_seconds": res.seconds / len(instances)}
+        row.update({name: float(v[i]) for name, v in final_metrics.items()})
+        rows.append(row)
+    long = []
+    for i, rid in enumerate(run_ids):
+        for step, value in zip(res.loss_steps, res.losses[i].tolist()):
+            if math.isfinite(value):
+                long.append((rid, step, "loss", value))
+    for step, tensors in sorted(res.checkpoints.items()):
+        for name, v in evaluate(res.cfgs, tensors).items():
+            long.extend((rid, step, name, float(x)) for rid, x in zip(run_ids, v.tolist()))
+    metrics = pd.DataFrame(long, columns=["run_id", "step", "name", "value"]).astype({"step": "int64"})
+    return pd.DataFrame(rows), metrics
+
+
+def run_group(
+    folder: Path, gid: str, instances: list[Instance],
+    on_progress: Callable[[int, torch.Tensor], None] | None = None, state_every_s: float | None = None,
+) -> None:
+    """Train one group (continuing from its mid-run state if there is one) and write its files, DONE last."""
+    gdir = store.group_dir(folder, gid)
+    state_path = gdir / "state.safetensors"
+    resume = _state_from_tensors(store.read_tensors(state_path)) if state_path.exists() else None
+    every = state_every_s if state_every_s is not None else float(os.environ.get("TOYMODELS_STATE_EVERY_S", 300))
+    res = train_group(
+        [inst.cfg for inst in instances], on_progress=on_progress, resume=resume,
+        on_state=lambda st: store.write_tensors(state_path, _state_tensors(st)), state_every_s=every,
+    )
+    tensors = {f"{step}/{k}": v for step, d in res.checkpoints.items() for k, v in d.items()}
+    store.write_tensors(gdir / "checkpoints.safetensors", tensors,
+                        metadata={"run_ids": ",".join(i.run_id for i in instances)})
+    inst_df, met_df = _group_tables(instances, res)
+    store.write_parquet(gdir / "instances.parquet", inst_df)
+    store.write_parquet(gdir / "metrics.parquet", met_df)
+    store.write_text(gdir / "DONE", "")
+    state_path.unlink(missing_ok=True)
