@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from toymodels.config import FIELDS, ConfigError, ExperimentConfig, SweepConfig, parse_assignment
 
@@ -20,8 +21,8 @@ def test_json_round_trip_and_frozen():
     assert again == sweep
     assert again.base.data.eps == 1 / 32
     assert again.grid["lr"] == [0.001, 0.01]
-    with pytest.raises(Exception):
-        sweep.base.data.N = 3  # frozen
+    with pytest.raises(ValidationError, match="frozen"):
+        sweep.base.data.N = 3
 
 
 def test_sweep_expansion_order_and_seeds():
@@ -78,5 +79,13 @@ def test_parse_assignment():
         parse_assignment("lrr=0.1")
 
 
-def test_flat_dump_is_json_serialisable():
-    json.dumps(ExperimentConfig().flat())
+def test_flat_dump_round_trips_through_json():
+    cfg = ExperimentConfig.from_flat({"N": 64, "eps": "1/32", "model": "tms", "importance_decay": 0.9})
+    flat = json.loads(json.dumps(cfg.flat()))
+    assert set(flat) == set(FIELDS)
+    assert ExperimentConfig.from_flat(flat) == cfg
+
+
+def test_model_must_be_a_registered_family():
+    with pytest.raises(ConfigError, match=r"field 'model': must be one of em, tms, quadratic \(got 'mlp'\)"):
+        ExperimentConfig.from_flat({"model": "mlp"})

@@ -8,17 +8,16 @@ comparisons here are within one device, at the tolerance of the CPU tests.
 
 import pytest
 import torch
+from helpers import SMALL_EM, assert_same_instance
 from typer.testing import CliRunner
 
-from test_train import BASE as CPU_BASE
-from test_train import _assert_same as _assert_close
 from toymodels import store
 from toymodels.cli import app
 from toymodels.train import train_group
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
-BASE = CPU_BASE.replace(device="cuda")
+BASE = SMALL_EM.replace(device="cuda")
 
 
 @pytest.mark.parametrize("extra", [{}, {"task": "reprojector", "nonlinearity": "gelu", "optimizer": "adamw",
@@ -30,7 +29,7 @@ def test_batched_equals_separate_on_cuda(extra):
     together = train_group(cfgs)
     assert together.final["W1"].device.type == "cpu"  # results come back to the CPU
     for i, cfg in enumerate(cfgs):
-        _assert_close(together, train_group([cfg]), i, 0)
+        assert_same_instance(together, train_group([cfg]), i, 0)
 
 
 def test_divergence_is_isolated_on_cuda():
@@ -41,7 +40,7 @@ def test_divergence_is_isolated_on_cuda():
     assert mixed.status == ["ok", "diverged", "ok"]
     assert all(bool(torch.isfinite(t[1]).all()) for t in mixed.final.values())
     for i, j in ((0, 0), (2, 1)):
-        _assert_close(mixed, alone, i, j)
+        assert_same_instance(mixed, alone, i, j)
 
 
 def test_resume_on_cuda_continues_the_run():
@@ -50,8 +49,8 @@ def test_resume_on_cuda_continues_the_run():
     states = []
     train_group(cfgs, on_state=states.append, state_every_s=-1)
     resumed = train_group(cfgs, resume=states[100])
-    _assert_close(full, resumed, 0, 0)
-    _assert_close(full, resumed, 1, 1)
+    assert_same_instance(full, resumed, 0, 0)
+    assert_same_instance(full, resumed, 1, 1)
 
 
 @pytest.mark.parametrize("name", ["LR1", "TMS-intro", "PC-kurtosis"])

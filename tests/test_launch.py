@@ -1,7 +1,7 @@
 """Launchers: the local backend's options, the fail-fast without SLURM, and the SLURM backend against a REAL cluster.
 
-The tests marked ``slurm`` need ``sbatch`` on PATH and a running cluster (``bash .ci/slurm.sh start``, which runs
-../shared/slurm/start-slurm.sh); they skip with the reason otherwise. Each sweep is tiny (smoke scale, one instance per
+The tests marked ``slurm`` need ``sbatch`` on PATH and a running cluster (``bash .ci/slurm.sh start``, as CI does);
+they skip with the reason otherwise. Each sweep is tiny (smoke scale, one instance per
 group, two groups); the tasks run with one thread each (the cluster has as many CPUs as the machine).
 """
 
@@ -17,11 +17,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import assert_same_results, reference, subprocess_env, toymodels_cmd
 
-from test_sweep_resume import assert_same_results, reference, subprocess_env, toymodels_cmd
 from toymodels import store
 from toymodels.config import ConfigError
-from toymodels.launch import _expand_ids, get_launcher, latest_tasks, state_step, task_log
+from toymodels.launch import (
+    _expand_ids,
+    get_launcher,
+    latest_tasks,
+    state_step,
+    task_log,
+)
 
 HAVE_SBATCH = shutil.which("sbatch") is not None
 try:
@@ -34,7 +40,7 @@ except ImportError:
 NEEDS_SLURM = [
     pytest.mark.slurm,
     pytest.mark.skipif(not HAVE_SBATCH, reason="SLURM is not installed here (no sbatch on PATH); "
-                       "start a cluster with `bash .ci/slurm.sh start` (../shared/slurm/start-slurm.sh)"),
+                       "start a cluster with `bash .ci/slurm.sh start`"),
     pytest.mark.skipif(not HAVE_SUBMITIT, reason="submitit is not installed: pip install -e '.[slurm]'"),
 ]
 

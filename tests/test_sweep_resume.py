@@ -7,65 +7,17 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-import pandas as pd
-import torch
+from helpers import assert_same_results, reference, subprocess_env, toymodels_cmd
 
 from toymodels import store
 from toymodels.cli import resolve_sweep
-from toymodels.launch import state_step
 from toymodels.plan import plan
-from toymodels.sweep import run_sweep
+from toymodels.runner import state_step
 
 # Two groups (steps is a group field): g000 trains 64 steps, g001 256 steps (long enough to be killed mid-run).
 ARGS = ["LR1", "--scale", "smoke", "--set", "lr=0.01", "--sweep", "steps=64,256"]
-NOT_DETERMINISTIC = {"train_seconds"}  # wall time
-
-
-def toymodels_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "toymodels.cli", *args]
-
-
-def subprocess_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "TOYMODELS_STATE_EVERY_S"}
-    env["OMP_NUM_THREADS"] = "1"  # the test machine has 2 cores, shared
-    return {**env, **extra}
-
-
-def reference(args: list[str], out: Path) -> Path:
-    """The same sweep run uninterrupted, in this process; returns its folder."""
-    sweep = resolve_sweep(args[0], args[args.index("--scale") + 1],
-                          [args[i + 1] for i, a in enumerate(args) if a == "--set"],
-                          [args[i + 1] for i, a in enumerate(args) if a == "--sweep"], None, None)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # like the subprocesses (results do not depend on it at these sizes)
-    try:
-        run_sweep(sweep, out, progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    return out
-
-
-def assert_same_results(a: Path, b: Path) -> None:
-    """Every table value (but wall times) and every checkpoint tensor of two results folders are exactly equal."""
-    ra, rb = store.load(a), store.load(b)
-    assert ra.complete and rb.complete
-    assert list(ra.instances.columns) == list(rb.instances.columns)
-    cols = [c for c in ra.instances.columns if c not in NOT_DETERMINISTIC]
-    pd.testing.assert_frame_equal(ra.instances[cols], rb.instances[cols], check_exact=True)
-    key = ["run_id", "name", "step"]
-    pd.testing.assert_frame_equal(ra.metrics.sort_values(key, ignore_index=True),
-                                  rb.metrics.sort_values(key, ignore_index=True), check_exact=True)
-    gids = sorted(ra.instances["group"].unique())
-    assert gids == sorted(rb.instances["group"].unique())
-    for gid in gids:
-        ta, tb = ra.checkpoint_tensors(gid), rb.checkpoint_tensors(gid)
-        assert ta.keys() == tb.keys()
-        for k in ta:
-            assert torch.equal(ta[k], tb[k]), f"{gid} {k} differs"
 
 
 def test_sigkill_mid_group_then_resume_is_bit_identical(tmp_path):

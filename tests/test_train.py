@@ -2,17 +2,11 @@
 
 import pytest
 import torch
+from helpers import SMALL_EM, assert_same_instance
 
-from toymodels.config import ExperimentConfig
 from toymodels.train import checkpoint_steps, logged_steps, train_group
 
-BASE = ExperimentConfig.from_flat({"N": 32, "m": 8, "k": 48, "batch_size": 32, "steps": 256, "eps": 1 / 16})
-
-
-def _assert_same(a, b, i, j, rtol=1e-4, atol=1e-6):
-    torch.testing.assert_close(a.losses[i], b.losses[j], rtol=rtol, atol=atol, equal_nan=True)
-    for name in a.final:
-        torch.testing.assert_close(a.final[name][i], b.final[name][j], rtol=rtol, atol=atol)
+BASE = SMALL_EM
 
 
 @pytest.mark.parametrize("extra", [{}, {"task": "abs"}, {"task": "reprojector", "nonlinearity": "gelu"},
@@ -27,7 +21,7 @@ def test_batched_equals_separate(extra):
     together = train_group(cfgs)
     assert together.losses.shape == (4, len(logged_steps(256)))
     for i, cfg in enumerate(cfgs):
-        _assert_same(together, train_group([cfg]), i, 0)
+        assert_same_instance(together, train_group([cfg]), i, 0)
 
 
 def test_same_seed_bit_identical_different_seed_differs():

@@ -14,7 +14,7 @@ NONLINEARITIES: tuple[str, ...] = ("relu", "gelu", "solu")
 
 
 def activation(pre: Float[Tensor, "*shape"], nonlinearity: Nonlinearity) -> Float[Tensor, "*shape"]:
-    """The EM model's nonlinearity (PAPERS.md §1.3).
+    """The EM model's nonlinearity (docs/papers.md §1.3).
 
     ``relu``; ``gelu`` with the exact erf form (PyTorch's default, as in the paper's ``nn.GELU()``);
     ``solu`` = ``x * exp(x)``, which is what the paper's code calls SoLU (not the softmax-linear unit).

@@ -169,7 +169,7 @@ class FeatureSampler(Sampler):
 def importance(N: int, decay: float = 1.0, ratio: float = 1.0) -> Float[Tensor, " N"]:
     """Per-feature importance I_i = decay^i (i = 0..N-1), the last one multiplied by ``ratio``.
 
-    TMS (shared/PAPERS.md §2.2): I_i = 0.9^i (intro), 0.7^i (basic results), 1 (feature dimensionality); the n=2
+    TMS (docs/papers.md §2.2): I_i = 0.9^i (intro), 0.7^i (basic results), 1 (feature dimensionality); the n=2
     phase diagram uses I = [1, r] (decay 1, ratio r). P&C's quadratic model uses the same vector as its v_i.
 
     >>> importance(3, 0.5).tolist()

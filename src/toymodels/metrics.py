@@ -1,6 +1,6 @@
 """Probes and metrics for monosemanticity and superposition, batched over a leading instance axis ``I``.
 
-The EM model (Engineering Monosemanticity, Jermyn et al. 2022; shared/PAPERS.md §1.3) reads an input
+The EM model (Engineering Monosemanticity, Jermyn et al. 2022; docs/papers.md §1.3) reads an input
 ``x = E v`` (``E``: (I, m, N), one unit column per feature) through ``h = act(W1 x + b1)`` (``W1``: (I, k, m),
 ``b1``: (I, k)) and writes ``W2 h``. Every function here takes tensors with the instance axis first; callers fold
 checkpoints into ``I`` when they want metrics over training. Nothing couples instances.
@@ -8,10 +8,10 @@ checkpoints into ``I`` when they want metrics over training. Nothing couples ins
 Conventions shared by all metrics:
 
 * ``sfa`` (single-feature activations, (I, k, N)): ``sfa[i, n, j]`` is neuron ``n``'s activation when feature ``j``
-  alone is on at amplitude 1 (PAPERS.md §1.4).
+  alone is on at amplitude 1 (docs/papers.md §1.4).
 * A neuron *fires* when its activation is > 0. For all three nonlinearities this is the same as ``pre > 0``.
 * GeLU and SoLU give small *negative* activations. The paper's ratio max/sum was written for ReLU; with negative
-  entries the sum shrinks and the ratio can exceed 1 (PAPERS.md §1.4 caveat a). Every sfa-based metric here
+  entries the sum shrinks and the ratio can exceed 1 (docs/papers.md §1.4 caveat a). Every sfa-based metric here
   therefore uses the **positive part** ``max(sfa, 0)``. For ReLU this is exactly the paper's definition.
 * A neuron is *dead* when it fires on no single feature (its positive part is all zero); dead neurons are never
   monosemantic.
@@ -30,7 +30,7 @@ from torch import Tensor
 from .activations import NONLINEARITIES, Nonlinearity, activation
 
 
-# The paper's monosemanticity threshold and the epsilon in its ratio (plot_helper.py, PAPERS.md §1.4).
+# The paper's monosemanticity threshold and the epsilon in its ratio (plot_helper.py, docs/papers.md §1.4).
 MONO_THRESHOLD = 0.999
 RATIO_EPS = 1e-10
 # Elements of the (I, k, inputs) activation block the multi-feature probe holds at once.
@@ -51,7 +51,7 @@ def single_feature_activations(
 ) -> Float[Tensor, "I k N"]:
     """``sfa[i, n, j] = act(amplitude * (W1 E)[n, j] + b1[n])``: neuron ``n`` with only feature ``j`` on.
 
-    The paper's probe (plot_helper.py; PAPERS.md §1.4) uses amplitude 1.
+    The paper's probe (plot_helper.py; docs/papers.md §1.4) uses amplitude 1.
     """
     pre = amplitude * net_map(W1, E) + b1[..., None]
     return activation(pre, nonlinearity)
@@ -59,7 +59,7 @@ def single_feature_activations(
 
 # ------------------------------------------------------------------------------------------ single-feature metrics
 def mono_ratio(sfa: Float[Tensor, "I k N"]) -> Float[Tensor, "I k"]:
-    """The paper's monosemanticity ratio ``max_j a_nj / (1e-10 + sum_j a_nj)`` (PAPERS.md §1.4).
+    """The paper's monosemanticity ratio ``max_j a_nj / (1e-10 + sum_j a_nj)`` (docs/papers.md §1.4).
 
     ``a`` is the **positive part** of ``sfa``: negative GeLU/SoLU responses are treated as "not firing" instead of
     shrinking the denominator, so the ratio always lies in [0, 1] (the raw GeLU ratio can exceed 1). For ReLU this
@@ -101,9 +101,9 @@ def participation(sfa: Float[Tensor, "I k N"]) -> Float[Tensor, "I k"]:
 def capacity(W: Float[Tensor, "I d N"]) -> Float[Tensor, "I N"]:
     """Capacity of each feature: ``C_i = (W_i . W_i)^2 / sum_j (W_i . W_j)^2`` for the columns ``W_i`` of ``W``.
 
-    Polysemanticity & Capacity (Scherlis et al. 2022, PAPERS.md §3): the fraction of a dimension feature ``i``
+    Polysemanticity & Capacity (Scherlis et al. 2022, docs/papers.md §3): the fraction of a dimension feature ``i``
     uses; 1 = a dedicated orthogonal direction, 0 = ignored. Identical to TMS's feature dimensionality
-    ``D_i = ||W_i||^2 / sum_j (W_i_hat . W_j)^2`` (PAPERS.md §2.1), hence the alias ``feature_dimensionality``.
+    ``D_i = ||W_i||^2 / sum_j (W_i_hat . W_j)^2`` (docs/papers.md §2.1), hence the alias ``feature_dimensionality``.
     Always in [0, 1] and ``sum_i C_i <= rank(W) <= d``. A zero column gets ``C_i = 0`` (ignored), not NaN.
     """
     gram = einsum(W, W, "I d i, I d j -> I i j")
@@ -116,7 +116,7 @@ feature_dimensionality = capacity
 
 
 def superposition(W: Float[Tensor, "I d N"]) -> Float[Tensor, "I N"]:
-    """TMS per-feature superposition ``sum_{j != i} (W_i_hat . W_j)^2`` (PAPERS.md §2.1) for the columns of ``W``.
+    """TMS per-feature superposition ``sum_{j != i} (W_i_hat . W_j)^2`` (docs/papers.md §2.1) for the columns of ``W``.
 
     How much the other features interfere along feature ``i``'s direction: 0 for a feature with a direction of its
     own, about 1 per other feature sharing it. A zero column gets 0.
@@ -129,7 +129,7 @@ def superposition(W: Float[Tensor, "I d N"]) -> Float[Tensor, "I N"]:
 
 
 def dims_per_feature(W: Float[Tensor, "I d N"]) -> Float[Tensor, "I"]:
-    """TMS dimensions per feature ``D* = d / ||W||_F^2`` (PAPERS.md §2.1), ``d`` = number of rows of ``W``.
+    """TMS dimensions per feature ``D* = d / ||W||_F^2`` (docs/papers.md §2.1), ``d`` = number of rows of ``W``.
 
     With unit-norm represented columns it is d / (number of represented features). It depends on the column norms
     (unlike ``capacity``). An all-zero ``W`` gets 0 rather than infinity, so the value stays finite.
@@ -147,7 +147,7 @@ def em_metrics(
     nonlinearity: Nonlinearity,
     threshold: float = MONO_THRESHOLD,
 ) -> dict[str, Float[Tensor, "I"]]:
-    """Per-instance summary metrics of an EM model (DESIGN.md "Metrics"); every value is an (I,) float tensor.
+    """Per-instance summary metrics of an EM model; every value is an (I,) float tensor.
 
     * ``mono_neurons``: count of paper-mono neurons; ``mono_per_feature`` = that / N (the paper's y-axis, can
       exceed 1); ``mono_per_neuron`` = that / k.
@@ -218,7 +218,7 @@ def multi_feature_probe(
 ) -> dict[str, Tensor]:
     """Probe neurons with multi-feature inputs, to catch neurons the single-feature probe wrongly calls mono.
 
-    Darryl Wright found a paper-"mono" neuron that fires on most features when all-but-one are on (PAPERS.md §1.4
+    Darryl Wright found a paper-"mono" neuron that fires on most features when all-but-one are on (docs/papers.md §1.4
     caveat b). Two probes:
 
     (a) *all but one*: for each held-out feature j the input has every other feature at amplitude 1.
@@ -282,3 +282,45 @@ def multi_feature_probe(
         "false_mono_neurons": false_mono_neurons,
         "false_mono": false_mono_neurons.sum(-1),
     }
+
+
+def all_but_one_fires(
+    W1: Float[Tensor, "I k m"], b1: Float[Tensor, "I k"], E: Float[Tensor, "I m N"], nonlinearity: Nonlinearity
+) -> Bool[Tensor, "I k N"]:
+    """Probe (a) of ``multi_feature_probe``: does neuron ``n`` fire when every feature but ``j`` is on at amplitude 1?
+
+    ``pre = sum_f (W1 E)[n, f] - (W1 E)[n, j] + b1[n]``; ``fires_all_but_one`` is this grid summed over ``j``.
+    """
+    W = net_map(W1, E)
+    return activation(W.sum(-1, keepdim=True) - W + b1[..., None], nonlinearity) > 0
+
+
+# ------------------------------------------------------------------------------------------------- display order
+def _lexsort(keys: Sequence[Tensor]) -> Int[Tensor, "I n"]:
+    """Indices that sort the last axis by ``keys`` (most significant first); ties keep index order."""
+    order = torch.arange(keys[0].shape[-1], device=keys[0].device).expand_as(keys[0]).contiguous()
+    for key in reversed(keys):  # stable sorts from the least significant key up
+        order = order.gather(-1, torch.sort(key.gather(-1, order), dim=-1, stable=True).indices)
+    return order
+
+
+@torch.no_grad()
+def neuron_order(
+    sfa: Float[Tensor, "I k N"],
+) -> tuple[Int[Tensor, "I k"], Int[Tensor, "I N"]]:
+    """The display order of neurons and features: every heatmap, bias plot and dashboard panel uses it.
+
+    Neurons: mono neurons first (``is_mono``), grouped by their own feature in feature order so that duplicates of
+    one feature sit together; then the other live neurons by ``mono_ratio``, highest first; dead neurons last.
+    Features: by the position, in that neuron order, of the neuron that responds to them most strongly (positive
+    part; the stronger response first on a tie); features no neuron responds to last. The mono neurons' features
+    then lie on a diagonal. Ties keep index order. Returns ``(neurons, features)``: index permutations.
+    """
+    a = sfa.clamp(min=0)
+    mono = is_mono(sfa)
+    own = torch.where(mono, own_feature(sfa), 0)
+    neurons = _lexsort([is_dead(sfa).long(), (~mono).long(), own, -torch.where(mono, 0.0, mono_ratio(sfa))])
+    position = torch.empty_like(neurons).scatter_(-1, neurons, torch.arange(sfa.shape[-2]).expand_as(neurons))
+    strongest = a.amax(-2)
+    features = _lexsort([(strongest <= 0).long(), position.gather(-1, a.argmax(-2)), -strongest])
+    return neurons, features

@@ -19,7 +19,7 @@ from .base import FigureSpec, Presentation
 from .common import WeightsBiasImportance, importances, xavier_normal
 from ..registry import register
 
-#: ||W_i|| above this counts a TMS feature as represented (PAPERS.md §4 row 9).
+#: ||W_i|| above this counts a TMS feature as represented (docs/papers.md §4 row 9).
 TMS_REPRESENTED_NORM = 0.5
 
 
