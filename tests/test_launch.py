@@ -118,12 +118,12 @@ def test_local_backend_rejects_slurm_options_and_unknown_backends(tmp_path):
 def test_task_on_a_node_without_the_device_says_so(tmp_path):
     # a cuda sweep whose task lands on a node without a GPU (e.g. submitted without --slurm-gpus-per-task)
     from toymodels.presets import preset
-    from toymodels.sweep import prepare_folder
+    from toymodels.sweep import open_folder
     from toymodels.worker import run_task
 
     sweep = preset("LR1", scale="smoke")
     sweep = sweep.model_copy(update={"base": sweep.base.replace(device="cuda")})
-    prepare_folder(sweep, tmp_path / "r", resume=False)
+    open_folder(sweep, tmp_path / "r", resume=False, say=print).release()
     with pytest.raises(ConfigError, match=r"g000: field 'device': 'cuda' is not available here"):
         run_task(tmp_path / "r", "g000")
     assert not (tmp_path / "r" / "groups").exists()

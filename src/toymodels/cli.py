@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -24,9 +25,13 @@ from .launch import LaunchError, latest_tasks, task_log, task_states
 from .plan import estimate_seconds, instance_records, instance_steps, plan
 from .presets import PRESETS, SCALES, preset
 from .report import summary_text, write_report
+from .reproduce import EM_CLAIMS, SUPERPOSITION_CLAIMS, reproduce
+from .reproduce.writer import typed_command
 from .runner import state_step
 from .store import ResultsError, done_groups, load, merge_tables, read_sweep
+from .interrupts import EXIT_CODES
 from .sweep import run_sweep
+from .train import TrainingInterrupted
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Superposition and monosemanticity in toy models: sweeps, metrics, figures.")
@@ -41,6 +46,9 @@ def resolve_sweep(target: str, scale: str, sets: list[str], sweeps: list[str], s
                   device: Optional[str]) -> SweepConfig:
     """Preset name or config file, then --set (fixes a field, dropping it from the grid) and --sweep (grid)."""
     path = Path(target)
+    if path.is_dir():
+        raise ConfigError(f"'{target}' is a folder; give a preset name (see `toymodels presets`) or a .toml/.json "
+                          "sweep file")
     if path.suffix in (".toml", ".json") or path.is_file():
         if not path.is_file():
             raise ConfigError(f"config file '{target}' not found")
@@ -60,9 +68,26 @@ def resolve_sweep(target: str, scale: str, sets: list[str], sweeps: list[str], s
         grid[key] = [v.strip() for v in value.split(",") if v.strip()]
     base = sweep.base.replace(**base_values) if base_values else sweep.base
     try:
-        return SweepConfig(name=sweep.name, base=base, grid=grid, seeds=seeds or sweep.seeds)
+        return SweepConfig(name=sweep.name, base=base, grid=grid, seeds=sweep.seeds if seeds is None else seeds)
     except ValueError as err:  # pydantic's ValidationError is a ValueError
         raise ConfigError(one_line(err) if hasattr(err, "errors") else str(err)) from None
+
+
+def resume_command(folder: Path, argv: list[str] | None = None) -> str:
+    """The command line that continues this run: the same arguments with ``--out FOLDER --resume``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--out" not in args and not any(a.startswith("--out=") for a in args):
+        args += ["--out", str(folder)]
+    if "--resume" not in args:
+        args.append("--resume")
+    return shlex.join(["toymodels", *args])
+
+
+def _interrupted(stop: TrainingInterrupted) -> str:
+    what = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}.get(stop.signum, "a stop request")
+    if stop.group and stop.step:
+        return f"stopped by {what} at step {stop.step} of {stop.steps} in group {stop.group}; its state is saved"
+    return f"stopped by {what} between groups; every finished group is saved"
 
 
 @app.command()
@@ -112,6 +137,9 @@ def run(
             write_report(results)
     except (ConfigError, ResultsError) as err:
         _fail(str(err))
+    except TrainingInterrupted as stop:
+        typer.echo(f"{_interrupted(stop)}; continue with: {resume_command(folder)}", err=True)
+        raise typer.Exit(EXIT_CODES.get(stop.signum, 130))
     except LaunchError as err:  # SLURM tasks that failed or were cancelled; the finished groups are merged
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1)
@@ -190,46 +218,46 @@ def status(folder: Path = typer.Argument(..., help="a results folder")) -> None:
 
 @app.command("reproduce")
 def reproduce_cmd(
-    names: list[str] = typer.Argument(None, help="claims LR1 LR2 LR3 B K1 MECH RG1 (PAPERS.md §4 rows 1-7, written "
-                                      "to DOCS/reproduction.md), OPT1 (the optimizer study, DOCS/optimizer_study.md; "
-                                      "its parts in OUT/OPT1-<scale>/, the layout of `toymodels run OPT1`) and/or "
-                                      "TMS-*/PC-* presets; --all = rows 1-7"),
+    names: list[str] = typer.Argument(None, help="claims LR1 LR2 LR3 B K1 MECH RG1 (docs/papers.md §4 rows 1-7, "
+                                      "written to DOCS/reproduction.md), OPT1 (the optimizer study, "
+                                      "DOCS/optimizer_study.md; its parts in OUT/OPT1-<scale>/, the layout of "
+                                      "`toymodels run OPT1`) and/or TMS-*/PC-* presets (rows 8-12, "
+                                      "DOCS/superposition.md); --all = rows 1-7"),
     all_: bool = typer.Option(False, "--all", help="every EM claim (rows 1-7)"),
     scale: str = typer.Option("quick", help="smoke | quick | paper"),
     seeds: int = typer.Option(2, help="seeds per setting"),
     out: Path = typer.Option(Path("runs/reproduce"), help="folder of the results folders (finished ones are reused)"),
     docs: Path = typer.Option(Path("docs"), help="where reproduction.md and figures/em_*.png go"),
     steps: Optional[str] = typer.Option(None, help="train every sweep this many steps, e.g. 4096, or per claim: "
-                                        "4096,B=2048,K1=2048 (bias decay: see toymodels.reproduce); "
+                                        "4096,B=2048,K1=2048 (bias decay: see toymodels.reproduce.em_sweeps); "
                                         "default: the scale's"),
     progress: bool = typer.Option(False, help="show progress bars"),
     train: bool = typer.Option(True, help="--no-train: only reload what OUT already holds and write the report"),
 ) -> None:
     """Run the paper's checks, judge each claim and write docs/reproduction.md with figures."""
-    from .reproduce import EM_CLAIMS, reproduce
-
     if not names and not all_:
         _fail("name the claims to check (e.g. LR1 LR3) or pass --all")
     chosen = list(dict.fromkeys([*(EM_CLAIMS if all_ else []), *(names or [])]))
-    command = "toymodels reproduce " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
     try:
         verdicts = reproduce(chosen, scale=scale, seeds=seeds, out_dir=out, docs_dir=docs, steps=steps,
-                             progress=progress, command=command, train=train)
+                             progress=progress, command=typed_command(), train=train)
     except (ConfigError, ResultsError) as err:
         _fail(str(err))
     for v in verdicts:
-        if isinstance(v, dict) and "verdict" in v:
-            typer.echo(f"{str(v.get('claim', v.get('name', '?'))):6s} {v['verdict']:12s} {v.get('reason', '')[:160]}")
-    if "OPT1" in chosen:
-        typer.echo(f"report: {docs / 'optimizer_study.md'}")
-    if any(n in EM_CLAIMS for n in chosen):
-        typer.echo(f"report: {docs / 'reproduction.md'}")
+        typer.echo(f"{v.claim:6s} {v.verdict:12s} {v.reason[:160]}")
+    for document, studied in [("optimizer_study.md", "OPT1" in chosen),
+                              ("superposition.md", any(n in SUPERPOSITION_CLAIMS for n in chosen)),
+                              ("reproduction.md", any(n in EM_CLAIMS for n in chosen))]:
+        if studied:
+            typer.echo(f"report: {docs / document}")
 
 
 @app.command("app")
 def dashboard(
     folder: Path = typer.Argument(Path("runs"), help="a folder of results folders (or one results folder)"),
     port: Optional[int] = typer.Option(None, help="port to serve on (default: streamlit's, 8501)"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on; 0.0.0.0 serves every network interface "
+                             "(anyone who can reach this machine sees your results)"),
     headless: bool = typer.Option(False, help="do not open a browser (for servers)"),
 ) -> None:
     """Open the streamlit dashboard over the results folders in FOLDER (needs the optional `app` extra)."""
@@ -243,6 +271,7 @@ def dashboard(
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none",  # the app reruns on new results, not on edits of its source
            "--client.toolbarMode", "viewer"]
+    cmd += ["--server.address", host]
     if port is not None:
         cmd += ["--server.port", str(port)]
     if headless:

@@ -45,7 +45,9 @@ from tqdm.auto import tqdm
 
 from . import store
 from .config import ConfigError
+from .interrupts import StopOnSignal
 from .runner import device_missing, run_group, state_step
+from .train import TrainingInterrupted
 from .worker import GroupTask
 
 
@@ -71,21 +73,30 @@ class LocalLauncher:
         total = sum(len(v) * v[0].cfg.optim.steps for v in todo.values())
         bar = tqdm(total=total, unit="inst-step", unit_scale=True, disable=not progress, dynamic_ncols=True,
                    desc=name)
-        for gid, insts in todo.items():
-            done = [0]
-            step = state_step(folder, gid)
-            if step is not None:
-                bar.write(f"{gid}: continuing from its mid-run state at step {step}", file=sys.stderr)
+        with StopOnSignal() as stop:  # Ctrl-C / SIGTERM: the running group saves its state and stops
+            try:
+                for gid, insts in todo.items():
+                    done = [0]
+                    step = state_step(folder, gid)
+                    if step is not None:
+                        bar.write(f"{gid}: continuing from its mid-run state at step {step}", file=sys.stderr)
 
-            def on_progress(step: int, losses: torch.Tensor, n=len(insts), gid=gid) -> None:
-                bar.update((step - done[0]) * n)
-                done[0] = step
-                finite = losses[torch.isfinite(losses)]
-                bar.set_postfix(group=gid, loss=f"{finite.mean():.4g}" if finite.numel() else "nan")
+                    def on_progress(step: int, losses: torch.Tensor, n=len(insts), gid=gid) -> None:
+                        bar.update((step - done[0]) * n)
+                        done[0] = step
+                        finite = losses[torch.isfinite(losses)]
+                        bar.set_postfix(group=gid, loss=f"{finite.mean():.4g}" if finite.numel() else "nan")
 
-            run_group(folder, gid, insts, on_progress=on_progress, state_every_s=state_every_s)
-            store.merge_tables(folder)
-        bar.close()
+                    run_group(folder, gid, insts, on_progress=on_progress, state_every_s=state_every_s,
+                              should_stop=stop.requested)
+                    store.merge_tables(folder)
+                    if stop.requested():  # the signal came between two groups: nothing to save, stop here
+                        raise TrainingInterrupted(step=0, steps=0, signum=stop.signum)
+            except TrainingInterrupted as interrupted:
+                interrupted.signum = stop.signum
+                raise
+            finally:
+                bar.close()
 
 
 # ---- SLURM ------------------------------------------------------------------------------------------------------

@@ -5,9 +5,13 @@ estimate its cost. Deterministic, so a SLURM task re-plans the sweep from ``swee
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
-from .config import ExperimentConfig, SweepConfig
+import torch
+
+from .config import ConfigError, ExperimentConfig, SweepConfig
 from .families import get_family
 
 # Memory per group is bounded: many instances of a big model are split into several groups.
@@ -78,3 +82,72 @@ def estimate_seconds(sweep: SweepConfig) -> float:
         flops = sum(flops_per_step(i.cfg) for i in insts) * steps
         total += flops / (CPU_GFLOPS * 1e9) + steps * (STEP_OVERHEAD_S + SAMPLER_OVERHEAD_S * len(insts))
     return total
+
+
+# ---- memory ------------------------------------------------------------------------------------------------------
+#: set to a number of GB to replace the machine's available memory in :func:`check_memory` (e.g. on a node whose
+#: memory the OS under-reports, or to knowingly run close to the limit); "off" skips the check.
+MEMORY_LIMIT_ENV = "TOYMODELS_MEMORY_LIMIT_GB"
+
+
+def group_bytes(instances: list[Instance]) -> int:
+    """An upper bound of the memory one group needs while training: its instances, their loss logs, the schedule."""
+    cfg = instances[0].cfg
+    steps = cfg.optim.steps
+    per_instance = instance_bytes(cfg) + 8 * (steps // 16 + 1)  # loss logs, on the device and copied back
+    return len(instances) * per_instance + 40 * steps  # the schedule's per-step factors (a Python list)
+
+
+def available_bytes(device: str) -> tuple[int, str]:
+    """(bytes the device can still give, what was measured) for ``device``; RAM from /proc/meminfo on Linux."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return int(free), f"{device} has {free / 1e9:.1f} GB free"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                free = int(line.split()[1]) * 1024
+                return free, f"this machine has {free / 1e9:.1f} GB of memory available"
+    except OSError:
+        pass
+    free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return free, f"this machine has {free / 1e9:.1f} GB of memory"
+
+
+def check_memory(groups: dict[str, list[Instance]]) -> None:
+    """Refuse, before any work, a sweep whose largest group cannot fit in the memory of its device.
+
+    Groups train one at a time in a local run, so the largest one decides. Override with the environment variable
+    ``TOYMODELS_MEMORY_LIMIT_GB`` (a number of GB, or ``off``).
+    """
+    override = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if override.lower() == "off":
+        return
+    gid, insts = max(groups.items(), key=lambda item: group_bytes(item[1]))
+    need = group_bytes(insts)
+    device = insts[0].cfg.run.device
+    if override:
+        try:
+            limit, what = int(float(override) * 1e9), f"{MEMORY_LIMIT_ENV}={override}"
+        except ValueError:
+            raise ConfigError(f"{MEMORY_LIMIT_ENV}: must be a number of GB or 'off' (got {override!r})") from None
+    else:
+        limit, what = available_bytes(device)
+    if need > limit:
+        raise ConfigError(
+            f"the sweep needs about {_human_bytes(need)} for its largest group ({gid}: {len(insts)} instances of "
+            f"{_sizes(insts[0].cfg)}), and {what}; use smaller sizes, fewer instances per setting, or set "
+            f"{MEMORY_LIMIT_ENV} (GB, or 'off') to override this check")
+
+
+def _human_bytes(n: int) -> str:
+    for unit, size in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n / 1e3:.3g} kB"
+
+
+def _sizes(cfg: ExperimentConfig) -> str:
+    flat = cfg.flat()
+    fields = [f for f in get_family(cfg.model.model).fields if f in ("N", "m", "k")] + ["batch_size", "steps"]
+    return ", ".join(f"{f}={flat[f]}" for f in fields)

@@ -19,7 +19,7 @@ from . import store
 from .config import ExperimentConfig
 from .families import get_family
 from .plan import Instance
-from .train import GroupResult, TrainState, train_group
+from .train import GroupResult, TrainingInterrupted, TrainState, train_group
 
 FINAL_LOSS_LOGS = 8  # final_loss = mean of the last 8 logged losses (less noisy than one batch)
 
@@ -95,16 +95,20 @@ def _group_tables(instances: list[Instance], res: GroupResult) -> tuple[pd.DataF
                "status": "diverged" if diverged else "ok", "diverged_at": int(res.diverged_at[i]),
                "final_loss": float("nan") if diverged else float(tail[i].mean()),
                "train_seconds": res.seconds / len(instances)}
-        row.update({name: float(v[i]) for name, v in final_metrics.items()})
+        # a diverged instance has no trained model to describe: its metrics are left empty, never kept
+        row.update({name: float("nan") if diverged else float(v[i]) for name, v in final_metrics.items()})
         rows.append(row)
     long = []
     for i, rid in enumerate(run_ids):
         for step, value in zip(res.loss_steps, res.losses[i].tolist()):
             if math.isfinite(value):
                 long.append((rid, step, "loss", value))
+    diverged_at = res.diverged_at.tolist()
     for step, tensors in sorted(res.checkpoints.items()):
+        kept = [i for i, d in enumerate(diverged_at) if d < 0 or step < d]  # checkpoints before the blow-up only
         for name, v in evaluate(res.cfgs, tensors).items():
-            long.extend((rid, step, name, float(x)) for rid, x in zip(run_ids, v.tolist()))
+            values = v.tolist()
+            long.extend((run_ids[i], step, name, float(values[i])) for i in kept)
     metrics = pd.DataFrame(long, columns=["run_id", "step", "name", "value"]).astype({"step": "int64"})
     return pd.DataFrame(rows), metrics
 
@@ -112,21 +116,31 @@ def _group_tables(instances: list[Instance], res: GroupResult) -> tuple[pd.DataF
 def run_group(
     folder: Path, gid: str, instances: list[Instance],
     on_progress: Callable[[int, torch.Tensor], None] | None = None, state_every_s: float | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> None:
-    """Train one group (continuing from its mid-run state if there is one) and write its files, DONE last."""
+    """Train one group (continuing from its mid-run state if there is one) and write its files, DONE last.
+
+    When ``should_stop()`` turns true the group's state is saved and ``TrainingInterrupted`` (naming the group) is
+    raised; ``--resume`` continues from that state.
+    """
     gdir = store.group_dir(folder, gid)
     state_path = gdir / "state.safetensors"
     resume = _state_from_tensors(store.read_tensors(state_path)) if state_path.exists() else None
     every = state_every_s if state_every_s is not None else float(os.environ.get("TOYMODELS_STATE_EVERY_S", 300))
-    res = train_group(
-        [inst.cfg for inst in instances], on_progress=on_progress, resume=resume,
-        on_state=lambda st: store.write_tensors(state_path, _state_tensors(st)), state_every_s=every,
-    )
+    try:
+        res = train_group(
+            [inst.cfg for inst in instances], on_progress=on_progress, resume=resume,
+            on_state=lambda st: store.write_tensors(state_path, _state_tensors(st)), state_every_s=every,
+            should_stop=should_stop,
+        )
+    except TrainingInterrupted as stop:
+        stop.group = gid
+        raise
     tensors = {f"{step}/{k}": v for step, d in res.checkpoints.items() for k, v in d.items()}
     store.write_tensors(gdir / "checkpoints.safetensors", tensors,
                         metadata={"run_ids": ",".join(i.run_id for i in instances)})
     inst_df, met_df = _group_tables(instances, res)
     store.write_parquet(gdir / "instances.parquet", inst_df)
     store.write_parquet(gdir / "metrics.parquet", met_df)
-    store.write_text(gdir / "DONE", "")
+    store.write_done(folder, gid)
     state_path.unlink(missing_ok=True)

@@ -9,18 +9,20 @@ Layout::
       groups/<gid>/checkpoints.safetensors   "<step>/<tensor>" with the instance axis, embedders included
       groups/<gid>/instances.parquet, metrics.parquet   the group's own rows (merged into the top-level tables)
       groups/<gid>/state.safetensors         mid-run training state (only while unfinished)
-      groups/<gid>/DONE          written last: a group without it is re-run on --resume
+      groups/<gid>/DONE          written last, with each file's size and SHA-256: a group without it, or whose
+                                 files no longer match it, is re-run on --resume
       figures/*.png, report.html
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from importlib.metadata import PackageNotFoundError, version
 import os
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -162,8 +164,65 @@ def group_dir(folder: Path, gid: str) -> Path:
     return Path(folder) / "groups" / gid
 
 
+GROUP_FILES = ("checkpoints.safetensors", "instances.parquet", "metrics.parquet")
+TEMP_GLOB = ".*.tmp"  # what atomic_write leaves behind when a process is killed mid-write
+
+
 def group_done(folder: Path, gid: str) -> bool:
     return (group_dir(folder, gid) / "DONE").exists()
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_done(folder: Path, gid: str) -> None:
+    """Mark a group finished: DONE holds the size and SHA-256 of each of its files, so a resume can check them."""
+    gdir = group_dir(folder, gid)
+    manifest = {name: {"bytes": (gdir / name).stat().st_size, "sha256": _digest(gdir / name)}
+                for name in GROUP_FILES}
+    write_json(gdir / "DONE", {"files": manifest})
+
+
+def group_damage(folder: Path, gid: str) -> str | None:
+    """Why a finished group's files cannot be trusted (missing, a link, another size or checksum), or None."""
+    gdir = group_dir(folder, gid)
+    try:
+        record = json.loads((gdir / "DONE").read_text() or "{}")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return "its DONE file is damaged"
+    manifest = record.get("files") if isinstance(record, dict) else None
+    for name in GROUP_FILES:
+        path = gdir / name
+        if path.is_symlink():
+            return f"{name} is a symbolic link"
+        if not path.is_file():
+            return f"{name} is missing"
+        if not isinstance(manifest, dict):  # a DONE from before checksums were recorded: check the file reads
+            try:
+                read_tensors(path) if name.endswith(".safetensors") else read_parquet(path)
+            except ResultsError:
+                return f"{name} is damaged"
+            continue
+        expected = manifest.get(name, {})
+        if path.stat().st_size != expected.get("bytes"):
+            return f"{name} has {path.stat().st_size} bytes, {expected.get('bytes')} were written"
+        if _digest(path) != expected.get("sha256"):
+            return f"{name} does not match the checksum written with it"
+    return None
+
+
+def remove_temp_files(folder: Path) -> list[Path]:
+    """Delete the temporary files a killed writer left in the folder, its groups and figures; returns them."""
+    folder = Path(folder)
+    found = [*folder.glob(TEMP_GLOB), *folder.glob(f"groups/*/{TEMP_GLOB}"), *folder.glob(f"figures/{TEMP_GLOB}")]
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
 
 
 def done_groups(folder: Path) -> list[str]:

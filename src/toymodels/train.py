@@ -30,6 +30,17 @@ from .families import get_family
 from .optim import make_optimizer, schedule_factors
 
 LOG_EVERY = 16
+#: An instance whose task loss rises above this multiple of its first-step loss is marked diverged and frozen,
+#: even when every number stays finite. Healthy runs stay far below it: a loss rarely rises at all after step 0.
+BLOWUP_FACTOR = 1e4
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on request (Ctrl-C, SIGTERM) after its state was handed to ``on_state``."""
+
+    def __init__(self, step: int, steps: int, signum: int | None = None, group: str | None = None):
+        super().__init__(f"stopped at step {step} of {steps}")
+        self.step, self.steps, self.signum, self.group = step, steps, signum, group
 
 
 def is_checkpoint_step(t: int, steps: int) -> bool:
@@ -128,11 +139,14 @@ def train_group(
     resume: TrainState | None = None,
     on_state: Callable[[TrainState], None] | None = None,
     state_every_s: float = 300.0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> GroupResult:
     """Train instances that share shapes and loop settings (see ``ExperimentConfig.GROUP_FIELDS``) together.
 
     ``on_progress(steps_done, task_losses)`` is called every 16 steps; ``on_state(state)`` every ``state_every_s``
-    seconds with the full training state, and ``resume`` restarts from such a state.
+    seconds with the full training state, and ``resume`` restarts from such a state. ``should_stop()`` is asked
+    after every step: when it says yes, the state is handed to ``on_state`` and :class:`TrainingInterrupted` is
+    raised (Ctrl-C and SIGTERM, see ``toymodels.interrupts``).
     """
     cfgs = list(cfgs)
     keys = {c.group_key() for c in cfgs}
@@ -178,6 +192,8 @@ def train_group(
         checkpoints = dict(resume.checkpoints)
         start = resume.step
 
+    # the blow-up rule's reference: the loss of the first step (logged at step 0, so a resume finds it there)
+    initial_loss = losses[:, 0].clone()
     v = torch.zeros(I, o.batch_size, family.input_size(c0), device=device, dtype=dtype)
     last_state = time.monotonic()
     with _cpu_settings(sum(family.flops_per_step(c) for c in cfgs), device):
@@ -193,8 +209,11 @@ def train_group(
             with torch.no_grad():
                 lr = lr0 * factors[t]
                 # Divergence guard: a non-finite loss or update freezes the instance (a non-finite gradient always
-                # gives a non-finite update, so checking the updates covers it).
-                ok = alive & torch.isfinite(total)
+                # gives a non-finite update, so checking the updates covers it), and so does a blow-up that stays
+                # finite (LAMB's bounded steps can keep the weights finite while the loss explodes).
+                if t == start and resume is None:
+                    initial_loss = task_loss.detach().clone()
+                ok = alive & torch.isfinite(total) & ~(task_loss.detach() > BLOWUP_FACTOR * initial_loss)
                 updates = opt.updates(lr)
                 for u in updates:
                     ok &= torch.isfinite(_per_instance_sum(u))  # a sum overflowing to inf also counts: conservative
@@ -213,13 +232,16 @@ def train_group(
                 if is_checkpoint_step(t, o.steps):
                     checkpoints[t] = _cpu(model.state_tensors())
 
-            if on_state is not None and time.monotonic() - last_state > state_every_s and t + 1 < o.steps:
+            stop = should_stop is not None and should_stop() and t + 1 < o.steps
+            if on_state is not None and (stop or (time.monotonic() - last_state > state_every_s and t + 1 < o.steps)):
                 on_state(TrainState(
                     step=t + 1, params=_cpu({n: p for n, p in zip(model.param_names, params)}),
                     optimizer=_cpu(opt.state_tensors()), alive=alive.cpu(), diverged_at=diverged_at.cpu(),
                     losses=losses.cpu(), rng=[s.get_state() for s in samplers], checkpoints=dict(checkpoints),
                 ))
                 last_state = time.monotonic()
+            if stop:
+                raise TrainingInterrupted(step=t + 1, steps=o.steps)
 
     if on_progress is not None:
         on_progress(o.steps, losses[:, -1].cpu())
