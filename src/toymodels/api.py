@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import ExperimentConfig, SweepConfig
+from .config import ConfigError, ExperimentConfig, SweepConfig
 from .presets import PRESETS, Preset
 from .presets import preset as preset
 from .report import write_report
@@ -26,7 +26,7 @@ def presets() -> list[Preset]:
 
 
 def run(
-    cfg: SweepConfig | ExperimentConfig | str, out: str | Path | None = None, resume: bool = False,
+    cfg: SweepConfig | ExperimentConfig | str | dict, out: str | Path | None = None, resume: bool = False,
     progress: bool = True, report: bool = True,
 ) -> Results:
     """Train a sweep (or a single config, or a preset name at quick scale), save it and return the results.
@@ -35,8 +35,13 @@ def run(
     """
     if isinstance(cfg, str):
         cfg = preset(cfg)
+    elif isinstance(cfg, dict):  # the fields of a sweep file: {"N": 32, "grid": {"lr": [...]}}
+        cfg = SweepConfig.from_dict({"name": "run", **cfg})
     if isinstance(cfg, ExperimentConfig):
         cfg = SweepConfig(name="run", base=cfg)
+    if not isinstance(cfg, SweepConfig):
+        raise ConfigError(f"tm.run needs a SweepConfig, an ExperimentConfig, a preset name or a dict of fields "
+                          f"(got {type(cfg).__name__})")
     out = Path(out) if out is not None else Path("runs") / cfg.name
     results = run_sweep(cfg, out, resume=resume, progress=progress)
     if report:

@@ -23,8 +23,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import data
 from .registry import get_family
 
 Task = Literal["decoder", "reprojector", "abs"]
@@ -54,8 +60,34 @@ def _number(value: Any) -> Any:
     return value
 
 
+#: the most instances one sweep may have (the grid's product times the seeds, computed without expanding it)
+MAX_INSTANCES = 50_000
+#: integer fields above this cannot be a tensor size, a step count or a seed torch accepts
+MAX_INT = 2**63 - 1
+
+
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    # allow_inf_nan=False: an inf or NaN (lr=inf) is refused here instead of training and being saved as null
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools_for_numbers(cls, data: Any) -> Any:
+        # JSON `true` would otherwise become N=1
+        if isinstance(data, dict):
+            for name, value in data.items():
+                info = cls.model_fields.get(name)
+                if isinstance(value, bool) and info is not None and info.annotation in (int, float, "int", "float"):
+                    raise ValueError(f"field '{name}': must be a number (got {value!r})")
+        return data
+
+    @model_validator(mode="after")
+    def _ints_in_range(self) -> "_Frozen":
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if info.annotation in (int, "int") and isinstance(value, int) and abs(value) > MAX_INT:
+                raise ValueError(f"field '{name}': must be at most {MAX_INT} (got {value})")
+        return self
 
 
 class DataConfig(_Frozen):
@@ -136,12 +168,72 @@ class RunConfig(_Frozen):
         return v
 
 
+# ---- firing structure of the features and SAE settings (dictionary learning, docs/dictionary_learning.md) -------
+Firing = Literal["independent", "correlated", "exclusive", "hierarchical"]
+Correlation = Literal["random", "block", "low_rank"]
+Magnitude = Literal["uniform", "constant", "folded_normal", "exponential"]
+
+
+class FiringConfig(_Frozen):
+    """How the features fire together and how large they are (``toymodels.firing``); the defaults are the papers'
+    independent Bernoulli(p_i) x U[0, 1) features, drawn exactly as before these fields existed."""
+
+    firing: Firing = Field(
+        "independent", description="independent (Bernoulli p_i each); correlated (Gaussian copula over a correlation "
+        "matrix); exclusive (at most one feature per group of feature_group_size); hierarchical (trees: a child "
+        "fires only with its parent)")
+    correlation: Correlation = Field(
+        "random", description="correlated only: the correlation matrix, (1-s) I + s C with C a random correlation "
+        "matrix, blocks of feature_group_size ones, or a rank-correlation_rank one (s = correlation_strength)")
+    correlation_strength: float = Field(0.5, ge=-1, le=1, description="correlated only: s (negative: anti-correlated)")
+    correlation_rank: int = Field(4, ge=1, description="correlated low_rank only: rank of C")
+    feature_group_size: int = Field(4, ge=1, description="block correlation and exclusive groups: features per group")
+    hierarchy_branching: int = Field(2, ge=1, description="hierarchical only: children per parent")
+    hierarchy_depth: int = Field(2, ge=2, description="hierarchical only: levels per tree (2 = parent + children)")
+    hierarchy_child_prob: float = Field(
+        0.5, gt=0, le=1, description="hierarchical only: P(child fires | parent fires); roots fire with p_i")
+    magnitude: Magnitude = Field(
+        "uniform", description="size of an active feature: uniform U[0, 2 mu_i), constant mu_i, folded_normal "
+        "|N(mu_i, magnitude_std)|, exponential with mean mu_i")
+    magnitude_mean: float = Field(0.5, gt=0, description="mu: the geometric mean over features of mu_i")
+    magnitude_std: float = Field(0.25, ge=0, description="folded_normal only: the normal's std")
+    magnitude_spread: float = Field(
+        1.0, ge=1, description="mu_1 / mu_N: per-feature means geometric from the first to the last feature")
+    structure_seed: int = Field(
+        0, ge=0, description="seed of the fixed random structure (correlation matrix, synthetic dictionary), shared "
+        "by every instance with the same value")
+
+    _numbers = field_validator("correlation_strength", "hierarchy_child_prob", "magnitude_mean", "magnitude_std",
+                               "magnitude_spread", mode="before")(classmethod(lambda cls, v: _number(v)))
+
+
+class SAEConfig(_Frozen):
+    """A sparse autoencoder trained on activations with known features (model ``sae``; toymodels.families.sae)."""
+
+    sae_arch: str = Field("relu_l1", description="relu_l1, topk, batchtopk or jumprelu (toymodels.families.sae)")
+    sae_width: int = Field(64, ge=1, description="SAE latents")
+    sae_k: int = Field(4, ge=1, description="topk / batchtopk: active latents per sample (batchtopk: on average)")
+    sae_threshold: float = Field(0.001, gt=0, description="jumprelu: initial threshold of every latent")
+    sae_bandwidth: float = Field(0.001, gt=0, description="jumprelu: width of the straight-through kernel")
+    source: str = Field(
+        "synthetic", description="where the activations come from: synthetic (a dictionary of N features in m "
+        "dims) or a results folder of a trained toy model (with source_run, source_layer)")
+    source_run: str = Field("", description="run id of the source instance in the results folder, e.g. r0003")
+    source_layer: str = Field("", description="layer of the source model: em: x (embedding) or h; tms: h")
+
+    _numbers = field_validator("sae_threshold", "sae_bandwidth", mode="before")(
+        classmethod(lambda cls, v: _number(v))
+    )
+
+
 _SECTIONS: dict[str, type[_Frozen]] = {
     "data": DataConfig,
     "model": ModelConfig,
     "task": TaskConfig,
     "optim": OptimConfig,
     "run": RunConfig,
+    "firing": FiringConfig,
+    "sae": SAEConfig,
 }
 #: flat name -> section; the names users type everywhere.
 FIELDS: dict[str, str] = {name: sec for sec, cls in _SECTIONS.items() for name in cls.model_fields}
@@ -170,6 +262,8 @@ class ExperimentConfig(_Frozen):
     task: TaskConfig = TaskConfig()
     optim: OptimConfig = OptimConfig()
     run: RunConfig = RunConfig()
+    firing: FiringConfig = FiringConfig()
+    sae: SAEConfig = SAEConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> "ExperimentConfig":
@@ -180,6 +274,25 @@ class ExperimentConfig(_Frozen):
                              if len(family.tasks) == 1 else
                              f"field 'task': model '{family.name}' supports tasks {allowed}")
         why = family.check(self)
+        if why:
+            raise ValueError(why)
+        return self
+
+    @model_validator(mode="after")
+    def _firing_possible(self) -> "ExperimentConfig":
+        """Non-default firing only for families that read it, never with the abs task's signed inputs, and a
+        structure that exists (exclusive groups within probability 1, a PSD correlation matrix, whole trees)."""
+        if data.default_firing(self.firing):
+            return self
+        family = get_family(self.model.model)
+        if "firing" not in family.fields:
+            raise ValueError(f"field 'firing': model '{family.name}' draws independent features only (its sampler "
+                             f"does not read the firing fields; got firing={self.firing.firing!r}, "
+                             f"magnitude={self.firing.magnitude!r})")
+        if self.task.task == "abs" and self.firing.firing != "independent":
+            raise ValueError("field 'firing': task 'abs' (inputs v1 - v2) supports only 'independent' "
+                             f"(got {self.firing.firing!r})")
+        why = data.firing_problem(self.data, self.firing)
         if why:
             raise ValueError(why)
         return self
@@ -210,7 +323,7 @@ class ExperimentConfig(_Frozen):
     GROUP_FIELDS: ClassVar[tuple[str, ...]] = (
         "model", "task", "N", "m", "k", "nonlinearity", "distribution", "optimizer", "schedule", "batch_size",
         "steps", "device", "dtype", "weight_decay", "momentum", "warmup_frac", "power_law_exponent",
-        "tms_variant",
+        "tms_variant", "sae_arch", "sae_width", "source", "source_layer",
     )
 
     def group_key(self) -> tuple:
@@ -224,7 +337,8 @@ class SweepConfig(_Frozen):
     Seeds are ``base.seed, base.seed+1, ...`` unless ``seed`` itself is in the grid.
     """
 
-    name: str = Field("sweep", pattern=r"^[A-Za-z0-9_.+-]+$")
+    # no leading dot: the name becomes the default folder runs/<name>, which must stay inside runs/
+    name: str = Field("sweep", pattern=r"^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*$", max_length=200)
     base: ExperimentConfig = Field(default_factory=ExperimentConfig)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     seeds: int = Field(1, ge=1)
@@ -242,6 +356,13 @@ class SweepConfig(_Frozen):
 
     @model_validator(mode="after")
     def _typed_grid(self) -> "SweepConfig":
+        # Count before expanding: a huge grid is refused at once instead of filling the memory.
+        count = self.seeds
+        for values in self.grid.values():
+            count *= len(values)
+        if count > MAX_INSTANCES:
+            raise ValueError(f"field 'grid': {count:,} instances (grid x seeds); a sweep may have at most "
+                             f"{MAX_INSTANCES:,}: split it into several sweeps")
         # Validate every grid value now (before any work) and store it typed, e.g. "1/64" -> 0.015625.
         typed = {}
         for key, values in self.grid.items():
@@ -304,18 +425,37 @@ class SweepConfig(_Frozen):
     def from_file(cls, path: str | Path) -> "SweepConfig":
         """Read a sweep from a .toml or .json file."""
         path = Path(path)
-        if path.suffix == ".toml":
-            try:
-                import tomllib
-            except ModuleNotFoundError:  # Python 3.10
-                import tomli as tomllib  # type: ignore[no-redef]
-            raw = tomllib.loads(path.read_text())
-        elif path.suffix == ".json":
-            raw = json.loads(path.read_text())
-        else:
+        if path.suffix not in (".toml", ".json"):
             raise ConfigError(f"config file '{path}': must end in .toml or .json")
+        try:
+            text = path.read_bytes().decode("utf-8-sig")  # a BOM from a Windows editor is fine
+            raw = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text, object_pairs_hook=_unique_keys)
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file '{path}': not UTF-8 text") from None
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+            raise ConfigError(f"config file '{path}': not valid {path.suffix[1:].upper()} ({err})") from None
+        except ValueError as err:  # _unique_keys
+            raise ConfigError(f"config file '{path}': {err}") from None
+        except OSError as err:
+            raise ConfigError(f"config file '{path}': cannot be read ({err.strerror})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file '{path}': must hold an object of fields, not {type(raw).__name__}")
+        known = all(k in FIELDS or k in ("name", "seeds", "base", "grid") for k in raw)
+        if known and not any(k in FIELDS or k in ("base", "grid") for k in raw):
+            raise ConfigError(f"config file '{path}': sets no field; name at least the fields you want "
+                              f"(e.g. N, lr) or start from a preset (`toymodels presets`)")
         raw.setdefault("name", path.stem)
         return cls.from_dict(raw)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object hook: a key given twice is an error (json alone keeps the last one silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"field '{key}' is given twice")
+        out[key] = value
+    return out
 
 
 def parse_assignment(text: str) -> tuple[str, str]:

@@ -230,13 +230,26 @@ def done_groups(folder: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "DONE").exists()) if root.exists() else []
 
 
+#: columns every group table must have for the tools that read a results folder
+INSTANCE_COLUMNS = ("run_id", "group", "index_in_group", "status", "final_loss")
+METRIC_COLUMNS = ("run_id", "step", "name", "value")
+
+
+def _with_columns(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    df = read_parquet(path)
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ResultsError(f"{path}: damaged table, column '{missing[0]}' is missing")
+    return df
+
+
 def collect_tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The finished groups' tables, concatenated (reads only)."""
     folder = Path(folder)
     inst, mets = [], []
     for gid in done_groups(folder):
-        inst.append(read_parquet(group_dir(folder, gid) / "instances.parquet"))
-        mets.append(read_parquet(group_dir(folder, gid) / "metrics.parquet"))
+        inst.append(_with_columns(group_dir(folder, gid) / "instances.parquet", INSTANCE_COLUMNS))
+        mets.append(_with_columns(group_dir(folder, gid) / "metrics.parquet", METRIC_COLUMNS))
     instances = pd.concat(inst, ignore_index=True) if inst else pd.DataFrame({"run_id": pd.Series(dtype=str)})
     metrics = pd.concat(mets, ignore_index=True) if mets else pd.DataFrame(
         {"run_id": pd.Series(dtype=str), "step": pd.Series(dtype="int64"), "name": pd.Series(dtype=str),

@@ -39,6 +39,9 @@ class EMFamily:
     )
 
     def check(self, cfg: ExperimentConfig) -> str | None:
+        # the embedding is an SVD of an N x m Gaussian: at most N orthogonal directions
+        if cfg.model.m > cfg.data.N:
+            return f"field 'm': must be at most N={cfg.data.N} for model 'em' (got {cfg.model.m})"
         return None
 
     def build(self, cfgs: Sequence[ExperimentConfig]) -> EMModel:
