@@ -92,3 +92,18 @@ def test_sigkill_between_groups_then_resume(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in (out / "groups" / "g000").iterdir()} == g0  # not re-run
     res = tm.load(out)
     assert res.complete and len(res.instances) == 9 and (res.instances["status"] == "ok").all()
+
+
+def test_a_diverged_instance_is_recorded_and_carries_no_metric_values(tmp_path):
+    # --sweep lr=0.001,0.007,0.03,1e6 of the issue: LAMB keeps lr=1e6 finite while its loss explodes
+    sweep = SweepConfig(name="blowup", base=SMALL.replace(steps=128), grid={"lr": [0.01, 1e6]})
+    res = run_sweep(sweep, tmp_path / "r", progress=False)
+    inst = res.instances.set_index("lr")
+    assert inst.loc[1e6, "status"] == "diverged" and inst.loc[0.01, "status"] == "ok"
+    metric_cols = ["mono_per_feature", "features_covered", "mean_bias", "dead_neurons", "false_mono"]
+    assert inst.loc[1e6, ["final_loss", *metric_cols]].isna().all()
+    assert inst.loc[0.01, ["final_loss", *metric_cols]].notna().all()
+    m = res.metrics
+    bad = inst.loc[1e6, "run_id"]
+    after = m[(m["run_id"] == bad) & (m["name"] != "loss") & (m["step"] >= inst.loc[1e6, "diverged_at"])]
+    assert after.empty and not m[(m["run_id"] == bad) & (m["name"] == "loss")].empty

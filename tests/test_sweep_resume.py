@@ -5,9 +5,12 @@ checkpoints), and finished groups are not re-run."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
+
+import pytest
 
 from helpers import assert_same_results, reference, subprocess_env, toymodels_cmd
 
@@ -15,6 +18,7 @@ from toymodels import store
 from toymodels.cli import resolve_sweep
 from toymodels.plan import plan
 from toymodels.runner import state_step
+from toymodels.sweep import run_sweep
 
 # Two groups (steps is a group field): g000 trains 64 steps, g001 256 steps (long enough to be killed mid-run).
 ARGS = ["LR1", "--scale", "smoke", "--set", "lr=0.01", "--sweep", "steps=64,256"]
@@ -60,3 +64,58 @@ def test_sigkill_mid_group_then_resume_is_bit_identical(tmp_path):
     assert_same_results(reference(ARGS, tmp_path / "uninterrupted"), out)
     # the merged top-level table has both groups' rows
     assert sorted(store.read_parquet(out / "instances.parquet")["run_id"]) == ["r0000", "r0001"]
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def _random_bytes(path):
+    path.write_bytes(os.urandom(path.stat().st_size))
+
+
+def _huge_header(path):
+    path.write_bytes((2**62).to_bytes(8, "little") + b"{}")
+
+
+def _pickle(path):
+    import pickle
+
+    path.write_bytes(pickle.dumps({"W1": [1.0, 2.0]}))
+
+
+def _symlink(path):
+    target = path.with_name("elsewhere.safetensors")
+    path.rename(target)
+    path.symlink_to(target)
+
+
+DAMAGE = {"truncated": _truncate, "random bytes": _random_bytes, "huge header": _huge_header, "a pickle": _pickle,
+          "a symlink": _symlink, "deleted": lambda path: path.unlink()}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished two-group sweep and its uninterrupted twin."""
+    root = tmp_path_factory.mktemp("damage")
+    reference(ARGS, root / "reference")
+    return root
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_resume_retrains_a_group_whose_files_are_damaged(how, finished, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(finished / "reference", out)
+    DAMAGE[how](out / "groups" / "g001" / "checkpoints.safetensors")
+    (out / "groups" / "g000" / ".checkpoints.safetensors.x1y2.tmp").write_bytes(b"half")
+    (out / "figures").mkdir(exist_ok=True)
+    (out / "figures" / ".training.png.abc.tmp").write_bytes(b"half")
+    notes: list[str] = []
+    sweep = resolve_sweep("LR1", "smoke", ["lr=0.01"], ["steps=64,256"], None, None)
+    run_sweep(sweep, out, resume=True, progress=False, say=notes.append)
+    said = "\n".join(notes)
+    assert "g001: checkpoints.safetensors" in said and "training it again" in said
+    assert "g000:" not in said  # the intact group is kept
+    assert "removed groups/g000/.checkpoints.safetensors.x1y2.tmp" in said
+    assert not list(out.rglob(".*.tmp"))
+    assert_same_results(finished / "reference", out)

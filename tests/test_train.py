@@ -4,7 +4,7 @@ import pytest
 import torch
 from helpers import SMALL_EM, assert_same_instance
 
-from toymodels.train import checkpoint_steps, logged_steps, train_group
+from toymodels.train import BLOWUP_FACTOR, checkpoint_steps, logged_steps, train_group
 
 BASE = SMALL_EM
 
@@ -51,6 +51,23 @@ def test_diverging_instance_is_recorded_and_spoils_nothing():
         for name in mixed.final:
             assert torch.equal(mixed.final[name][i], alone.final[name][j])
         assert torch.equal(mixed.losses[i], alone.losses[j])
+
+
+def test_a_finite_blow_up_is_caught_and_spoils_nothing():
+    # LAMB's steps are bounded relative to the weights, so lr=1e6 keeps every number finite while the loss explodes
+    good = [BASE.replace(lr=0.01), BASE.replace(lr=0.03, seed=1)]
+    blow_up = BASE.replace(lr=1e6, seed=2)
+    mixed = train_group([good[0], blow_up, good[1]])
+    alone = train_group(good)
+    assert mixed.status == ["ok", "diverged", "ok"]
+    assert all(bool(torch.isfinite(t[1]).all()) for t in mixed.final.values())
+    step = int(mixed.diverged_at[1])
+    logged = mixed.losses[1, : step // 16 + 1]
+    assert (logged[torch.isfinite(logged)] <= BLOWUP_FACTOR * mixed.losses[1, 0]).all()
+    for i, j in ((0, 0), (2, 1)):
+        assert torch.equal(mixed.losses[i], alone.losses[j])
+        for name in mixed.final:
+            assert torch.equal(mixed.final[name][i], alone.final[name][j])
 
 
 def test_checkpoints_at_powers_of_two_and_final():
