@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what the dashboard's browser test (tests/test_app.py, marker `browser`) needs:
+# Install what the dashboard's browser test (tests/app/test_app_browser.py, marker `browser`) needs:
 #   Debian's chromium (Playwright drives it through its executable path: no browser download, no `playwright install`)
 #   and the project's `app` and `browser` extras from pyproject.toml (streamlit, plotly, a pinned playwright).
 # Idempotent and quick when everything is there already. Needs root (or sudo) for apt-get.

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
+from toymodels.activations import activation
 from toymodels.analysis import explain_instance, explain_summary
-from toymodels.metrics import activation, em_metrics
+from toymodels.metrics import em_metrics
 
 F64 = torch.float64
 
@@ -151,3 +152,19 @@ def test_reprojector_output_has_no_feature_fit():
     assert s["poly_map"].shape == (2, 4)
     # slope uses the norm of the neuron's output column when there is no output per feature
     assert s["neurons"]["slope"].iloc[0] == pytest.approx(2 * math.sqrt(2))
+
+
+def test_the_instance_to_explain_and_whether_a_sweep_has_neurons(diverging_results):
+    from types import SimpleNamespace
+
+    from toymodels.analysis import has_neurons, most_monosemantic
+
+    inst = diverging_results.instances.set_index("run_id")
+    best = most_monosemantic(diverging_results)
+    assert inst.loc[best, "status"] == "ok"  # never a diverged instance, even if its metrics were higher
+    assert inst.loc[best, "mono_per_feature"] == inst.query("status == 'ok'")["mono_per_feature"].max()
+    assert has_neurons(diverging_results) and has_neurons(diverging_results, "r0004")
+    # a model whose checkpoints hold other tensors (TMS: W, b) has no neuron layer to explain
+    tms_like = SimpleNamespace(instances=diverging_results.instances, params=lambda run_id: {"W": None, "b": None})
+    assert not has_neurons(tms_like)
+    assert not has_neurons(SimpleNamespace(instances=diverging_results.instances.iloc[:0]))

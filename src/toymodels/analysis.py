@@ -1,7 +1,7 @@
-"""Mechanism of an EM model's neurons, in particular the residual polysemantic ones (PAPERS.md §1.6, check 6).
+"""Mechanism of an EM model's neurons, in particular the residual polysemantic ones (docs/papers.md §1.6, check 6).
 
 Engineering Monosemanticity (Jermyn et al. 2022, Sec. 5) interprets the models that remain partly polysemantic.
-The evidence collected in PAPERS.md §1.6 suggests this picture, which the functions here measure on one instance:
+The evidence collected in docs/papers.md §1.6 suggests this picture, which the functions here measure on one instance:
 
 * **mono** neurons (paper criterion) have negative biases: each is silent until its feature's amplitude passes a
   threshold ``-b / (W1 E)[n, f]`` and then adds a ramp of fixed slope to the output;
@@ -24,10 +24,11 @@ from einops import einsum
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from toymodels.activations import Nonlinearity, activation
+from toymodels.config import FIELDS, ExperimentConfig
+from toymodels.families.em.evaluate import em_probe
 from toymodels.metrics import (
     MONO_THRESHOLD,
-    Nonlinearity,
-    activation,
     is_dead,
     is_mono,
     mono_ratio,
@@ -36,6 +37,8 @@ from toymodels.metrics import (
     single_feature_activations,
 )
 
+# The tensors every function here reads (the EM model's): a results folder whose checkpoints hold them can be explained.
+NEURON_TENSORS = ("W1", "b1", "W2", "E")
 # Singular values above this fraction of the largest count towards the numerical rank.
 RANK_TOLERANCE = 0.01
 # Amplitudes of the lone-feature loss: an even grid on [0, 1].
@@ -154,7 +157,7 @@ def explain_summary(
     amplitudes: int | Tensor = N_AMPLITUDES,
     rank_tolerance: float = RANK_TOLERANCE,
 ) -> dict[str, Any]:
-    """How the mono and polysemantic blocks of one EM instance compute (PAPERS.md §1.6).
+    """How the mono and polysemantic blocks of one EM instance compute (docs/papers.md §1.6).
 
     Keys:
       ``neurons``: the ``explain_instance`` table; ``mono``, ``poly``, ``dead``: neuron indices;
@@ -208,10 +211,31 @@ def explain_summary(
     }
 
 
+def has_neurons(results: Any, run_id: str | None = None) -> bool:
+    """Whether an instance's checkpoint (default: the first instance's) holds ``NEURON_TENSORS``, i.e. whether the
+    neuron analysis, the dashboard's per-neuron panels and the report's mechanism numbers apply to this sweep."""
+    inst = results.instances
+    if run_id is None:
+        if inst.empty:
+            return False
+        run_id = str(inst["run_id"].iloc[0])
+    return set(NEURON_TENSORS) <= set(results.params(run_id))
+
+
+def most_monosemantic(results: Any) -> str | None:
+    """The run_id with the highest final mono_per_feature among instances that did not diverge (else the first):
+    the instance the mechanism figure, the probe figure and the report's mechanism numbers describe by default."""
+    inst = results.instances
+    if inst.empty:
+        return None
+    ok = inst[inst["status"] == "ok"]
+    if ok.empty or "mono_per_feature" not in ok:
+        return str(inst["run_id"].iloc[0])
+    return str(ok.loc[ok["mono_per_feature"].idxmax(), "run_id"])
+
+
 def instance_config(results: Any, run_id: str) -> Any:
     """The ExperimentConfig of one instance of a results folder, rebuilt from its instances.parquet row."""
-    from toymodels.config import FIELDS, ExperimentConfig
-
     row = results.row(run_id)
     # parquet gives numpy scalars; pydantic wants plain Python values
     values = {f: (row[f].item() if hasattr(row[f], "item") else row[f]) for f in FIELDS if f in row.index}
@@ -235,11 +259,10 @@ def explain(results: Any, run_id: str, step: int | None = None) -> pd.DataFrame:
         >>> res = tm.load("runs/LR1-quick")                               # doctest: +SKIP
         >>> tm.analysis.explain(res, "r0005").query("kind == 'mono'")     # doctest: +SKIP
     """
-    from toymodels.evaluate import em_probe
-
     cfg = instance_config(results, run_id)
-    if cfg.model.model != "em":
-        raise ValueError(f"explain needs an EM model; instance {run_id} is a '{cfg.model.model}' model")
+    if not has_neurons(results, run_id):
+        raise ValueError(f"explain needs a model with the tensors {', '.join(NEURON_TENSORS)} (the EM model); "
+                         f"instance {run_id} is a '{cfg.model.model}' model")
     steps = results.checkpoint_steps(run_id)
     step = steps[-1] if step is None else step
     p = results.params(run_id, step)

@@ -20,6 +20,7 @@ from typing import Optional
 
 import typer
 
+from .app import SCRIPT
 from .config import ConfigError, SweepConfig, one_line, parse_assignment
 from .launch import LaunchError, latest_tasks, task_log, task_states
 from .plan import estimate_seconds, instance_records, instance_steps, plan
@@ -31,6 +32,7 @@ from .runner import state_step
 from .store import ResultsError, done_groups, load, merge_tables, read_sweep
 from .interrupts import EXIT_CODES
 from .sweep import run_sweep
+from .tracking import mirror_for
 from .train import TrainingInterrupted
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -111,6 +113,10 @@ def run(
                                              "a task near it requeues and continues from its saved state"),
     max_parallel: Optional[int] = typer.Option(None, help="most SLURM tasks running at once (--backend slurm)"),
     detach: bool = typer.Option(False, help="submit to SLURM and return; follow with `toymodels status DIR`"),
+    wandb: Optional[str] = typer.Option(None, "--wandb", metavar="PROJECT",
+                                        help="mirror each instance to this Weights & Biases project (or env "
+                                        "TOYMODELS_WANDB_PROJECT; needs toymodels[wandb]; WANDB_MODE=offline "
+                                        "runs without network)"),
 ) -> None:
     """Train a preset or a config file's sweep and write its results folder."""
     if target in PRESETS and PRESETS[target].parts:  # multi-part preset (OPT1): one folder per part under --out
@@ -118,7 +124,7 @@ def run(
         for part in PRESETS[target].part_names():
             typer.echo(f"== {part} -> {root / part}", err=True)
             run(part, scale, set_, sweep_, seeds, root / part, device, resume, dry_run, report, progress, backend,
-                slurm_partition, slurm_gpus_per_task, slurm_cpus_per_task, slurm_time, max_parallel, detach)
+                slurm_partition, slurm_gpus_per_task, slurm_cpus_per_task, slurm_time, max_parallel, detach, wandb)
         return
 
     try:
@@ -132,9 +138,13 @@ def run(
         options = {k: v for k, v in dict(
             partition=slurm_partition, gpus_per_task=slurm_gpus_per_task, cpus_per_task=slurm_cpus_per_task,
             timeout_min=slurm_time, max_parallel=max_parallel, detach=detach or None).items() if v is not None}
-        results = run_sweep(sweep, folder, resume=resume, progress=progress, backend=backend, **options)
+        mirror = mirror_for(wandb)  # before any training: without the wandb extra this fails in one line
+        results = run_sweep(sweep, folder, resume=resume, progress=progress, backend=backend,
+                            on_group_done=mirror.group_done if mirror else None, **options)
         if results is not None and report:
             write_report(results)
+        if results is not None and mirror is not None:  # after the report: its figures go along
+            mirror.finish(folder)
     except (ConfigError, ResultsError) as err:
         _fail(str(err))
     except TrainingInterrupted as stop:
@@ -267,7 +277,7 @@ def dashboard(
     if not folder.is_dir():
         _fail(f"no folder '{folder}'; train a sweep first, e.g. "
               f"toymodels run LR1 --scale quick --out {folder}/LR1-quick")
-    script = Path(__file__).with_name("app.py")
+    script = SCRIPT
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none",  # the app reruns on new results, not on edits of its source
            "--client.toolbarMode", "viewer"]

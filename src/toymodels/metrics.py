@@ -249,9 +249,8 @@ def multi_feature_probe(
     mono = is_mono(sfa, threshold)
     own_hot = F.one_hot(own.clamp(min=0), N).to(W.dtype) * (own >= 0)[..., None]  # zero row for dead neurons
 
-    # (a) all features on but j: pre = sum_f W[:, f] - W[:, j] + b.
-    pre_abo = W.sum(-1, keepdim=True) - W + b1[..., None]
-    fires_abo = activation(pre_abo, nonlinearity) > 0  # (I, k, j)
+    # (a) all features on but j
+    fires_abo = all_but_one_fires(W1, b1, E, nonlinearity)  # (I, k, j)
     fires_without_own = (fires_abo.to(W.dtype) * own_hot).sum(-1) > 0 if N >= 3 else torch.zeros_like(mono)
 
     # (b) random inputs, in chunks so the (I, k, chunk) block stays bounded.

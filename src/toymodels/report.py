@@ -1,13 +1,15 @@
 """The report of a results folder: figures/*.png, a self-contained report.html and the summary table.
 
-``write_report(results)`` draws every figure of ``toymodels.plots.FIGURES`` that applies to the sweep into
-``<folder>/figures/`` and writes ``<folder>/report.html``: the sweep's config, the summary table, each figure with
-a one-line caption saying what to look for, and the mechanism numbers of the most monosemantic instance. The page
-is self-contained: images are embedded as base64 ``data:`` URIs, the CSS is inline, there is no script and no
-link to anything outside the file, so it opens offline and can be mailed around.
+``write_report(results)`` draws every figure of the sweep (``toymodels.figures.figure_specs``: the generic training
+and swept figures, then the model family's own) into ``<folder>/figures/`` and writes ``<folder>/report.html``: the
+sweep's config, the summary table, each figure with a one-line caption saying what to look for and, for models with
+a neuron layer (``analysis.has_neurons``), the mechanism numbers of the most monosemantic instance. The page is
+self-contained: images are embedded as base64 ``data:`` URIs, the CSS is inline, there is no script and no link to
+anything outside the file, so it opens offline and can be mailed around.
 
 ``summary_table(results)`` is the table ``toymodels report`` and ``toymodels run`` print: one row per setting
-(combination of swept fields other than seed), seeds aggregated.
+(combination of swept fields other than seed), seeds aggregated, columns the family's
+``presentation.summary_metrics``.
 
 Example:
     >>> import toymodels as tm
@@ -26,18 +28,18 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from . import plots
+from .analysis import explain, has_neurons, most_monosemantic
+from .families.base import FigureSpec
+from .figures import figure_specs
+from .registry import get_family
 from .store import write_text
-
-# Final metrics in the summary table (those the model family reports), in this order.
-SUMMARY_METRICS = ["final_loss", "mono_per_feature", "features_covered", "mean_bias", "false_mono"]
+from .tables import format_number, format_value, seed_stats, setting_fields, settings
 
 
 # ----------------------------------------------------------------------------------------------- summary table
-def _status(counts: dict[str, int], n: int) -> str:
+def status_word(counts: dict[str, int], n: int) -> str:
     """'ok' / 'diverged' for one seed; '2 ok', '1 ok, 1 diverged' for several."""
     if n == 1:
         return next(iter(counts))
@@ -45,47 +47,33 @@ def _status(counts: dict[str, int], n: int) -> str:
 
 
 def summary_table(results: Any) -> pd.DataFrame:
-    """One row per setting (the swept fields other than ``seed``), seeds aggregated.
+    """One row per setting (the swept fields other than ``seed``), seeds aggregated, in the sweep's grid order.
 
     Columns: the setting's swept fields (none when nothing is swept: one row for all instances); ``seeds``
     (instances in the setting); ``ok`` and ``diverged`` (how many ended with that status); ``status`` ('ok',
-    'diverged' or e.g. '1 ok, 1 diverged'); then for each of final_loss, mono_per_feature, features_covered,
-    mean_bias and false_mono that the model reports: ``<metric>`` = the mean over the seeds that did not diverge
-    and ``<metric>_std`` = their sample standard deviation (0 for one seed). Both are NaN when every seed diverged:
-    a diverged instance has no final loss, and its other metrics describe its last finite parameters, not a trained
-    model, so they are left out of the mean.
+    'diverged' or e.g. '1 ok, 1 diverged'); then for each of the family's ``presentation.summary_metrics`` in the
+    table: ``<metric>`` = the mean over the seeds that did not diverge and ``<metric>_std`` = their sample standard
+    deviation (0 for one seed), both from ``tables.seed_stats``. Both are NaN when every seed diverged: a diverged
+    instance has no final loss, and its other metrics describe its last finite parameters, not a trained model, so
+    they are left out of the mean.
     """
     inst = results.instances
-    fields = plots.setting_fields(results)
-    metric_cols = [m for m in SUMMARY_METRICS if m in inst.columns]
+    fields = setting_fields(results)
+    summary = get_family(results.sweep.base.model.model).presentation.summary_metrics
+    metric_cols = [m for m in summary if m in inst.columns]
     rows = []
-    for key, group in plots.settings(results):
-        ok = group[group["status"] == "ok"]
+    for key, group in settings(results):
         counts = group["status"].value_counts().to_dict()
         counts = {s: int(counts[s]) for s in sorted(counts, key=lambda s: (s != "ok", s))}
         row: dict[str, Any] = dict(zip(fields, key))
         row.update(seeds=len(group), ok=int((group["status"] == "ok").sum()),
-                   diverged=int((group["status"] == "diverged").sum()), status=_status(counts, len(group)))
+                   diverged=int((group["status"] == "diverged").sum()), status=status_word(counts, len(group)))
+        stats = seed_stats(group, [], metric_cols).iloc[0]
         for m in metric_cols:
-            vals = ok[m].to_numpy(dtype=float)
-            vals = vals[np.isfinite(vals)]
-            row[m] = float(vals.mean()) if vals.size else math.nan
-            row[f"{m}_std"] = float(vals.std(ddof=1)) if vals.size > 1 else (0.0 if vals.size else math.nan)
+            row[m], row[f"{m}_std"] = float(stats[m]), float(stats[f"{m}_std"])
         rows.append(row)
     columns = [*fields, "seeds", "ok", "diverged", "status", *[c for m in metric_cols for c in (m, f"{m}_std")]]
     return pd.DataFrame(rows, columns=columns)
-
-
-def _num(x: float) -> str:
-    """Three significant digits; scientific outside [1e-3, 1e5); '-' for NaN (every seed diverged)."""
-    if not math.isfinite(x):
-        return "-"
-    ax = abs(x)
-    if x == 0:
-        return "0"
-    if ax < 1e-3 or ax >= 1e5:
-        return f"{x:.2e}"
-    return f"{x:.0f}" if ax >= 100 else f"{x:.3g}"
 
 
 def format_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -97,13 +85,13 @@ def format_summary(table: pd.DataFrame) -> pd.DataFrame:
             continue
         if col in metric_cols:
             out[col] = [
-                _num(m) if not math.isfinite(m) or n_ok <= 1 else f"{_num(m)} ± {_num(sd)}"
+                format_number(m) if not math.isfinite(m) or n_ok <= 1 else f"{format_number(m)} ± {format_number(sd)}"
                 for m, sd, n_ok in zip(table[col], table[f"{col}_std"], table["ok"])
             ]
         elif col in ("seeds", "status"):
             out[col] = table[col].astype(str)
         else:
-            out[col] = [plots._fmt(v) for v in table[col]]
+            out[col] = [format_value(v) for v in table[col]]
     return out
 
 
@@ -159,11 +147,11 @@ def _data_uri(path: Path) -> str:
 def _config_html(results: Any) -> str:
     sweep = results.sweep
     grid = "".join(f"<tr><td class='text'><code>{_e(k)}</code></td><td class='text'>"
-                   f"{_e(', '.join(plots._fmt(v) for v in vals))}</td></tr>" for k, vals in sweep.grid.items())
+                   f"{_e(', '.join(format_value(v) for v in vals))}</td></tr>" for k, vals in sweep.grid.items())
     grid_html = (f"<table><thead><tr><th>swept field</th><th>values</th></tr></thead><tbody>{grid}</tbody></table>"
                  if grid else "<p>Nothing is swept.</p>")
     flat = sweep.base.flat()
-    items = [(k, plots._fmt(v)) for k, v in flat.items() if k not in sweep.grid]
+    items = [(k, format_value(v)) for k, v in flat.items() if k not in sweep.grid]
     ncol = 4
     cells = [f"<td class='text'><code>{_e(k)}</code></td><td>{_e(v)}</td>" for k, v in items]
     rows = "".join("<tr>" + "".join(cells[i:i + ncol]) + "</tr>" for i in range(0, len(cells), ncol))
@@ -173,9 +161,7 @@ def _config_html(results: Any) -> str:
 
 def _mechanism_html(results: Any) -> str:
     """Numbers behind the mechanism figure (``analysis.explain``'s summary) for the most monosemantic instance."""
-    from .analysis import explain
-
-    run_id = plots.most_monosemantic(results)
+    run_id = most_monosemantic(results)
     if run_id is None:
         return ""
     attrs = explain(results, run_id).attrs
@@ -187,7 +173,7 @@ def _mechanism_html(results: Any) -> str:
         "loss_full": "lone-feature loss: full model", "loss_mono": "... mono block only",
         "loss_poly": "... poly block only", "loss_zero": "... no neurons",
     }
-    rows = "".join(f"<tr><td class='text'>{_e(label)}</td><td>{_e(_num(float(attrs[k])))}</td></tr>"
+    rows = "".join(f"<tr><td class='text'>{_e(label)}</td><td>{_e(format_number(float(attrs[k])))}</td></tr>"
                    for k, label in names.items() if k in attrs)
     return (f"<h2>Mechanism numbers of {_e(run_id)}</h2><p>From <code>tm.analysis.explain(results, "
             f"'{_e(run_id)}')</code> (the full neuron table is returned there).</p><table><tbody>{rows}</tbody>"
@@ -198,9 +184,9 @@ def write_report(results: Any) -> Path:
     """Draw figures/*.png and write the self-contained report.html into the results folder; returns its path."""
     folder = Path(results.folder)
     inst = results.instances
-    figures: list[tuple[plots.FigureSpec, Path]] = []
+    figures: list[tuple[FigureSpec, Path]] = []
     if len(inst):
-        for spec in plots.FIGURES:
+        for spec in figure_specs(results):
             for path in spec.plot(results, out_dir=folder / "figures"):
                 figures.append((spec, path))
 
@@ -231,11 +217,7 @@ def write_report(results: Any) -> Path:
         for spec, path in figures:
             parts.append(f"<figure id='{_e(spec.name)}'><img src='{_data_uri(path)}' alt='{_e(spec.name)}'>"
                          f"<figcaption><b>{_e(path.name)}</b>: {_e(spec.caption)}</figcaption></figure>")
-    skipped = [s.name for s in plots.FIGURES if s.em_only] if model != "em" else []
-    if skipped and len(inst):
-        parts.append(f"<p class='meta'>Figures for the EM model only, skipped for '{_e(model)}': "
-                     f"{_e(', '.join(skipped))}.</p>")
-    if model == "em" and len(inst):
+    if len(inst) and has_neurons(results):
         parts.append(_mechanism_html(results))
     parts.append("</body></html>")
     out = folder / "report.html"

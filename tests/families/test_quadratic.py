@@ -72,7 +72,7 @@ def test_closed_form_loss_matches_measured_loss_of_fixed_models(K, kind):
     closed = quadratic_expected_loss(W, b, v, K)
     z = (mean - closed) / se
     assert z.abs().max() < 4.5, (mean, closed, se)
-    # the bias term: at b* = sum_i (v_i - M_ii) the last term vanishes and PAPERS.md §3's formula remains
+    # the bias term: at b* = sum_i (v_i - M_ii) the last term vanishes and the formula of docs/papers.md §3 remains
     M = W.transpose(1, 2) @ W
     d = torch.diagonal(M, dim1=1, dim2=2)
     b_star = (v - d).sum(-1)

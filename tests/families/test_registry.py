@@ -99,7 +99,7 @@ def test_builtin_families_satisfy_the_protocol():
 def test_registry_refuses_a_second_family_of_the_same_name_and_names_unknown_ones(linear_family):
     with pytest.raises(FamilyError, match="already registered"):
         register(LinearFamily())
-    with pytest.raises(FamilyError, match="field 'model': must be one of em, tms, quadratic, linear_ae_test"):
+    with pytest.raises(FamilyError, match=r"field 'model': must be one of em, tms, quadratic, .*linear_ae_test"):
         get_family("nope")
 
 

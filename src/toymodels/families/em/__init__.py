@@ -34,7 +34,7 @@ class EMFamily:
                 "dims_per_feature": "dimensions per feature D*"},
         summary_metrics=("final_loss", "mono_per_feature", "features_covered", "mean_bias", "false_mono"),
         training_metrics=("loss", "mono_per_feature", "mean_bias"),
-        swept_metrics=("mono_per_feature", "final_loss", "mean_bias"),
+        swept_metrics=("mono_per_feature", "features_covered", "final_loss"),
         table_metrics=("mono_per_feature", "features_covered", "mean_bias", "dead_neurons", "mono_neurons"),
     )
 

@@ -20,12 +20,17 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+import toymodels.cli as cli
+from toymodels.app import SCRIPT
+from toymodels.presets import preset
+from toymodels.sweep import run_sweep
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "ci-artifacts" / "app"
-APP = Path(__file__).resolve().parents[1] / "src" / "toymodels" / "app.py"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "ci-artifacts" / "app"
 START_TIMEOUT_S = 60  # server up (imports torch on a loaded 2-core machine)
 FIRST_RENDER_TIMEOUT_MS = 90_000  # the first script run imports torch and reads the results
 STEP_TIMEOUT_MS = 30_000  # each later interaction
@@ -55,11 +60,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def results_root(tmp_path_factory) -> Path:
     """runs/LR1-smoke (trained), runs/damaged (a group table overwritten) and runs/running (no group finished)."""
-    from toymodels.presets import preset
-    from toymodels.sweep import run_sweep
-
     root = tmp_path_factory.mktemp("runs")
-    run_sweep(preset("LR1", scale="smoke"), root / "LR1-smoke", progress=False, report=False)
+    run_sweep(preset("LR1", scale="smoke"), root / "LR1-smoke", progress=False)
     shutil.copytree(root / "LR1-smoke", root / "damaged")
     (root / "damaged" / "groups" / "g000" / "instances.parquet").write_bytes(b"PAR1 this is not a parquet file")
     (root / "running").mkdir()
@@ -74,7 +76,7 @@ def app_url(results_root):
     port = _free_port()
     log = open(ARTIFACTS / "server.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true", "--server.port", str(port),
+        [sys.executable, "-m", "streamlit", "run", str(SCRIPT), "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
          "--client.toolbarMode", "viewer", "--", str(results_root)],
         stdout=log, stderr=subprocess.STDOUT,
@@ -108,7 +110,7 @@ def app_url(results_root):
 @pytest.mark.browser
 def test_dashboard_in_browser(app_url, results_root, capsys):
     _need_browser()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect, sync_playwright  # optional: the `browser` extra
 
     with capsys.disabled():
         print(f"\nscreenshots: {ARTIFACTS}")
@@ -186,13 +188,9 @@ def test_dashboard_in_browser(app_url, results_root, capsys):
 
 # ---- the CLI command (no browser) ---------------------------------------------------------------------------------
 def test_app_command_starts_streamlit_on_the_folder(tmp_path, monkeypatch):
-    """`toymodels app DIR --port P --headless` runs `python -m streamlit run app.py ... -- DIR`."""
+    """`toymodels app DIR --port P --headless` runs `python -m streamlit run app/main.py ... -- DIR`."""
     pytest.importorskip("streamlit", reason="the app extra is not installed")
     pytest.importorskip("plotly", reason="the app extra is not installed")
-    from typer.testing import CliRunner
-
-    import toymodels.cli as cli
-
     calls = []
 
     class FakePopen:
@@ -210,107 +208,13 @@ def test_app_command_starts_streamlit_on_the_folder(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     (cmd,) = calls
     assert cmd[:4] == [sys.executable, "-m", "streamlit", "run"]
-    assert Path(cmd[4]) == Path(cli.__file__).with_name("app.py")
+    assert Path(cmd[4]) == SCRIPT == Path(cli.__file__).parent / "app" / "main.py"
     assert cmd[cmd.index("--server.port") + 1] == "8765"
     assert cmd[cmd.index("--server.headless") + 1] == "true"
     assert cmd[-2:] == ["--", str(tmp_path.resolve())]
 
 
 def test_app_command_rejects_a_missing_folder(tmp_path):
-    from typer.testing import CliRunner
-
-    import toymodels.cli as cli
-
     result = CliRunner().invoke(cli.app, ["app", str(tmp_path / "nope")])
     assert result.exit_code == 2
     assert "no folder" in result.output
-
-
-# ---- the app's helpers (no server, no browser) --------------------------------------------------------------------
-def test_heatmap_order_puts_mono_neurons_first_on_a_diagonal():
-    pytest.importorskip("plotly", reason="the app extra is not installed")
-    import numpy as np
-
-    from toymodels.app import sort_neurons
-
-    # neurons x features: n0 poly, n1 mono on f2, n2 dead, n3 mono on f0 (stronger ratio ties: by feature)
-    sfa = np.array([[0.5, 0.4, 0.3], [0.0, 0.0, 0.9], [0.0, 0.0, 0.0], [0.7, 0.0, 0.0]])
-    neurons, features = sort_neurons(sfa)
-    assert neurons.tolist() == [3, 1, 0, 2]  # mono (by own feature), then poly, dead last
-    assert features.tolist() == [0, 2, 1]  # f0's strongest is n3 (first), f2's is n1, f1's is n0
-
-
-def test_results_folders_are_found_and_signed(tmp_path):
-    pytest.importorskip("plotly", reason="the app extra is not installed")
-    from toymodels.app import filter_instances, find_results, signature
-
-    for name in ("b", "a", "nested/c"):
-        (tmp_path / name).mkdir(parents=True)
-        (tmp_path / name / "sweep.json").write_text("{}")
-    (tmp_path / "not-results").mkdir()
-    assert [p.relative_to(tmp_path).as_posix() for p in find_results(tmp_path)] == ["a", "b", "nested/c"]
-    assert find_results(tmp_path / "a") == [tmp_path / "a"]
-    before = signature(tmp_path / "a")
-    (tmp_path / "a" / "groups" / "g000").mkdir(parents=True)
-    (tmp_path / "a" / "groups" / "g000" / "DONE").write_text("")
-    assert signature(tmp_path / "a") != before  # a finished group changes the cache key
-
-    import pandas as pd
-
-    df = pd.DataFrame({"lr": [0.1, 0.2, 0.3], "status": ["ok", "diverged", "ok"]})
-    assert filter_instances(df, {"lr": [], "status": ["ok"]})["lr"].tolist() == [0.1, 0.3]
-    assert filter_instances(df, {"lr": [0.2, 0.3], "status": []})["lr"].tolist() == [0.2, 0.3]
-
-
-def test_colour_scale_is_logarithmic_for_values_spanning_decades():
-    pytest.importorskip("plotly", reason="the app extra is not installed")
-    from toymodels.app import Colours, log_ticks
-
-    lr = Colours("lr", [0.001, 0.01, 0.1, 0.01])
-    assert lr.numeric and lr.log and lr.fraction(0.01) == pytest.approx(0.5)
-    bias = Colours("bias_offset", [-2.0, 0.0, 1.0])
-    assert bias.numeric and not bias.log and bias.fraction(0.0) == pytest.approx(2 / 3)
-    opt = Colours("optimizer", ["lamb", "adam"])
-    assert not opt.numeric and opt.colour("adam") != opt.colour("lamb")
-    assert log_ticks(0.15, 0.6) == [0.2, 0.5]
-    assert log_ticks(0.3, 0.35) == [0.2, 0.5]  # a tick either side when none falls inside
-
-
-def test_figures_and_neuron_view_handle_diverged_instances(diverging_results):
-    """Every panel's data builds for a sweep with diverged instances (NaN losses and metrics)."""
-    pytest.importorskip("plotly", reason="the app extra is not installed")
-    from toymodels import app
-
-    res = diverging_results
-    assert (res.instances["status"] == "diverged").any()
-    training, final, table = app.family_metrics(res)
-    assert training == ["loss", "mono_per_feature", "mean_bias"] and "mono_per_feature" in table
-    fig = app.training_figure(res, res.instances, "lr", training)
-    assert len(fig.data) == len(res.instances) * len(training) + 1  # + the colour bar's trace
-    final_fig = app.sweep_figure(res.instances, "lr", final, ["seed"])
-    ok = int((res.instances["status"] == "ok").sum())
-    assert sum(len(t.x) for t in final_fig.data if t.mode == "markers") == ok * len(final)  # diverged left out
-    for run_id in res.instances["run_id"]:
-        step = res.checkpoint_steps(run_id)[-1]
-        view = app.neuron_view(res, run_id, step)
-        k, N = view["sfa"].shape
-        assert sorted(view["neuron_order"].tolist()) == list(range(k))
-        assert sorted(view["feature_order"].tolist()) == list(range(N))
-        app.neuron_figure(view, run_id).to_json()
-        assert set(app.mechanism_table(view["summary"])["quantity"]) >= {"mono neurons", "rank of poly block"}
-
-
-def test_unreadable_folders_give_a_message_not_an_exception(tmp_path):
-    pytest.importorskip("plotly", reason="the app extra is not installed")
-    import json
-
-    from toymodels.app import load_or_error
-
-    (tmp_path / "new").mkdir()
-    (tmp_path / "new" / "sweep.json").write_text(json.dumps({"format_version": 99, "sweep": {}}))
-    results, msg = load_or_error(tmp_path / "new")
-    assert results is None and "sweep.json" in msg and "99" in msg
-    (tmp_path / "garbled").mkdir()
-    (tmp_path / "garbled" / "sweep.json").write_text("{not json")
-    results, msg = load_or_error(tmp_path / "garbled")
-    assert results is None and "damaged JSON" in msg

@@ -1,0 +1,34 @@
+"""Streamlit dashboard over a folder of results folders: ``toymodels app runs/``.
+
+Run it with the CLI (``toymodels app [DIR]``) or directly::
+
+    streamlit run src/toymodels/app/main.py -- runs/
+
+What it shows, for the sweep picked in the sidebar (the first one when the page opens):
+
+* the sweep's config and its instance table (sortable by clicking a column; filtered by swept values and status;
+  clicking a row selects that instance);
+* the training plot (the model family's training curves against the step on a log2 axis, one line per instance
+  coloured by the swept value) and its final metrics against the swept value (the family's ``presentation``);
+* for models with a neuron layer (``analysis.has_neurons``), one instance (the first when the page opens): a
+  checkpoint slider over the single-feature-activation heatmap (``metrics.neuron_order``) with each neuron's bias
+  above it, and the mechanism analysis of ``toymodels.analysis`` (mono / poly / dead neurons, the rank of the
+  polysemantic block, lone-feature losses of each block);
+* two sweeps side by side (e.g. LR1 against LR3) with their config differences.
+
+Results are read only through ``toymodels.store.load`` and cached per folder and file modification times, so a large
+sweep is read once and a sweep that is still running (fewer instances than the sweep has) is re-read when its files
+change; its page shows a notice and checks for new results every few seconds. A damaged folder, or one written by
+another results-format version, shows the loader's message (which names the file) instead of a traceback.
+
+Modules: ``data`` (finding and reading folders, tables; no streamlit or plotly), ``figures`` (plotly sweep figures),
+``neurons`` (the per-neuron panels), ``main`` (the streamlit page, ``SCRIPT``). Importing this package imports
+neither streamlit nor plotly: they are the optional ``app`` extra.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: the script ``streamlit run`` executes
+SCRIPT = Path(__file__).with_name("main.py")

@@ -1,0 +1,151 @@
+"""Finding, reading and tabulating results folders for the dashboard (no streamlit, no plotly: testable as is).
+
+Results are read only through ``toymodels.store.load``; ``signature`` is the cache key of a folder's contents, so a
+sweep that is still running is re-read when its files change.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from .. import store
+from ..registry import get_family
+from ..tables import format_value
+
+MAX_FOLDER_DEPTH = 2  # DIR/<sweep> and DIR/<project>/<sweep>
+
+
+# ---- finding and reading results folders --------------------------------------------------------------------
+def is_results_folder(path: Path) -> bool:
+    return (path / "sweep.json").exists() or (path / "groups").is_dir()
+
+
+def find_results(root: Path, depth: int = MAX_FOLDER_DEPTH) -> list[Path]:
+    """``root`` itself when it is a results folder, else the results folders up to ``depth`` levels below it."""
+    root = Path(root)
+    if is_results_folder(root):
+        return [root]
+    found: list[Path] = []
+    if depth <= 0 or not root.is_dir():
+        return found
+    for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        found.extend(find_results(child, depth - 1))
+    return found
+
+
+def signature(folder: Path) -> tuple:
+    """Modification times and sizes of the files ``store.load`` reads: the cache key of a folder's contents."""
+    folder = Path(folder)
+    paths = [folder, folder / "sweep.json", folder / "groups"]
+    groups = folder / "groups"
+    if groups.is_dir():
+        for gdir in sorted(groups.iterdir()):
+            paths += [gdir / "DONE", gdir / "instances.parquet", gdir / "metrics.parquet",
+                      gdir / "checkpoints.safetensors"]
+    sig = []
+    for p in paths:
+        try:
+            st_ = p.stat()
+        except OSError:
+            continue
+        sig.append((str(p.relative_to(folder)), st_.st_mtime_ns, st_.st_size))
+    return tuple(sig)
+
+
+def load_or_error(folder: Path) -> tuple[store.Results | None, str | None]:
+    """``store.load``, with its ResultsError (or anything unexpected from a malformed folder) as a message."""
+    try:
+        return store.load(folder), None
+    except store.ResultsError as err:
+        return None, str(err)
+    except Exception as err:  # e.g. a valid Parquet file holding some other table
+        return None, f"{folder}: not readable as toymodels results ({type(err).__name__}: {err})"
+
+
+def root_from_argv(argv: Sequence[str]) -> Path:
+    """The folder of results folders: first argument after ``--``, else $TOYMODELS_RUNS, else ``runs``."""
+    args = [a for a in argv[1:] if not a.startswith("-")]
+    return Path(args[0] if args else os.environ.get("TOYMODELS_RUNS", "runs")).expanduser()
+
+
+def choice_key(folder: Path) -> str:
+    """A short, stable widget-key suffix for a folder (widget states are kept per sweep)."""
+    return f"{zlib.crc32(str(folder).encode()):08x}"
+
+
+# ---- what a sweep shows ---------------------------------------------------------------------------------------
+def swept_fields(results: store.Results) -> list[str]:
+    """The sweep's varying fields that are columns of the instance table."""
+    return [f for f in results.sweep.swept_fields() if f in results.instances.columns]
+
+
+def family_metrics(results: store.Results) -> tuple[list[str], list[str], list[str]]:
+    """(training curves, final metrics, table columns) of this sweep's model family (its ``presentation``), those
+    that were saved."""
+    presentation = get_family(results.sweep.base.model.model).presentation
+    logged = set(results.metrics["name"])
+    cols = results.instances.columns
+    return ([n for n in presentation.training_metrics if n == "loss" or n in logged],
+            [n for n in presentation.swept_metrics if n in cols],
+            [n for n in presentation.table_metrics if n in cols])
+
+
+def model_facts(results: store.Results) -> str:
+    """'N=512, m=64, ...': the base values of the model family's own config fields (the swept ones and the task
+    are shown apart)."""
+    base = results.sweep.base.flat()
+    fields = [f for f in get_family(base["model"]).fields if f in base and f != "task" and f not in results.sweep.grid]
+    return ", ".join(f"{f}={format_value(base[f])}" for f in fields)
+
+
+def instance_label(row: pd.Series, fields: Sequence[str]) -> str:
+    """'r0002 · lr=0.1' (with the status when the instance did not finish ok)."""
+    parts = [f"{f}={format_value(row[f])}" for f in fields if f in row]
+    status = "" if row.get("status", "ok") == "ok" else f" [{row['status']}]"
+    return " · ".join([str(row["run_id"]), *parts]) + status
+
+
+def filter_instances(df: pd.DataFrame, chosen: dict[str, list]) -> pd.DataFrame:
+    """Keep rows whose value of each field is among the chosen ones (an empty choice keeps everything)."""
+    mask = pd.Series(True, index=df.index)
+    for field, values in chosen.items():
+        if values:
+            mask &= df[field].isin(values)
+    return df[mask]
+
+
+def table_columns(df: pd.DataFrame, fields: Sequence[str], metric_columns: Sequence[str],
+                  all_columns: bool) -> list[str]:
+    """run_id, the swept fields, status, final loss and the family's metrics first (all columns on request)."""
+    first = ["run_id", *fields]
+    first += [c for c in ("status", "final_loss", *metric_columns, "diverged_at") if c in df.columns and c not in first]
+    if not all_columns:
+        return first
+    return first + [c for c in df.columns if c not in first]
+
+
+def config_differences(a: store.Results, b: store.Results) -> pd.DataFrame:
+    """Flat fields whose base value or grid differs between two sweeps."""
+    fa, fb = a.sweep.base.flat(), b.sweep.base.flat()
+    na, nb = a.folder.name, b.folder.name
+    if na == nb:
+        na, nb = str(a.folder), str(b.folder)
+    rows = []
+    for key in fa:
+        va = a.sweep.grid.get(key, fa[key])
+        vb = b.sweep.grid.get(key, fb.get(key))
+        if va != vb:
+            rows.append({"field": key, na: str(va), nb: str(vb)})
+    if a.sweep.seeds != b.sweep.seeds:
+        rows.append({"field": "seeds", na: str(a.sweep.seeds), nb: str(b.sweep.seeds)})
+    return pd.DataFrame(rows)
+
+
+def values_text(values: Sequence[Any]) -> str:
+    """'0.01, 0.1, 1000': a field's values, short."""
+    return ", ".join(format_value(v) for v in values)
