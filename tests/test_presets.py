@@ -1,6 +1,6 @@
 """Presets: every one trains at smoke scale, and each Table 1 batch resolves to the paper's values at paper scale.
 
-The expected values below are written out from shared/PAPERS.md §1.5 (Table 1) and its sweep values, not read from
+The expected values below are written out from docs/papers.md §1.5 (Table 1) and its sweep values, not read from
 presets.py.
 """
 
@@ -11,7 +11,7 @@ import math
 import pytest
 
 from toymodels.config import ConfigError, SweepConfig
-from toymodels.presets import PRESETS, preset, with_steps
+from toymodels.presets import PRESETS, preset, scaled_bias_decay, with_steps
 from toymodels.sweep import run_sweep
 
 LRS = [0.001, 0.003, 0.005, 0.007, 0.01, 0.03]
@@ -83,15 +83,28 @@ def test_quick_scale_keeps_ratios_and_per_step_decay():
 
 def test_with_steps_decay_per_step_or_cumulative():
     q = preset("LR3", "quick")
-    for rescale in (True, False):
-        s = with_steps(q, 4096, rescale_decay=rescale)
+    for rule in ("per_step", "cumulative"):
+        s = with_steps(q, 4096, rule)
         assert s.base.optim.steps == 4096 and s.grid == q.grid and s.name == q.name + "-s4096"
-        want = q.base.optim.bias_decay * (q.base.optim.steps / 4096 if rescale else 1)
+        want = q.base.optim.bias_decay * (q.base.optim.steps / 4096 if rule == "cumulative" else 1)
         assert s.base.optim.bias_decay == pytest.approx(want)
         lr = 0.01
         pull = (1 - s.base.optim.bias_decay * lr) ** (4096 / 2)
         before = (1 - q.base.optim.bias_decay * lr) ** (q.base.optim.steps / 2)  # the quick sweep's pull
-        assert math.isclose(pull, before, rel_tol=0.05) == rescale
+        assert math.isclose(pull, before, rel_tol=0.05) == (rule == "cumulative")
+    # a swept decay is scaled like the base one, from the reference given
+    d1 = with_steps(preset("D1", "quick"), 2**13, "sqrt", reference_steps=2**17)
+    assert d1.grid["bias_decay"] == pytest.approx([v * 4 for v in POW10])
+
+
+def test_scaled_bias_decay_is_the_one_rule():
+    assert scaled_bias_decay(0.03, 2**17, 2**13, "per_step") == 0.03
+    assert scaled_bias_decay(0.03, 2**17, 2**13, "sqrt") == pytest.approx(0.03 * 4)
+    assert scaled_bias_decay(0.03, 2**17, 2**13, "cumulative") == pytest.approx(0.03 * 16)
+    assert scaled_bias_decay(0.0, 2**17, 2**13, "cumulative") == 0.0
+    assert scaled_bias_decay(0.1 / 3, 2**17, 2**17, "sqrt") == 0.1 / 3  # factor 1: the value itself, unrounded
+    with pytest.raises(ConfigError, match="bias decay rule"):
+        scaled_bias_decay(0.03, 2**17, 2**13, "linear")
 
 
 def test_opt1_parts():
@@ -128,6 +141,6 @@ def _all_smoke_sweeps() -> list[SweepConfig]:
 def test_every_preset_runs_at_smoke_scale(tmp_path, chunk):
     sweeps = _all_smoke_sweeps()[chunk::3]
     for s in sweeps:
-        res = run_sweep(s, tmp_path / s.name, report=False, progress=False)
+        res = run_sweep(s, tmp_path / s.name, progress=False)
         assert len(res.instances) == len(s.instances()), s.name
         assert res.instances["final_loss"].notna().any(), s.name

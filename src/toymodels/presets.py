@@ -6,8 +6,8 @@ Scales:
 * ``quick``: a few minutes on 2 idle CPU cores (10-20 min for a 6-value sweep with 2 seeds on a busy shared machine).
   N, m and k are divided by 4 (N=128, m=16, k=256), which keeps N/m, k/N, eps, the active features per input
   dimension (N*eps/m) and the per-neuron interference noise sqrt(N*eps/(3m)), and the unit-feature pre-activation
-  scale, so a bias offset of -1 means the same thing (shared/PAPERS.md §4). Batch 128 and 2^15 steps: at this size
-  more steps beat a larger batch (PAPERS.md §4.1: lr 0.03 reached 0.57 mono/feature with batch 128 x 2^15 steps
+  scale, so a bias offset of -1 means the same thing (docs/papers.md §4). Batch 128 and 2^15 steps: at this size
+  more steps beat a larger batch (docs/papers.md §4.1: lr 0.03 reached 0.57 mono/feature with batch 128 x 2^15 steps
   against 0.24 with batch 1024 x 2^13). The paper_cosine period stays 1024 steps (it is set in steps, not as a
   fraction of training). Bias decay keeps the paper's per-step value (see below).
 * ``smoke``: seconds, for tests: N=32, m=4, k=64, batch 64, 256 steps, at most three values per swept field.
@@ -18,12 +18,12 @@ but only at the top lr (the paper's re-run already reaches ~1 at lr 0.007-0.01),
 above the best lr's. 4x more steps (16384) do not lift the middle lrs (lr 0.01: 0.016, lr 0.03: 0.55). So the quick
 scale shows the direction of the paper's effect, at a lower level and only at the top lr.
 
-Bias decay when steps are cut (shared/PAPERS.md §4). During the first half of training the paper multiplies the bias
+Bias decay when steps are cut (docs/papers.md §4). During the first half of training the paper multiplies the bias
 by (1 - decay*lr) after every step, so without gradients the bias would shrink by (1 - decay*lr)^(steps/2) overall.
 Two quantities cannot both be kept when steps are cut by a factor s:
 
 * the *cumulative* pull (1 - decay*lr)^(steps/2) -- kept by multiplying decay by s ("rescaled",
-  ``with_steps(..., rescale_decay=True)``); e.g. LR3 at lr 0.01: 2^17 steps x decay 0.03 and 2^15 x 0.12 both
+  ``with_steps(..., decay_rule="cumulative")``); e.g. LR3 at lr 0.01: 2^17 steps x decay 0.03 and 2^15 x 0.12 both
   give (1 - 3e-4)^65536 ~ (1 - 1.2e-3)^16384 ~ 3e-9;
 * the *per-step* balance between the decay and the gradient's push on the bias -- kept by leaving decay alone
   ("unrescaled", the default of the ``quick`` scale and of :func:`with_steps`).
@@ -35,7 +35,7 @@ product is never reached because the gradient pushes back every step. Rescaling 
 to 4096 steps with decay 0.96 (= 0.03 x 2^17/4096) collapsed the biases to ~0 (|mean bias| < 0.005 at lr >= 0.003)
 and no neuron became monosemantic, even at lr 0.03 where LR1 reaches 0.63 (measured, docs/reproduction.md); once
 ||b|| ~ 0 Lamb's relative steps cannot regrow it. So quick keeps the paper's decay (the scaling function multiplies
-decay by 1); the reproduction still runs the rescaled variant of LR3 to show this.
+decay by 1: ``SCALE_DECAY_RULE``); the reproduction still runs the rescaled variant of LR3 to show this.
 
 The per-step decay has its own cost when steps are cut hard: a *dead* neuron gets no gradient, so only the decay
 moves its bias, and that is the cumulative pull again. With the -1 offset and 4096 steps at decay 0.03 (pull
@@ -43,7 +43,7 @@ moves its bias, and that is the cumulative pull again. With the -1 offset and 40
 ~45% above LR1's. A compromise, decay x sqrt(2^17/steps) (0.17 at 4096 steps), revived them (<= 8 dead at lr
 0.005-0.01), gave a lower loss than LR1 at lr 0.005-0.01 and 0.58 mono/feature at lr 0.03; ``toymodels reproduce``
 uses it for the bias-decay claims when it cuts steps. At the quick default (a 4x cut, pull 0.007 at lr 0.01) the
-per-step decay is kept.
+per-step decay is kept. :func:`scaled_bias_decay` computes all three rules.
 
 Multi-part presets: ``OPT1`` (the optimizer x schedule study) needs a different lr range per optimizer and two bias
 settings (LR1's and LR3's), which one grid product cannot express, so it is a list of sweeps, one per (setting,
@@ -51,13 +51,13 @@ optimizer): ``Preset.sweeps(scale)`` returns them, ``preset("OPT1-LR3-adam")`` r
 runs them all into ``<out>/<part>``. ``Preset.config()`` of a multi-part preset raises.
 
 Example:
-    >>> sweep = preset("LR1", scale="quick")
-    >>> sweep.grid["lr"]
+    >>> preset("LR1", scale="quick").grid["lr"]
     [0.001, 0.003, 0.005, 0.007, 0.01, 0.03]
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,7 +94,7 @@ class Preset:
     scale_fn: Any = field(default=None, repr=False)
     #: multi-part presets (OPT1): (part suffix, base overrides, grid) per sweep; see the module docstring.
     parts: tuple = ()
-    #: steps at quick scale when not the default 2^15 (bias decay is rescaled to match, see the module docstring)
+    #: steps at quick scale when not the default 2^15 (the bias decay follows SCALE_DECAY_RULE)
     quick_steps: int | None = None
     #: smoke scale keeps the full grid instead of three values per field
     smoke_full_grid: bool = False
@@ -146,38 +146,58 @@ def _em_scale(p: Preset, scale: str) -> tuple[dict[str, Any], dict[str, list[Any
     k_paper = base.pop("k", 1024)
     steps = p.quick_steps if (scale == "quick" and p.quick_steps) else s["steps"]
     base.update(N=s["N"], m=s["m"], k=max(1, k_paper // s["div"]), batch_size=s["batch_size"], steps=steps)
-    decay_scale = 1.0  # per-step decay kept at every scale: see "Bias decay when steps are cut" above
-    if "bias_decay" in base:
-        base["bias_decay"] = base["bias_decay"] * decay_scale
+    if "bias_decay" in base:  # the paper's decay is quoted at its 2^17 steps
+        base["bias_decay"] = scaled_bias_decay(base["bias_decay"], PAPER_STEPS, steps)
     grid = {}
     for key, values in p.grid.items():
         if key == "k":
             values = [max(1, v // s["div"]) for v in values]
         if key == "bias_decay":
-            values = [v * decay_scale for v in values]
+            values = [scaled_bias_decay(v, PAPER_STEPS, steps) for v in values]
         grid[key] = _thin(values) if (scale == "smoke" and not p.smoke_full_grid) else list(values)
     return base, grid
 
 
-def with_steps(sweep: SweepConfig, steps: int, rescale_decay: bool = False) -> SweepConfig:
-    """The same sweep trained for ``steps`` steps. The bias decay keeps its per-step value unless
-    ``rescale_decay``, which multiplies it (base and grid) by old_steps / steps so the cumulative pull
-    (1 - decay*lr)^(steps/2) stays the same (module docstring: with Lamb that collapses the biases). The name gets
-    a ``-s<steps>`` suffix.
+#: The paper's training length: every preset quotes its bias decay at it (Table 1).
+PAPER_STEPS = 2**17
+#: Bias decay when steps are cut by s = reference / steps (module docstring): x 1, x sqrt(s), x s (the pull).
+DECAY_RULES = ("per_step", "sqrt", "cumulative")
+#: The rule of the scales: quick and smoke train fewer steps than the paper but keep its per-step decay.
+SCALE_DECAY_RULE = "per_step"
+
+
+def scaled_bias_decay(decay: float, reference_steps: int, steps: int, rule: str = SCALE_DECAY_RULE) -> float:
+    """The bias decay that stands in for ``decay`` over ``reference_steps`` in a run of ``steps`` steps: the one
+    place the rule (one of DECAY_RULES) is computed. Rounded to 12 decimals, which keeps configs and results-folder
+    names readable; ``decay`` itself when the factor is 1.
+
+    >>> [scaled_bias_decay(0.03, 2**17, 2**13, rule) for rule in DECAY_RULES]
+    [0.03, 0.12, 0.48]
+    """
+    s = reference_steps / steps
+    factors = {"per_step": 1.0, "sqrt": math.sqrt(s), "cumulative": s}
+    if rule not in factors:
+        raise ConfigError(f"bias decay rule: must be one of {', '.join(DECAY_RULES)} (got {rule!r})")
+    return decay if factors[rule] == 1 else round(decay * factors[rule], 12)
+
+
+def with_steps(sweep: SweepConfig, steps: int, decay_rule: str = SCALE_DECAY_RULE,
+               reference_steps: int | None = None) -> SweepConfig:
+    """The same sweep trained for ``steps`` steps (name suffix ``-s<steps>``), its bias decay (base and grid)
+    scaled by :func:`scaled_bias_decay` with ``decay_rule`` from ``reference_steps`` (default: the sweep's own).
 
     >>> with_steps(preset("LR3", "quick"), 2**13).base.optim.bias_decay
     0.03
-    >>> with_steps(preset("LR3", "quick"), 2**13, rescale_decay=True).base.optim.bias_decay  # 0.03 * 2^15 / 2^13
+    >>> with_steps(preset("LR3", "quick"), 2**13, "cumulative").base.optim.bias_decay  # 0.03 * 2^15 / 2^13
     0.12
     """
-    old = sweep.base.optim.steps
-    f = old / steps if rescale_decay else 1.0
-    base = sweep.base.replace(steps=steps, bias_decay=round(sweep.base.optim.bias_decay * f, 12))
+    ref = reference_steps or sweep.base.optim.steps
     grid = dict(sweep.grid)
+    grid.pop("steps", None)
     if "bias_decay" in grid:
-        grid["bias_decay"] = [round(v * f, 12) for v in grid["bias_decay"]]
-    if "steps" in grid:
-        grid.pop("steps")
+        grid["bias_decay"] = [scaled_bias_decay(v, ref, steps, decay_rule) for v in grid["bias_decay"]]
+    base = sweep.base.replace(steps=steps, bias_decay=scaled_bias_decay(sweep.base.optim.bias_decay, ref, steps,
+                                                                        decay_rule))
     return SweepConfig(name=f"{sweep.name}-s{steps}", base=base, grid=grid, seeds=sweep.seeds)
 
 
@@ -197,7 +217,7 @@ def _add(p: Preset) -> None:
     PRESETS[p.name] = p
 
 
-# Table 1 (shared/PAPERS.md §1.5), N=512 and m=64 throughout.
+# Table 1 (docs/papers.md §1.5), N=512 and m=64 throughout.
 _add(_em("LR1", "learning rate steers monosemanticity (no bias tricks)", grid={"lr": LRS}, figure="Fig. 3"))
 _add(_em("LR2", "learning-rate sweep with power-law features", dist="power_law", grid={"lr": LRS}, figure="Fig. 6"))
 _add(_em("LR3", "negative initial bias + bias decay, learning-rate sweep", decay=0.03, bias=-1.0,
@@ -279,12 +299,11 @@ def preset(name: str, scale: str = "quick", seeds: int = 1) -> SweepConfig:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Superposition: Toy Models of Superposition (TMS, Elhage et al. 2022) and Polysemanticity & Capacity (P&C,
-# Scherlis et al. 2022); shared/PAPERS.md §2, §3 and §4 rows 8-12. Seeds are restarts: the analysis
-# (toymodels.reproduce_superposition) keeps the lowest-loss restart where the paper does (intro, phase diagram).
+# Scherlis et al. 2022); docs/papers.md §2, §3 and §4 rows 8-12. Seeds are restarts: the analysis
+# (toymodels.reproduce.superposition) keeps the lowest-loss restart where the paper does (intro, phase diagram).
 #
-# TMS defaults (official notebook, PAPERS.md §2.2): AdamW, lr 1e-3 constant, weight decay 0.01, batch 1024,
-# 10,000 steps. ``k`` is unused by these models; it is set to 1 so that the sweep planner's memory estimate
-# (which counts k hidden units per sample) does not split the groups needlessly.
+# TMS defaults (official notebook, docs/papers.md §2.2): AdamW, lr 1e-3 constant, weight decay 0.01, batch 1024,
+# 10,000 steps. ``k`` is unused by these models (set to 1, the smallest valid value).
 # Scales: ``paper`` = the paper's sizes and steps; ``quick`` = the same model sizes (the geometry depends on
 # n and m), fewer steps and/or a smaller batch, calibrated so a preset runs in minutes on 2 CPU cores (see each
 # preset's notes for what was cut and why); ``smoke`` = seconds (at most three values per swept field).
@@ -322,7 +341,7 @@ _add(Preset(
     summary="n=5 features in m=2 dims, importance 0.9^i: from 2 orthogonal features (dense) to a pentagon (sparse)",
     base={**_TMS_BASE, "N": 5, "m": 2, "importance_decay": 0.9},
     grid={"eps": TMS_INTRO_EPS},
-    notes="PAPERS.md §4 row 8; seeds are restarts (keep the lowest loss). quick = paper (10,000 steps, a few "
+    notes="docs/papers.md §4 row 8; seeds are restarts (keep the lowest loss). quick = paper (10,000 steps, a few "
           "CPU minutes): a 5,000-step calibration run was not converged (the dropped features' norms in the dense "
           "model were still falling, 0.63 -> 0.38 over the last 900 steps).",
     scale_fn=_scaled({"smoke": dict(steps=100, batch_size=64)}),
@@ -332,7 +351,7 @@ _add(Preset(
     summary="n=20, m=5, importance 0.7^i: ReLU output vs linear model across sparsity",
     base={**_TMS_BASE, "N": 20, "m": 5, "importance_decay": 0.7},
     grid={"tms_variant": ["relu", "linear"], "eps": TMS_BASIC_EPS},
-    notes="PAPERS.md §4 row 9 (adonath's sparsity levels). quick: 5,000 steps.",
+    notes="docs/papers.md §4 row 9 (adonath's sparsity levels). quick: 5,000 steps.",
     scale_fn=_scaled({"quick": dict(steps=5_000), "smoke": dict(steps=100, batch_size=64)}),
 ))
 _add(Preset(
@@ -340,7 +359,7 @@ _add(Preset(
     summary="n=200, m=20, 20 sparsity levels p=20^(-k/19): D* sticks at 1/2, D_i on polytope fractions",
     base={**_TMS_BASE, "N": 200, "m": 20, "importance_decay": 1.0},
     grid={"eps": TMS_DIM_EPS},
-    notes="PAPERS.md §4 row 10. quick: batch 256 and 3,000 steps (1/13 of the paper's samples; about 5 min per "
+    notes="docs/papers.md §4 row 10. quick: batch 256 and 3,000 steps (1/13 of the paper's samples; about 5 min per "
           "seed on the busy shared 2-core machine). Calibration at this size: D* has a plateau at 1/2 (3 levels "
           "within 0.03) at lr 1e-3 and at 3e-3, but the D_i line at 1/2 was clean only at 1e-3, so the paper's lr "
           "is kept.",
@@ -352,8 +371,8 @@ _add(Preset(
     summary="n=2, m=1: relative importance r of feature 2 x feature density; which solution wins per cell",
     base={**_TMS_BASE, "N": 2, "m": 1, "importance_decay": 1.0},
     grid={"importance_ratio": _geom(0.1, 10, 21), "eps": _geom(0.01, 1, 21)},
-    notes="PAPERS.md §4 row 11; seeds are restarts (>= 5; keep the lowest loss per cell). quick: a 9 x 9 grid, "
-          "batch 256, 3,000 steps at lr 3e-3. The analytic boundary (PAPERS.md §2.3) fixes unit weights and zero "
+    notes="docs/papers.md §4 row 11; seeds are restarts (>= 5; keep the lowest loss per cell). quick: a 9 x 9 grid, "
+          "batch 256, 3,000 steps at lr 3e-3. The analytic boundary (docs/papers.md §2.3) fixes unit weights and zero "
           "biases; a one-off numerical minimisation of the exact expected loss of the antipodal pair with free "
           "magnitudes and biases (Gauss-Legendre quadrature) changed the predicted winner in only 2 of the 81 "
           "quick-grid cells (1-S = 0.18 at r = 0.1 and r = 10, where it favours the pair).",
@@ -367,15 +386,15 @@ _add(Preset(
     base=dict(model="quadratic", task="decoder", N=8, m=4, k=1, importance_decay=0.8, input_kind="auto",
               optimizer="adam", lr=0.01, schedule="cosine", batch_size=2**14, steps=10_000),
     grid={"kurtosis": PC_KURTOSIS},
-    notes="PAPERS.md §4 row 12; seeds are restarts (the capacity claims are judged on the lowest-loss restart). "
+    notes="docs/papers.md §4 row 12; seeds are restarts (the capacity claims are judged on the lowest-loss restart). "
           "K < 3: sign inputs with Bernoulli(1/K) dropout; K >= 3: Bernoulli(3/K) x N(0,1), scaled to unit "
           "variance. Adam with a cosine decay to 0 and a large batch stand in for the paper's full-batch "
-          "training (its exact optimiser settings are not in PAPERS.md). quick: batch 1024, 3,000 steps (reached "
+          "training (its exact optimiser settings are not in docs/papers.md). quick: batch 1024, 3,000 steps (reached "
           "the optimal loss within 0.2% at K > 3 in calibration).",
     scale_fn=_scaled({"quick": dict(batch_size=1024, steps=3_000), "smoke": dict(batch_size=256, steps=100)}),
 ))
 
 
 def superposition_presets() -> list[str]:
-    """Names of the TMS / P&C presets (PAPERS.md §4 rows 8-12), in row order."""
+    """Names of the TMS / P&C presets (docs/papers.md §4 rows 8-12), in row order."""
     return [name for name, p in PRESETS.items() if p.family in ("tms", "quadratic")]

@@ -64,6 +64,8 @@ def _state_tensors(state: TrainState) -> dict[str, torch.Tensor]:
     t.update({f"ckpt/{s}/{k}": v for s, d in state.checkpoints.items() for k, v in d.items()})
     t.update({"alive": state.alive, "diverged_at": state.diverged_at, "losses": state.losses,
               "step": torch.tensor([state.step])})
+    if state.blowup_reference is not None:
+        t["blowup_reference"] = state.blowup_reference
     return t
 
 
@@ -79,7 +81,7 @@ def _state_from_tensors(t: dict[str, torch.Tensor]) -> TrainState:
     return TrainState(
         step=int(t["step"][0]), params=sub("param/"), optimizer=sub("opt/"), alive=t["alive"],
         diverged_at=t["diverged_at"], losses=t["losses"], rng=[rng[str(i)] for i in range(len(rng))],
-        checkpoints=ckpts,
+        checkpoints=ckpts, blowup_reference=t.get("blowup_reference"),
     )
 
 

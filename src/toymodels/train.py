@@ -30,8 +30,9 @@ from .families import get_family
 from .optim import make_optimizer, schedule_factors
 
 LOG_EVERY = 16
-#: An instance whose task loss rises above this multiple of its first-step loss is marked diverged and frozen,
-#: even when every number stays finite. Healthy runs stay far below it: a loss rarely rises at all after step 0.
+#: An instance whose task loss rises above this multiple of its first positive task loss is marked diverged and
+#: frozen, even when every number stays finite. Healthy runs stay far below it: a loss rarely rises at all after
+#: its first steps.
 BLOWUP_FACTOR = 1e4
 
 
@@ -123,6 +124,7 @@ class TrainState:
     losses: Tensor
     rng: list[Tensor]
     checkpoints: dict[int, dict[str, Tensor]] = field(default_factory=dict)
+    blowup_reference: Tensor | None = None  # per instance: the first positive task loss (0 until there is one)
 
 
 def _cpu(t: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -162,6 +164,7 @@ def train_group(
     family = get_family(c0.model.model)
     model = family.build(cfgs).to(device=device, dtype=dtype)
     params = [getattr(model, n) for n in model.param_names]
+    post_step = getattr(model, "post_step", None)
     samplers = [family.sampler(c, device) for c in cfgs]
     opt = make_optimizer(o.optimizer, params, weight_decay=o.weight_decay, momentum=o.momentum)
     I = len(cfgs)
@@ -192,8 +195,11 @@ def train_group(
         checkpoints = dict(resume.checkpoints)
         start = resume.step
 
-    # the blow-up rule's reference: the loss of the first step (logged at step 0, so a resume finds it there)
-    initial_loss = losses[:, 0].clone()
+    # the blow-up rule's reference: each instance's first positive task loss (a sparse first batch can be all zeros)
+    reference = torch.zeros(I, device=device, dtype=dtype)
+    if resume is not None:
+        reference.copy_(resume.blowup_reference if resume.blowup_reference is not None
+                        else torch.nan_to_num(resume.losses[:, 0]))
     v = torch.zeros(I, o.batch_size, family.input_size(c0), device=device, dtype=dtype)
     last_state = time.monotonic()
     with _cpu_settings(sum(family.flops_per_step(c) for c in cfgs), device):
@@ -211,9 +217,9 @@ def train_group(
                 # Divergence guard: a non-finite loss or update freezes the instance (a non-finite gradient always
                 # gives a non-finite update, so checking the updates covers it), and so does a blow-up that stays
                 # finite (LAMB's bounded steps can keep the weights finite while the loss explodes).
-                if t == start and resume is None:
-                    initial_loss = task_loss.detach().clone()
-                ok = alive & torch.isfinite(total) & ~(task_loss.detach() > BLOWUP_FACTOR * initial_loss)
+                loss_now = task_loss.detach()
+                reference = torch.where(reference > 0, reference, loss_now)
+                ok = alive & torch.isfinite(total) & ~(loss_now > BLOWUP_FACTOR * reference)
                 updates = opt.updates(lr)
                 for u in updates:
                     ok &= torch.isfinite(_per_instance_sum(u))  # a sum overflowing to inf also counts: conservative
@@ -225,6 +231,8 @@ def train_group(
                 if use_decay and t < o.steps / 2:
                     for b in model.decayed_params():
                         b.mul_(torch.where(alive, decay_factor, 1.0).view(-1, *[1] * (b.dim() - 1)))
+                if post_step is not None:  # e.g. an SAE's unit-norm decoder (InstanceModel docstring)
+                    post_step(alive)
                 if t % LOG_EVERY == 0:
                     losses[:, t // LOG_EVERY] = torch.where(alive, task_loss.detach(), float("nan"))
                     if on_progress is not None:
@@ -238,6 +246,7 @@ def train_group(
                     step=t + 1, params=_cpu({n: p for n, p in zip(model.param_names, params)}),
                     optimizer=_cpu(opt.state_tensors()), alive=alive.cpu(), diverged_at=diverged_at.cpu(),
                     losses=losses.cpu(), rng=[s.get_state() for s in samplers], checkpoints=dict(checkpoints),
+                    blowup_reference=reference.cpu(),
                 ))
                 last_state = time.monotonic()
             if stop:

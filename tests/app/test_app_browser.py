@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 import toymodels.cli as cli
 from toymodels.app import SCRIPT
+from toymodels.lock import FolderLock
 from toymodels.presets import preset
 from toymodels.sweep import run_sweep
 
@@ -59,14 +60,17 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def results_root(tmp_path_factory) -> Path:
-    """runs/LR1-smoke (trained), runs/damaged (a group table overwritten) and runs/running (no group finished)."""
+    """runs/LR1-smoke (trained), runs/damaged (a group table overwritten), runs/running (no group finished, a live
+    process holds its lock: this test) and runs/stopped (no group finished, nobody writing it)."""
     root = tmp_path_factory.mktemp("runs")
     run_sweep(preset("LR1", scale="smoke"), root / "LR1-smoke", progress=False)
     shutil.copytree(root / "LR1-smoke", root / "damaged")
     (root / "damaged" / "groups" / "g000" / "instances.parquet").write_bytes(b"PAR1 this is not a parquet file")
-    (root / "running").mkdir()
-    shutil.copy(root / "LR1-smoke" / "sweep.json", root / "running" / "sweep.json")
-    return root
+    for name in ("running", "stopped"):
+        (root / name).mkdir()
+        shutil.copy(root / "LR1-smoke" / "sweep.json", root / name / "sweep.json")
+    with FolderLock(root / "running"):
+        yield root
 
 
 @pytest.fixture
@@ -128,7 +132,7 @@ def test_dashboard_in_browser(app_url, results_root, capsys):
             # Opens on the first sweep, with no clicks: the sweep list, the instance table and the figures.
             heatmap = page.locator(".st-key-sfa-figure .js-plotly-plot")
             expect(heatmap).to_be_visible(timeout=FIRST_RENDER_TIMEOUT_MS)
-            for name in ("LR1-smoke", "damaged", "running"):
+            for name in ("LR1-smoke", "damaged", "running", "stopped"):
                 expect(sweeps).to_contain_text(name)
             expect(sweeps.get_by_role("radio", name="LR1-smoke")).to_be_checked()
             expect(main.get_by_role("heading", name="LR1-smoke")).to_be_visible()
@@ -171,7 +175,13 @@ def test_dashboard_in_browser(app_url, results_root, capsys):
             assert main.get_by_test_id("stException").count() == 0
             page.screenshot(path=ARTIFACTS / "05-damaged.png")
 
-            # A sweep with unfinished groups shows the running notice.
+            # An unfinished sweep that nobody writes (killed, interrupted) says so, and how to continue it.
+            sweeps.get_by_text("stopped", exact=True).click()
+            expect(main.get_by_test_id("stAlert").filter(has_text="Sweep stopped before it finished: 0 of 3 "
+                                                                  "instances")).to_be_visible()
+            assert main.get_by_test_id("stAlert").filter(has_text="still running").count() == 0
+
+            # A sweep with unfinished groups and a live writer shows the running notice.
             sweeps.get_by_text("running", exact=True).click()
             notice = main.get_by_test_id("stAlert").filter(has_text="Sweep still running: 0 of 3 instances finished")
             expect(notice).to_be_visible()

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from .. import store
+from ..lock import lock_holder
 from ..registry import get_family
 from ..tables import format_value
 
@@ -149,3 +150,11 @@ def config_differences(a: store.Results, b: store.Results) -> pd.DataFrame:
 def values_text(values: Sequence[Any]) -> str:
     """'0.01, 0.1, 1000': a field's values, short."""
     return ", ".join(format_value(v) for v in values)
+
+
+def progress_state(results: store.Results) -> str:
+    """``complete``, ``running`` (a live process holds the folder's lock) or ``stopped`` (unfinished, nobody writing:
+    killed, interrupted, or SLURM tasks that ended without finishing)."""
+    if results.complete:
+        return "complete"
+    return "running" if lock_holder(results.folder) is not None else "stopped"

@@ -26,14 +26,25 @@ from toymodels.app.data import (
     instance_label,
     load_or_error,
     model_facts,
+    progress_state,
     root_from_argv,
     signature,
     swept_fields,
     table_columns,
     values_text,
 )
-from toymodels.app.figures import PLOTLY_CONFIG, compare_figures, sweep_figure, training_figure
-from toymodels.app.neurons import mechanism_table, neuron_figure, neuron_view, singular_values_figure
+from toymodels.app.figures import (
+    PLOTLY_CONFIG,
+    compare_figures,
+    sweep_figure,
+    training_figure,
+)
+from toymodels.app.neurons import (
+    mechanism_table,
+    neuron_figure,
+    neuron_view,
+    singular_values_figure,
+)
 from toymodels.figures.common import sort_key
 from toymodels.tables import format_value
 
@@ -97,7 +108,8 @@ def main() -> None:  # pragma: no cover - exercised by tests/app/test_app_browse
             if res is None:
                 captions.append(":material/error: cannot read")
             elif not res.complete:
-                captions.append(f":material/hourglass_top: running: {len(res.instances)}/"
+                word = "running" if progress_state(res) == "running" else "stopped"
+                captions.append(f":material/hourglass_top: {word}: {len(res.instances)}/"
                                 f"{len(res.sweep.instances())} instances")
             else:
                 swept = ", ".join(res.sweep.swept_fields()) or "single run"
@@ -166,10 +178,15 @@ def sweep_page(results, folder, cache, names, folders) -> None:  # pragma: no co
                  **{k: results.meta.get(k) for k in ("toymodels_version", "torch_version", "git_commit", "device")}},
                 expanded=True)
 
-    if not results.complete:
+    state = progress_state(results)
+    if state == "running":
         st.warning(f"Sweep still running: {len(inst)} of {n_total} instances finished. This page checks for new "
                    f"results every {REFRESH_SECONDS} s.", icon=":material/hourglass_top:")
         watch_folder(folder)
+    elif state == "stopped":
+        st.warning(f"Sweep stopped before it finished: {len(inst)} of {n_total} instances, and no process is "
+                   f"writing it. Continue it with the same command plus `--out {folder} --resume`.",
+                   icon=":material/pause_circle:")
     if inst.empty:
         st.info("No finished instances yet.")
         return

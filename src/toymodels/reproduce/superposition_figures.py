@@ -1,8 +1,5 @@
-"""Figures of the superposition presets (TMS, P&C) and the small geometry helpers they share with the verdicts.
-
-Every figure function takes a table of trained instances (``final_weights(results)``: the instances table plus
-the final ``W``, ``b`` and ``importance`` of each instance as numpy arrays) and writes one PNG (matplotlib, Agg).
-The tables can also be built by hand, which is how the tests draw the figures without training.
+"""Figures of the superposition claims (TMS, P&C), drawn from the table of trained instances with their final
+weights (``superposition_data.final_weights``, or built by hand) into one PNG each, with ``toymodels.figures.save``.
 
 * :func:`plot_intro`: TMS intro figure: features as arrows in the 2-D hidden space, coloured by importance, one
   panel per sparsity (lowest-loss restart).
@@ -11,145 +8,44 @@ The tables can also be built by hand, which is how the tests draw the figures wi
 * :func:`plot_dims`: dimensions per feature D* against 1/(1-S), and the per-feature dimensionalities D_i with the
   polytope fractions 1, 3/4, 2/3, 1/2, 2/5, 3/8.
 * :func:`plot_phase`: the n=2, m=1 phase diagram (which solution has the lowest loss per cell) beside the
-  analytic prediction of shared/PAPERS.md §2.3.
+  analytic prediction of docs/papers.md §2.3.
 * :func:`plot_capacity`: P&C capacity allocation C_i against importance v_i for K < 3 and K > 3, with the optimal
-  allocation of the theory (``toymodels.models.quadratic_capacity_theory``).
+  allocation of the theory (``toymodels.families.quadratic.quadratic_capacity_theory``).
+
+The metrics (capacity, superposition, D*) come from ``toymodels.metrics``; numpy only tabulates and plots them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
+from matplotlib.lines import Line2D
+from matplotlib.patches import Circle, Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
+from .. import metrics
+from ..figures.save import new_figure, save_figure
+from .superposition_data import (
+    FRACTIONS,
+    PHASES,
+    antipodal_boundary,
+    lowest_loss,
+    phase_table,
+    represented,
+    stacked,
+)
 
-#: The per-feature dimensionalities TMS names (PAPERS.md §2.3): tetrahedron 3/4, triangle 2/3, antipodal pair 1/2,
-#: pentagon 2/5, square antiprism 3/8, and 1 for a dedicated dimension.
-FRACTIONS: dict[str, float] = {"1": 1.0, "3/4": 0.75, "2/3": 2 / 3, "1/2": 0.5, "2/5": 0.4, "3/8": 0.375}
-#: ||W_i|| above this counts as represented (PAPERS.md §4 row 9).
-REPRESENTED = 0.5
-PHASES = ("feature 1", "feature 2", "antipodal", "other")
 PHASE_COLORS = ("#4C72B0", "#DD8452", "#55A868", "#BBBBBB")
-DPI = 110
-
-
-# ------------------------------------------------------------------------------------------------ data helpers
-def final_weights(results, eval_samples: int = 2**15) -> pd.DataFrame:
-    """The instances table of a TMS / quadratic results folder plus object columns ``W`` (m, n), ``b`` and
-    ``importance`` (numpy float64 arrays of each instance's final model); for TMS also ``eval_loss``
-    (:func:`tms_eval_loss` on ``eval_samples`` fresh inputs)."""
-    df = results.instances.copy()
-    Ws, bs, imps = [], [], []
-    for rid in df["run_id"]:
-        p = results.params(rid)
-        Ws.append(p["W"].double().numpy())
-        bs.append(p["b"].double().numpy())
-        imps.append(p["importance"].double().numpy())
-    df["W"], df["b"], df["importance"] = Ws, bs, imps
-    if len(df) and (df["model"] == "tms").all() and eval_samples:
-        df["eval_loss"] = [tms_eval_loss(W, b, imp, eps, variant, eval_samples)
-                           for W, b, imp, eps, variant in zip(df["W"], df["b"], df["importance"], df["eps"],
-                                                              df["tms_variant"])]
-    return df
-
-
-def tms_eval_loss(W: np.ndarray, b: np.ndarray, importance: np.ndarray, eps: float, variant: str = "relu",
-                  samples: int = 2**15, seed: int = 0) -> float:
-    """A TMS model's loss (mean over samples and features of I_i (x_i - x'_i)^2) on ``samples`` fresh inputs.
-
-    The inputs depend only on (seed, eps, n), so restarts of one setting are compared on the same inputs (common
-    random numbers): ranking restarts this way is far less noisy than by ``final_loss`` (a few training batches),
-    which matters where restarts differ by less than the batch noise (e.g. the n=2 phase diagram near r = 1).
-    """
-    W, b, imp = (np.asarray(a, dtype=np.float64) for a in (W, b, importance))
-    n = W.shape[1]
-    rng = np.random.default_rng([seed, n, int(round(float(eps) * 1e9))])
-    x = rng.random((samples, n)) * (rng.random((samples, n)) < eps)
-    h = x @ W.T
-    if variant == "hidden_relu":
-        h = np.maximum(h, 0)
-    out = h @ W + b
-    if variant != "linear":
-        out = np.maximum(out, 0)
-    return float((imp * (x - out) ** 2).mean())
-
-
-def lowest_loss(df: pd.DataFrame, by: Sequence[str], col: str | None = None) -> pd.DataFrame:
-    """One row per setting ``by``: the restart (seed) with the lowest loss (the papers' recipe for the intro
-    figure and the phase diagram), ranked by ``col`` (default: ``eval_loss`` when present, else ``final_loss``).
-    Diverged instances never win."""
-    ok = df[df["status"] == "ok"] if "status" in df else df
-    col = col or ("eval_loss" if "eval_loss" in ok else "final_loss")
-    idx = ok.groupby(list(by), sort=True)[col].idxmin()
-    return ok.loc[idx.values].reset_index(drop=True)
-
-
-def capacities(W: np.ndarray) -> np.ndarray:
-    """C_i = D_i = (W_i.W_i)^2 / sum_j (W_i.W_j)^2 for the columns of one W (m, n); 0 for a zero column."""
-    G = W.T @ W
-    den = (G**2).sum(1)
-    return np.where(den > 0, np.diag(G) ** 2 / np.where(den > 0, den, 1.0), 0.0)
-
-
-def superposition(W: np.ndarray) -> np.ndarray:
-    """TMS per-feature superposition sum_{j != i} (W_i_hat . W_j)^2 of one W (m, n); 0 for a zero column."""
-    norms = np.linalg.norm(W, axis=0)
-    W_hat = W / np.where(norms > 0, norms, 1.0)
-    ov = (W_hat.T @ W) ** 2
-    return np.where(norms > 0, ov.sum(1) - np.diag(ov), 0.0)
-
-
-def phase_label(W: np.ndarray, threshold: float = REPRESENTED) -> str:
-    """The n=2, m=1 solution a trained W (1, 2) is: ``feature 1`` or ``feature 2`` (only that one has |w| above
-    ``threshold``), ``antipodal`` (both, opposite signs) or ``other`` (none, or both with the same sign)."""
-    w1, w2 = (float(x) for x in np.asarray(W).reshape(-1)[:2])
-    on1, on2 = abs(w1) > threshold, abs(w2) > threshold
-    if on1 and not on2:
-        return "feature 1"
-    if on2 and not on1:
-        return "feature 2"
-    if on1 and on2 and w1 * w2 < 0:
-        return "antipodal"
-    return "other"
-
-
-def antipodal_boundary(r: np.ndarray | float) -> np.ndarray:
-    """Density below which the antipodal pair [1, -1] beats keeping only the more important feature (n=2, m=1).
-
-    PAPERS.md §2.3 [DERIVED, qualitative]: with unit weights, zero biases except an optimal constant output for
-    the dropped feature, L([1,0]) = r(rho/3 - rho^2/4) and L([1,-1]) = (1+r) rho^2/6 (r = I_2/I_1 <= 1), so the
-    pair wins for rho < 4r/(2+5r); by symmetry (swap the features, divide the loss by r) rho < 4/(5+2r) for r > 1.
-    """
-    r = np.asarray(r, dtype=float)
-    return np.where(r <= 1, 4 * r / (2 + 5 * r), 4 / (5 + 2 * r))
-
-
-def analytic_phase(r: float, rho: float) -> str:
-    """The solution the simple analytic model predicts at relative importance r and density rho."""
-    if rho < float(antipodal_boundary(r)):
-        return "antipodal"
-    return "feature 1" if r <= 1 else "feature 2"
-
-
-def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return path
 
 
 def _density_label(eps: float) -> str:
     return f"1-S = {eps:.3g}"
 
 
-# ----------------------------------------------------------------------------------------------------- figures
 def plot_intro(df: pd.DataFrame, path: str | Path) -> Path:
     """TMS intro: each feature's column W_i as an arrow in the 2-D hidden space, coloured by importance; one panel
     per feature density (lowest-loss restart per density), densest first."""
@@ -157,9 +53,9 @@ def plot_intro(df: pd.DataFrame, path: str | Path) -> Path:
     n_panels = len(best)
     cols = min(5, n_panels)
     rows = int(np.ceil(n_panels / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols + 1.0, 2.55 * rows + 0.5), squeeze=False,
-                             layout="constrained")
-    cmap = plt.get_cmap("viridis")
+    fig = new_figure(2.4 * cols + 1.0, 2.55 * rows + 0.5)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    cmap = colormaps["viridis"]
     all_imp = np.concatenate([np.asarray(i) for i in best["importance"]])
     lo, hi = float(all_imp.min()), float(all_imp.max())
     for ax in axes.flat:
@@ -168,7 +64,7 @@ def plot_intro(df: pd.DataFrame, path: str | Path) -> Path:
         W = np.asarray(row["W"])
         imp = np.asarray(row["importance"])
         ax.axis("on")
-        ax.add_patch(plt.Circle((0, 0), 1.0, fill=False, ls=":", color="0.6"))
+        ax.add_patch(Circle((0, 0), 1.0, fill=False, ls=":", color="0.6"))
         ax.axhline(0, color="0.85", lw=0.6, zorder=0)
         ax.axvline(0, color="0.85", lw=0.6, zorder=0)
         for i in np.argsort(-imp):  # most important drawn first, less important on top
@@ -176,18 +72,18 @@ def plot_intro(df: pd.DataFrame, path: str | Path) -> Path:
             ax.annotate("", xy=(W[0, i], W[1, i]), xytext=(0, 0),
                         arrowprops=dict(arrowstyle="-|>", color=c, lw=2, mutation_scale=12))
             ax.plot([W[0, i]], [W[1, i]], "o", color=c, ms=4)
-        n_rep = int((np.linalg.norm(W, axis=0) > REPRESENTED).sum())
+        n_rep = int(represented(stacked([W])).sum())
         ax.set_title(f"{_density_label(row['eps'])}\n{n_rep} of {W.shape[1]} represented", fontsize=9)
         ax.set_xlim(-1.35, 1.35)
         ax.set_ylim(-1.35, 1.35)
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
-    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(lo, hi))
+    sm = ScalarMappable(cmap=cmap, norm=Normalize(lo, hi))
     fig.colorbar(sm, ax=axes.ravel().tolist(), shrink=0.7, aspect=25, label="importance $I_i$")
     fig.suptitle("TMS intro: columns $W_i$ of W in the 2-D hidden space (n=5, m=2), lowest-loss restart",
                  fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_basic(df: pd.DataFrame, path: str | Path) -> Path:
@@ -198,10 +94,11 @@ def plot_basic(df: pd.DataFrame, path: str | Path) -> Path:
     best = lowest_loss(df, ["tms_variant", "eps"])
     eps_levels = sorted(set(best["eps"]), reverse=True)
     cols = len(eps_levels)
-    fig, axes = plt.subplots(2 * len(variants), cols, figsize=(1.7 * cols + 1.6, 4.4 * len(variants)),
-                             squeeze=False, gridspec_kw={"height_ratios": [1, 1.15] * len(variants)},
-                             layout="constrained")
-    cmap_sup = plt.get_cmap("inferno")
+    fig = new_figure(1.7 * cols + 1.6, 4.4 * len(variants))
+    axes = fig.subplots(2 * len(variants), cols, squeeze=False,
+                        gridspec_kw={"height_ratios": [1, 1.15] * len(variants)})
+    cmap_sup = colormaps["inferno"]
+    sups = metrics.superposition(stacked(best["W"])).numpy()  # per feature, one row per cell
     im = None
     for vi, variant in enumerate(variants):
         for ci, eps in enumerate(eps_levels):
@@ -212,39 +109,42 @@ def plot_basic(df: pd.DataFrame, path: str | Path) -> Path:
                 ax_b.axis("off")
                 continue
             W = np.asarray(sel.iloc[0]["W"])
+            sup = sups[sel.index[0]]
             n = W.shape[1]
             im = ax_h.imshow(W.T @ W, cmap="RdBu_r", vmin=-1, vmax=1)
             ax_h.set_xticks([])
             ax_h.set_yticks([])
             ax_h.set_title(_density_label(eps), fontsize=9)
             norms = np.linalg.norm(W, axis=0)
-            sup = superposition(W)
             ax_b.barh(np.arange(n), norms, color=cmap_sup(np.clip(sup, 0, 1)), edgecolor="0.3", lw=0.3)
             ax_b.set_ylim(n - 0.5, -0.5)
             ax_b.set_xlim(0, max(1.2, float(norms.max()) * 1.05))
             ax_b.set_yticks([])
             ax_b.tick_params(labelsize=7)
-            ax_b.set_title(f"{int((norms > REPRESENTED).sum())} of {n} represented", fontsize=8)
+            ax_b.set_title(f"{int(represented(stacked([W])).sum())} of {n} represented", fontsize=8)
             if ci == 0:
                 ax_h.set_ylabel(f"{variant} model\n$W^TW$", fontsize=10)
                 ax_b.set_ylabel("$||W_i||$, feature 0 at top", fontsize=9)
     if im is not None:
         fig.colorbar(im, ax=axes[:, -1].tolist(), shrink=0.35, aspect=15, label="$W^TW$ entry", location="right")
-    sm = plt.cm.ScalarMappable(cmap=cmap_sup, norm=plt.Normalize(0, 1))
+    sm = ScalarMappable(cmap=cmap_sup, norm=Normalize(0, 1))
     fig.colorbar(sm, ax=axes[:, -1].tolist(), shrink=0.35, aspect=15, location="right",
                  label="bar colour: superposition\n" + r"$\sum_{j\neq i}(\hat W_i\cdot W_j)^2$")
-    fig.suptitle(f"TMS basic results (n={n}): W$^T$W and feature norms per feature density (lowest-loss seed)",
+    fig.suptitle(f"TMS basic results (n={n}): W$^T$W and feature norms\nper feature density (lowest-loss seed)",
                  fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_dims(df: pd.DataFrame, path: str | Path) -> Path:
     """Left: D* = m/||W||_F^2 against 1/(1-S) per seed (thin) and their mean (thick). Right: every feature's D_i
     against 1/(1-S) (all seeds, slightly jittered), with the polytope fractions as lines."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
+    fig = new_figure(12, 4.6)
+    ax1, ax2 = fig.subplots(1, 2)
     d = df[df["status"] == "ok"] if "status" in df else df
     x_of = 1.0 / d["eps"].to_numpy()
-    dstar = np.array([W.shape[0] / float((np.asarray(W) ** 2).sum()) for W in d["W"]])
+    W_all = stacked(d["W"])
+    dstar = metrics.dims_per_feature(W_all).numpy()
+    caps = metrics.capacity(W_all).numpy()
     tab = pd.DataFrame({"x": x_of, "dstar": dstar, "seed": d["seed"].to_numpy()})
     for _, g in tab.groupby("seed"):
         g = g.sort_values("x")
@@ -260,8 +160,7 @@ def plot_dims(df: pd.DataFrame, path: str | Path) -> Path:
     ax1.legend(fontsize=8)
     rng = np.random.default_rng(0)
     xs, ys = [], []
-    for x, W in zip(x_of, d["W"]):
-        D = capacities(np.asarray(W))
+    for x, D in zip(x_of, caps):
         xs.append(x * np.exp(rng.uniform(-0.04, 0.04, size=D.size)))
         ys.append(D)
     xs, ys = np.concatenate(xs), np.concatenate(ys)
@@ -277,7 +176,7 @@ def plot_dims(df: pd.DataFrame, path: str | Path) -> Path:
     ax2.set_title(f"$D_i$ of every feature ({100 * near.mean():.0f}% within 0.02 of a named fraction)", fontsize=10)
     n, m = np.asarray(d["W"].iloc[0]).shape[1], np.asarray(d["W"].iloc[0]).shape[0]
     fig.suptitle(f"TMS feature dimensionality (n={n}, m={m})", fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _edges(values: np.ndarray) -> np.ndarray:
@@ -289,26 +188,9 @@ def _edges(values: np.ndarray) -> np.ndarray:
     return np.exp(np.concatenate([[2 * v[0] - mid[0]], mid, [2 * v[-1] - mid[-1]]]))
 
 
-def phase_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (importance_ratio, eps) cell: the lowest-loss restart's solution (``phase``), its weights ``w1``, ``w2``,
-    the analytic prediction (``analytic``) and the fraction of restarts that found the winning solution."""
-    best = lowest_loss(df, ["importance_ratio", "eps"])
-    labels = {rid: phase_label(W) for rid, W in zip(df["run_id"], df["W"])}
-    rows = []
-    for _, row in best.iterrows():
-        cell = df[(df["importance_ratio"] == row["importance_ratio"]) & (df["eps"] == row["eps"])]
-        phase = labels[row["run_id"]]
-        W = np.asarray(row["W"]).reshape(-1)
-        rows.append({"importance_ratio": row["importance_ratio"], "eps": row["eps"], "phase": phase,
-                     "w1": float(W[0]), "w2": float(W[1]), "final_loss": row["final_loss"],
-                     "analytic": analytic_phase(row["importance_ratio"], row["eps"]),
-                     "restarts": len(cell), "found_by": float(np.mean([labels[r] == phase for r in cell["run_id"]]))})
-    return pd.DataFrame(rows)
-
-
 def plot_phase(df: pd.DataFrame, path: str | Path) -> Path:
     """n=2, m=1 phase diagram: which solution the lowest-loss restart found per cell (left), beside the analytic
-    prediction of PAPERS.md §2.3 (right); the analytic boundary is drawn on both."""
+    prediction of docs/papers.md §2.3 (right); the analytic boundary is drawn on both."""
     tab = phase_table(df)
     rs = np.sort(tab["importance_ratio"].unique())
     es = np.sort(tab["eps"].unique())
@@ -321,11 +203,12 @@ def plot_phase(df: pd.DataFrame, path: str | Path) -> Path:
         ana[i, j] = code[row["analytic"]]
     cmap = ListedColormap(PHASE_COLORS)
     norm = BoundaryNorm(np.arange(len(PHASES) + 1) - 0.5, cmap.N)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
+    fig = new_figure(11, 4.9)
+    axes = fig.subplots(1, 2, sharey=True)
     r_line = np.geomspace(rs.min() / 1.3, rs.max() * 1.3, 300)
     agree = float((tab["phase"] == tab["analytic"]).mean())
     titles = [f"trained (lowest loss of {int(tab['restarts'].min())}+ restarts)",
-              f"analytic (PAPERS.md §2.3); {100 * agree:.0f}% of cells agree"]
+              f"analytic (docs/papers.md §2.3); {100 * agree:.0f}% of cells agree"]
     for ax, data, title in zip(axes, (emp, ana), titles):
         ax.pcolormesh(_edges(rs), _edges(es), data, cmap=cmap, norm=norm, edgecolors="w", linewidth=0.3)
         ax.plot(r_line, antipodal_boundary(r_line), "k--", lw=1.2)
@@ -336,13 +219,13 @@ def plot_phase(df: pd.DataFrame, path: str | Path) -> Path:
         ax.set_xlabel("relative importance of feature 2,  $r = I_2/I_1$")
         ax.set_title(title, fontsize=10)
     axes[0].set_ylabel("feature density 1-S")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in PHASE_COLORS]
+    handles = [Rectangle((0, 0), 1, 1, color=c) for c in PHASE_COLORS]
     labels = ["only feature 1: W=[1,0]", "only feature 2: W=[0,1]", "antipodal: W=[w,-w]", "other"]
-    handles.append(plt.Line2D([], [], color="k", ls="--"))
+    handles.append(Line2D([], [], color="k", ls="--"))
     labels.append("analytic boundary")
-    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.04))
+    fig.legend(handles, labels, loc="outside lower center", ncol=5, fontsize=8, frameon=False)
     fig.suptitle("TMS phase change, n=2 features in m=1 dimension", fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_capacity(df: pd.DataFrame, theory: dict[float, np.ndarray], path: str | Path) -> Path:
@@ -353,8 +236,10 @@ def plot_capacity(df: pd.DataFrame, theory: dict[float, np.ndarray], path: str |
     d = df[df["status"] == "ok"] if "status" in df else df
     rank = "expected_loss" if "expected_loss" in d else "final_loss"
     Ks = sorted(set(d["kurtosis"]))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3), sharey=True)
-    cmap = plt.get_cmap("viridis")
+    fig = new_figure(11, 4.3)
+    axes = fig.subplots(1, 2, sharey=True)
+    cmap = colormaps["viridis"]
+    caps = dict(zip(d["run_id"], metrics.capacity(stacked(d["W"])).numpy()))
     panel_count = {True: 0, False: 0}
     n_panel = {True: sum(K <= 3 for K in Ks), False: sum(K > 3 for K in Ks)}
     for idx, K in enumerate(Ks):
@@ -369,8 +254,8 @@ def plot_capacity(df: pd.DataFrame, theory: dict[float, np.ndarray], path: str |
         color = cmap(0.9 * idx / max(1, len(Ks) - 1))
         for _, r in sel.iterrows():
             if r["run_id"] != best["run_id"]:
-                ax.plot(v + dx, capacities(np.asarray(r["W"])), "o", mfc="none", color=color, alpha=0.45, ms=4)
-        C = capacities(np.asarray(best["W"]))
+                ax.plot(v + dx, caps[r["run_id"]], "o", mfc="none", color=color, alpha=0.45, ms=4)
+        C = caps[best["run_id"]]
         local = ("optimal_loss" in best and "expected_loss" in best
                  and float(best["expected_loss"]) > 1.01 * float(best["optimal_loss"]))
         ax.plot(v + dx, C, "o", ls="none", color=color, ms=6,
@@ -388,4 +273,4 @@ def plot_capacity(df: pd.DataFrame, theory: dict[float, np.ndarray], path: str |
     n, D = np.asarray(d["W"].iloc[0]).shape[1], np.asarray(d["W"].iloc[0]).shape[0]
     fig.suptitle(f"P&C quadratic model (n={n}, D={D}): capacity of the lowest-loss restart (filled), other restarts "
                  "(open), optimal allocation (dashed)", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
