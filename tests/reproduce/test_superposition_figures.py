@@ -9,7 +9,7 @@ import torch
 from helpers import png_size, polygon, weights_table
 
 from toymodels.families.quadratic import quadratic_expected_loss
-from toymodels.families.tms import TMSModel
+from toymodels.families.tms import TMSModel, represented
 from toymodels.figures.save import DPI
 from toymodels.reproduce import superposition_figures as sf
 from toymodels.reproduce.superposition_data import (
@@ -20,7 +20,6 @@ from toymodels.reproduce.superposition_data import (
     measured_quadratic_loss,
     phase_label,
     phase_table,
-    represented,
     stacked,
     tms_eval_losses,
 )

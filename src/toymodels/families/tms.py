@@ -15,9 +15,9 @@ from torch import Tensor
 from .. import metrics
 from ..config import ExperimentConfig
 from ..data import DATA_STREAM, INIT_STREAM, FeatureSampler, feature_probs, generator
+from ..registry import register
 from .base import FigureSpec, Presentation
 from .common import WeightsBiasImportance, importances, xavier_normal
-from ..registry import register
 
 #: ||W_i|| above this counts a TMS feature as represented (docs/papers.md §4 row 9).
 TMS_REPRESENTED_NORM = 0.5
@@ -94,6 +94,11 @@ class TMSModel(WeightsBiasImportance):
         return cls(t["W"].clone(), t["b"].clone(), t["importance"].clone(), variant)
 
 
+def represented(W: Float[Tensor, "instances hidden features"]) -> Tensor:
+    """Features whose column norm ||W_i|| exceeds ``TMS_REPRESENTED_NORM`` (docs/papers.md §4 row 9), (I, n) bool."""
+    return W.norm(dim=-2) > TMS_REPRESENTED_NORM
+
+
 @torch.no_grad()
 def tms_evaluate(cfgs: Sequence[ExperimentConfig], t: dict[str, Tensor]) -> dict[str, Tensor]:
     """TMS summaries per instance (docs/papers.md §2.1):
@@ -104,8 +109,7 @@ def tms_evaluate(cfgs: Sequence[ExperimentConfig], t: dict[str, Tensor]) -> dict
     ``mean_bias``, ``min_bias``.
     """
     W, b = t["W"].double(), t["b"].double()
-    norms = W.norm(dim=-2)
-    rep = norms > TMS_REPRESENTED_NORM
+    rep = represented(W)
     cap = metrics.capacity(W)
     sup = metrics.superposition(W)
     n_rep = rep.sum(-1)

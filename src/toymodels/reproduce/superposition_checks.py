@@ -41,13 +41,13 @@ import torch
 
 from .. import metrics
 from ..families.quadratic import quadratic_capacity_theory, quadratic_expected_loss
+from ..families.tms import represented
 from .superposition_data import (
     FRACTIONS,
     fraction_lines,
     lowest_loss,
     measured_quadratic_loss,
     phase_table,
-    represented,
     stacked,
 )
 from .verdict import Check, Verdict, spearman, verdict_from_checks

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
-from jaxtyping import Bool, Float
+from jaxtyping import Float
 from torch import Tensor
 
 from ..data import DATA_STREAM, KurtosisSampler, generator
@@ -52,11 +52,6 @@ def final_weights(results: Results, eval_samples: int = 0) -> pd.DataFrame:
 def stacked(arrays: Sequence[np.ndarray]) -> Float[Tensor, "instances ..."]:
     """Equal-shaped numpy arrays as one float64 tensor with the instance axis first (the metrics' layout)."""
     return torch.as_tensor(np.stack([np.asarray(a, dtype=np.float64) for a in arrays]))
-
-
-def represented(W: Float[Tensor, "instances hidden features"]) -> Bool[Tensor, "instances features"]:
-    """Features whose column norm ||W_i|| exceeds TMS_REPRESENTED_NORM (the TMS family's rule)."""
-    return W.norm(dim=-2) > TMS_REPRESENTED_NORM
 
 
 def eval_inputs(n: int, eps: float, samples: int, seed: int = 0) -> np.ndarray:

@@ -28,6 +28,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Rectangle
 
 from .. import metrics
+from ..families.tms import represented
 from ..figures.save import new_figure, save_figure
 from .superposition_data import (
     FRACTIONS,
@@ -35,7 +36,6 @@ from .superposition_data import (
     antipodal_boundary,
     lowest_loss,
     phase_table,
-    represented,
     stacked,
 )
 

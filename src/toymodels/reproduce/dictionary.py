@@ -1,0 +1,170 @@
+"""The dictionary-learning studies end to end: train (or reload) each study, judge it, draw its figures and write
+docs/dictionary_learning.md with every study found under ``out_dir``.
+
+One command per study (``python -m toymodels.reproduce.dictionary SAE-L0 --scale quick``; the studies and their
+rules are in ``dictionary_study``); each run rewrites the whole document from all the studies' results folders, so
+running the four commands in any order gives the full report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from ..config import ConfigError
+from ..dictionary_metrics import RECOVERED_COS
+from ..families.sae.figures import best_instance, decoder_truth
+from .dictionary_figures import plot_absorption, plot_cosines, plot_lr, plot_mcc_l0, plot_tms
+from .dictionary_study import (DICTIONARY_STUDIES, LR_SOURCE_STEPS, instances, judge, lr_table, run_study,
+                               tms_table)
+from .verdict import Verdict
+from .writer import md_table, provenance, write_document
+
+TITLE = "Dictionary learning on toy models: can sparse autoencoders find the true features?"
+FIGURES = "figures"
+LEAD = [
+    "In a toy model the true features are known, so a sparse autoencoder (SAE) trained on a layer's activations can "
+    "be scored exactly. This report asks four questions with toymodels' SAE family (`model = \"sae\"`): SAEs train "
+    "as batched sweeps like any toy model, on activations drawn fresh every step from a synthetic dictionary or from "
+    "a layer of a trained toymodels instance, and every checkpoint is scored against the truth.",
+]
+METHODS = """## How it is measured
+
+**Sources** (config field `source`). *synthetic*: N random unit directions in m dims (seeded by `structure_seed`),
+x = v D. *A results folder* with `source_run` and `source_layer`: EM `x` (the embedding E v; truth: the columns of
+E), EM `h` (the hidden layer; truth: each feature's single-feature response h(e_j)), TMS `h` (W v; truth: the
+columns of W). Features v follow the source's data fields and the firing structure (section Data below).
+
+**Data** (config section `firing`, also usable by the toy models once their samplers read it). Independent
+Bernoulli(p_i) firing (uniform or power-law p_i); `correlated`: a Gaussian copula over a random, block or low-rank
+correlation matrix (a matrix that is not positive semi-definite is refused before any work); `exclusive`: at most
+one feature per group; `hierarchical`: trees where a child fires only with its parent. Magnitudes per feature:
+uniform, constant, folded normal or exponential around geometric per-feature means.
+
+**Architectures** (config field `sae_arch`). `relu_l1`: ReLU latents, L1 penalty weighted by decoder norms
+(coefficient `l1`); `topk`: the `sae_k` largest latents per sample; `batchtopk`: the `sae_k` x batch largest of the
+whole batch (evaluated with the same rule on the evaluation batch); `jumprelu`: a learned threshold per latent, L0
+penalty with straight-through gradients. All: decoder centred by b_dec, W_enc initialised as W_dec^T, decoder rows
+projected to unit norm after every step.
+
+**Metrics** (`toymodels.dictionary_metrics`, on 2048 fresh samples per SAE and checkpoint; the same definitions as
+SAELens' synthetic evals, checked against it in the tests). MCC: mean |cos| of the optimal one-to-one matching of
+decoder and true directions (Hungarian algorithm; arXiv 2505.20254). Features recovered: fraction of true features
+whose best latent has |cos| > {cos}. Uniqueness: distinct best-matched features / latents. Precision, recall, F1: each
+latent as a detector of its best-matched feature. L0 and true L0; dead latents; shrinkage ||x_hat|| / ||x||;
+variance explained; absorption gap: P(parent's latent fires | parent on, child off) - P(it fires | child on)
+(Chanin et al. 2024).
+""".format(cos=RECOVERED_COS)
+
+
+def lr_panels(results: dict, table: pd.DataFrame) -> list:
+    """Heatmap panels of the SAE-LR study: the SAE on h of the source with the highest lr of each setting."""
+    panels = []
+    for key, res in results.items():
+        if key.startswith("source:") or not key.endswith("-h"):
+            continue
+        rid = best_instance(res)
+        if rid:
+            D, F = decoder_truth(res, rid)
+            row = res.row(rid)
+            panels.append((D, F, f"SAE on h of {Path(str(row['source'])).name} {row['source_run']}: "
+                                 f"MCC {row['mcc']:.3f}"))
+    return panels[:2]
+
+
+def study_section(name: str, verdict: Verdict, results: dict, figures_dir: Path) -> list[str]:
+    """The markdown of one study: verdict, figures, table."""
+    fig_lines, table = [], None
+    if name == "SAE-LR":
+        table = lr_table(results)
+        paths = [plot_lr(table, figures_dir / "sae_lr.png"), plot_cosines(lr_panels(results, table),
+                                                                           figures_dir / "sae_lr_cosines.png")]
+        cols = ["setting", "lr", "run_id", "features_covered", "mono_per_feature", "recovered_h", "mcc_h",
+                "recovered_x", "mcc_x"]
+    else:
+        df = tms_table(results) if name == "SAE-TMS" else instances(results)
+        if name == "SAE-L0":
+            N = int(df["N"].iloc[0]) if len(df) else 0
+            best = [(k, r, best_instance(r)) for k, r in results.items() if len(r.instances)]
+            panels = [(*decoder_truth(r, rid), f"{r.row(rid)['sae_arch']}, width {r.row(rid)['sae_width']}: MCC "
+                       f"{r.row(rid)['mcc']:.3f}") for k, r, rid in best if rid and r.row(rid)["sae_width"] == N]
+            paths = [plot_mcc_l0(df, figures_dir / "sae_mcc_l0.png"),
+                     plot_cosines(panels[:2], figures_dir / "sae_l0_cosines.png")]
+            cols = ["sae_arch", "sae_width", "sae_k", "l1", "mcc", "features_recovered", "uniqueness", "f1", "l0",
+                    "true_l0", "dead_latents", "shrinkage", "explained_variance"]
+        elif name == "SAE-ABS":
+            paths = [plot_absorption(df, figures_dir / "sae_absorption.png")]
+            cols = ["sae_arch", "sae_k", "l1", "firing", "mcc", "features_recovered", "l0", "true_l0",
+                    "absorption_gap", "explained_variance"]
+        else:
+            paths = [plot_tms(df, figures_dir / "sae_tms.png")]
+            cols = ["eps", "represented", "l1", "mcc", "features_recovered", "recovered_of_represented", "l0",
+                    "true_l0", "explained_variance"]
+        table = df
+    fig_lines = [f"![{name}]({FIGURES}/{p.name})" for p in paths if p is not None]
+    shown = table[[c for c in cols if c in table.columns]] if table is not None and len(table) else None
+    return [f"## {name}: {verdict.title}", "", f"**Verdict: {verdict.verdict}.** {verdict.reason}", "",
+            *[line for f in fig_lines for line in (f, "")], md_table(shown), ""]
+
+
+def write_report(found: dict[str, tuple[Verdict, dict]], docs_dir: Path, command: str, scale: str) -> Path:
+    """docs/dictionary_learning.md from the studies ``found`` (name -> (verdict, results)); others 'not run'."""
+    figures_dir = docs_dir / FIGURES
+    summary = pd.DataFrame([{"study": n, "question": found[n][0].title if n in found else "",
+                             "verdict": found[n][0].verdict if n in found else "not run yet",
+                             "numbers": found[n][0].numbers if n in found else ""} for n in DICTIONARY_STUDIES])
+    body = ["## Verdicts", "", md_table(summary), "",
+            f"Scale `{scale}`: SAEs train 3000 steps of batch 128 with Adam (lr 3e-3, constant); SAE-LR reads LR1 "
+            f"and LR3 trained {LR_SOURCE_STEPS} steps at quick size (one seed), SAE-TMS the TMS ReLU model (n=20, "
+            "m=5) at seven sparsities. Each judge's rule is in the docstring of "
+            "`toymodels.reproduce.dictionary_study`, fixed before the runs.", "", METHODS]
+    for name in DICTIONARY_STUDIES:
+        if name in found:
+            body += study_section(name, found[name][0], found[name][1], figures_dir)
+    return write_document(docs_dir / "dictionary_learning.md", TITLE, provenance(command), LEAD, body)
+
+
+def run_dictionary_study(names: Sequence[str], scale: str = "quick", seeds: int = 1,
+                         out_dir: str | Path = "runs/dictionary", docs_dir: str | Path = "docs",
+                         progress: bool = False, command: str | None = None) -> list[Verdict]:
+    """Train (or resume) the studies ``names``, reload every other study already under ``out_dir``, and write
+    docs/dictionary_learning.md; returns the verdicts of ``names``. ConfigError for an unknown name, first."""
+    unknown = [n for n in names if n not in DICTIONARY_STUDIES]
+    if unknown:
+        raise ConfigError(f"unknown study '{unknown[0]}'; available: {', '.join(DICTIONARY_STUDIES)}")
+    out_dir, docs_dir = Path(out_dir), Path(docs_dir)
+    command = command or (f"python -m toymodels.reproduce.dictionary {' '.join(names)} --scale {scale} "
+                          f"--seeds {seeds} --out {out_dir} --docs {docs_dir}")
+    found = {}
+    for name in DICTIONARY_STUDIES:
+        results = run_study(name, scale, seeds, out_dir, train=name in names, progress=progress)
+        if results:
+            found[name] = (judge(name, results), results)
+    write_report(found, docs_dir, command, scale)
+    return [found[n][0] for n in names if n in found]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Run dictionary-learning studies and write docs/dictionary_learning.md")
+    ap.add_argument("names", nargs="+", help=f"studies: {', '.join(DICTIONARY_STUDIES)}")
+    ap.add_argument("--scale", default="quick", help="smoke | quick")
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--out", default="runs/dictionary", help="folder of the results folders (finished ones reused)")
+    ap.add_argument("--docs", default="docs")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    try:
+        verdicts = run_dictionary_study(args.names, args.scale, args.seeds, args.out, args.docs)
+    except ConfigError as err:
+        raise SystemExit(f"error: {err}") from None
+    for v in verdicts:
+        print(f"{v.claim:8s} {v.verdict:12s} {v.reason[:200]}")
+    print(f"report: {Path(args.docs) / 'dictionary_learning.md'} ({time.time() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
