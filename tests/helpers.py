@@ -15,6 +15,7 @@ from toymodels import store
 from toymodels.cli import resolve_sweep
 from toymodels.config import ExperimentConfig
 from toymodels.sweep import run_sweep
+from toymodels.train import train_group
 
 #: a small EM instance that trains in well under a second
 SMALL_EM = ExperimentConfig.from_flat({"N": 32, "m": 8, "k": 48, "batch_size": 32, "steps": 256, "eps": 1 / 16})
@@ -25,6 +26,16 @@ def assert_same_instance(a, b, i: int, j: int, rtol: float = 1e-4, atol: float =
     torch.testing.assert_close(a.losses[i], b.losses[j], rtol=rtol, atol=atol, equal_nan=True)
     for name in a.final:
         torch.testing.assert_close(a.final[name][i], b.final[name][j], rtol=rtol, atol=atol)
+
+
+def assert_group_equals_alone(cfgs, rtol: float = 1e-4, loss_atol: float = 1e-7, atol: float = 1e-6) -> None:
+    """Each instance trained inside the group ends as it does trained alone (losses and every final tensor)."""
+    together = train_group(cfgs)
+    for i, cfg in enumerate(cfgs):
+        alone = train_group([cfg])
+        torch.testing.assert_close(together.losses[i], alone.losses[0], rtol=rtol, atol=loss_atol, equal_nan=True)
+        for name in together.final:
+            torch.testing.assert_close(together.final[name][i], alone.final[name][0], rtol=rtol, atol=atol)
 
 
 def toymodels_cmd(*args: str) -> list[str]:

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from helpers import assert_group_equals_alone
 
 from toymodels.config import ExperimentConfig
 from toymodels.data import KurtosisSampler, generator, importance, kurtosis_input
@@ -21,15 +22,6 @@ from toymodels.metrics import (
 )
 from toymodels.runner import evaluate
 from toymodels.train import train_group
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one intra-op thread avoids oversubscription on a shared 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 # ------------------------------------------------------------------------------------------- quadratic model
@@ -117,18 +109,9 @@ def test_capacity_theory_matches_direct_minimisation():
 
 
 # --------------------------------------------------------------------------------------- batched == separate
-def _batched_equals_separate(cfgs):
-    together = train_group(cfgs)
-    for i, cfg in enumerate(cfgs):
-        alone = train_group([cfg])
-        torch.testing.assert_close(together.losses[i:i + 1], alone.losses, rtol=1e-4, atol=1e-7)
-        for name in ("W", "b"):
-            torch.testing.assert_close(together.final[name][i:i + 1], alone.final[name], rtol=1e-4, atol=1e-6)
-
-
-def test_quadratic_batched_equals_separate():
+def test_quadraticassert_group_equals_alone():
     base = dict(model="quadratic", N=8, m=4, optimizer="adam", schedule="cosine", batch_size=64, steps=48,
                 importance_decay=0.8)
     grid = [dict(lr=1e-3, kurtosis=1.5, seed=0), dict(lr=3e-3, kurtosis=3.0, seed=1),
             dict(lr=1e-2, kurtosis=10.0, seed=2, input_kind="sign"), dict(lr=2e-3, kurtosis=30.0, seed=3)]
-    _batched_equals_separate([ExperimentConfig.from_flat({**base, **g}) for g in grid])
+    assert_group_equals_alone([ExperimentConfig.from_flat({**base, **g}) for g in grid])

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from helpers import assert_group_equals_alone
 
 from toymodels.config import ConfigError, ExperimentConfig
 from toymodels.data import importance
@@ -22,16 +23,6 @@ from toymodels.metrics import (
     superposition,
 )
 from toymodels.runner import evaluate
-from toymodels.train import train_group
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one intra-op thread avoids oversubscription on a shared 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def unit(angles_deg: list[float]) -> torch.Tensor:
@@ -158,19 +149,10 @@ def test_config_fields_and_validation():
 
 
 # --------------------------------------------------------------------------------------- batched == separate
-def _batched_equals_separate(cfgs):
-    together = train_group(cfgs)
-    for i, cfg in enumerate(cfgs):
-        alone = train_group([cfg])
-        torch.testing.assert_close(together.losses[i:i + 1], alone.losses, rtol=1e-4, atol=1e-7)
-        for name in ("W", "b"):
-            torch.testing.assert_close(together.final[name][i:i + 1], alone.final[name], rtol=1e-4, atol=1e-6)
-
-
 @pytest.mark.parametrize("variant", ["relu", "hidden_relu"])
-def test_tms_batched_equals_separate(variant):
+def test_tmsassert_group_equals_alone(variant):
     base = dict(model="tms", tms_variant=variant, N=6, m=2, optimizer="adamw", schedule="constant",
                 batch_size=64, steps=48)
     grid = [dict(lr=1e-3, eps=1.0, seed=0, importance_decay=0.9), dict(lr=3e-3, eps=0.05, seed=1),
             dict(lr=1e-2, eps=0.3, seed=2, importance_ratio=3.0), dict(lr=2e-3, eps=0.01, seed=3)]
-    _batched_equals_separate([ExperimentConfig.from_flat({**base, **g}) for g in grid])
+    assert_group_equals_alone([ExperimentConfig.from_flat({**base, **g}) for g in grid])

@@ -45,3 +45,29 @@ class WeightsBiasImportance(nn.Module):
 
     def state_tensors(self) -> dict[str, Tensor]:
         return {"W": self.W.detach(), "b": self.b.detach(), "importance": self.importance}
+
+
+class WeightsBiasFamily:
+    """The parts of a family object that the superposition families share: one (m x N) weight matrix used twice per
+    step, inputs of width N, no family-specific check and no figures of their own. A subclass sets ``name``,
+    ``summary``, ``tasks``, ``fields``, ``presentation`` and implements ``build``, ``from_tensors``, ``sampler`` and
+    ``evaluate``."""
+
+    def check(self, cfg: ExperimentConfig) -> str | None:
+        return None
+
+    def input_size(self, cfg: ExperimentConfig) -> int:
+        return cfg.data.N
+
+    def flops_per_step(self, cfg: ExperimentConfig) -> float:
+        """Two (N x m) matmuls, forward and backward."""
+        return 6.0 * cfg.optim.batch_size * cfg.data.N * cfg.model.m * 2
+
+    def instance_bytes(self, cfg: ExperimentConfig) -> int:
+        """A rough upper bound of one instance's training memory (activations, W and its optimizer state)."""
+        d, mo, o = cfg.data, cfg.model, cfg.optim
+        per_sample = 3 * d.N + mo.m
+        return 4 * (4 * o.batch_size * per_sample + 6 * d.N * (mo.m + 1) + d.N * mo.m * 2)
+
+    def figures(self) -> list:
+        return []

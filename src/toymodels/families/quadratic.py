@@ -14,9 +14,9 @@ from torch import Tensor
 from .. import metrics
 from ..config import ExperimentConfig
 from ..data import DATA_STREAM, INIT_STREAM, KurtosisSampler, generator
-from .base import FigureSpec, Presentation
-from .common import WeightsBiasImportance, importances, xavier_normal
 from ..registry import register
+from .base import Presentation
+from .common import WeightsBiasFamily, WeightsBiasImportance, importances, xavier_normal
 
 #: P&C capacities within this distance of 0 / 1 count as ignored / monosemantic; in between, fractional.
 CAPACITY_TOLERANCE = 0.05
@@ -208,7 +208,7 @@ def quadratic_evaluate(cfgs: Sequence[ExperimentConfig], t: dict[str, Tensor]) -
     }
 
 
-class QuadraticFamily:
+class QuadraticFamily(WeightsBiasFamily):
     """y_hat = ||W x||^2 + b against y = sum_i v_i x_i^2, inputs of chosen kurtosis."""
 
     name = "quadratic"
@@ -224,9 +224,6 @@ class QuadraticFamily:
         table_metrics=("sum_capacity", "monosemantic_features", "fractional_features", "expected_loss"),
     )
 
-    def check(self, cfg: ExperimentConfig) -> str | None:
-        return None
-
     def build(self, cfgs: Sequence[ExperimentConfig]) -> QuadraticModel:
         return QuadraticModel.init(cfgs)
 
@@ -236,22 +233,8 @@ class QuadraticFamily:
     def sampler(self, cfg: ExperimentConfig, device: torch.device) -> KurtosisSampler:
         return QuadraticModel.sampler(cfg, device)
 
-    def input_size(self, cfg: ExperimentConfig) -> int:
-        return cfg.data.N
-
-    def flops_per_step(self, cfg: ExperimentConfig) -> float:
-        return 6.0 * cfg.optim.batch_size * cfg.data.N * cfg.model.m * 2
-
-    def instance_bytes(self, cfg: ExperimentConfig) -> int:
-        d, mo, o = cfg.data, cfg.model, cfg.optim
-        per_sample = 3 * d.N + mo.m
-        return 4 * (4 * o.batch_size * per_sample + 6 * d.N * (mo.m + 1) + d.N * mo.m * 2)
-
     def evaluate(self, cfgs: Sequence[ExperimentConfig], tensors: dict[str, Tensor]) -> dict[str, Tensor]:
         return quadratic_evaluate(cfgs, tensors)
-
-    def figures(self) -> list[FigureSpec]:
-        return []
 
 
 QUADRATIC = register(QuadraticFamily())

@@ -16,8 +16,8 @@ from .. import metrics
 from ..config import ExperimentConfig
 from ..data import DATA_STREAM, INIT_STREAM, FeatureSampler, feature_probs, generator
 from ..registry import register
-from .base import FigureSpec, Presentation
-from .common import WeightsBiasImportance, importances, xavier_normal
+from .base import Presentation
+from .common import WeightsBiasFamily, WeightsBiasImportance, importances, xavier_normal
 
 #: ||W_i|| above this counts a TMS feature as represented (docs/papers.md §4 row 9).
 TMS_REPRESENTED_NORM = 0.5
@@ -124,7 +124,7 @@ def tms_evaluate(cfgs: Sequence[ExperimentConfig], t: dict[str, Tensor]) -> dict
     }
 
 
-class TMSFamily:
+class TMSFamily(WeightsBiasFamily):
     """ReLU(W^T W x + b) and its linear and hidden-ReLU variants, with feature importances."""
 
     name = "tms"
@@ -142,9 +142,6 @@ class TMSFamily:
         table_metrics=("represented_features", "dims_per_feature", "superposition", "mean_capacity"),
     )
 
-    def check(self, cfg: ExperimentConfig) -> str | None:
-        return None
-
     def build(self, cfgs: Sequence[ExperimentConfig]) -> TMSModel:
         return TMSModel.init(cfgs)
 
@@ -154,23 +151,8 @@ class TMSFamily:
     def sampler(self, cfg: ExperimentConfig, device: torch.device) -> FeatureSampler:
         return TMSModel.sampler(cfg, device)
 
-    def input_size(self, cfg: ExperimentConfig) -> int:
-        return cfg.data.N
-
-    def flops_per_step(self, cfg: ExperimentConfig) -> float:
-        """Two (N x m) matmuls, forward and backward."""
-        return 6.0 * cfg.optim.batch_size * cfg.data.N * cfg.model.m * 2
-
-    def instance_bytes(self, cfg: ExperimentConfig) -> int:
-        d, mo, o = cfg.data, cfg.model, cfg.optim
-        per_sample = 3 * d.N + mo.m
-        return 4 * (4 * o.batch_size * per_sample + 6 * d.N * (mo.m + 1) + d.N * mo.m * 2)
-
     def evaluate(self, cfgs: Sequence[ExperimentConfig], tensors: dict[str, Tensor]) -> dict[str, Tensor]:
         return tms_evaluate(cfgs, tensors)
-
-    def figures(self) -> list[FigureSpec]:
-        return []
 
 
 TMS = register(TMSFamily())
