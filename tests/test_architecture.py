@@ -143,3 +143,39 @@ def test_nothing_cites_files_users_do_not_have():
     papers = (ROOT / "docs" / "papers.md").read_text()
     missing = sorted(s for s in cited if not re.search(rf"^#+ +§?{re.escape(s)}\b", papers, re.M))
     assert not missing, f"sections cited in the code but not in docs/papers.md: {missing}"
+
+
+# The rows of docs/architecture.md's layer table, bottom first; a module belongs to the row of its longest prefix.
+LAYERS = [
+    ["registry", "activations", "data", "firing", "optim", "tables", "interrupts", "lock", "sections",
+     "dictionary_config", "config", "store", "presets", "tracking", "figures.save", "figures.common"],
+    ["metrics", "dictionary_metrics"],
+    ["families", "analysis"],
+    ["train"],
+    ["plan", "runner"],
+    ["worker", "launch"],
+    ["sweep"],
+    ["figures", "report", "app"],
+    ["reproduce"],
+    ["api", "cli", ""],
+]
+
+
+def layer_of(module: str) -> int:
+    name = module.removeprefix("toymodels").removeprefix(".")
+    best, row = -1, None
+    for i, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (name == prefix or (prefix and name.startswith(prefix + "."))) and len(prefix) > best:
+                best, row = len(prefix), i
+    return row
+
+
+def test_modules_import_only_from_their_layer_or_below():
+    mods = modules()
+    unplaced = [name for name in mods if layer_of(name) is None]
+    assert not unplaced, f"place these modules in LAYERS here and in docs/architecture.md's table: {unplaced}"
+    upward = [f"{name} (row {layer_of(name)}) -> {target} (row {layer_of(target)})"
+              for name, path in mods.items() for target, _ in imported_modules(name, path, mods)
+              if target != name and not name.startswith(target + ".") and layer_of(target) > layer_of(name)]
+    assert not upward, upward
