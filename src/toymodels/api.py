@@ -18,6 +18,7 @@ from .report import write_report
 from .store import Results
 from .store import load as load
 from .sweep import run_sweep
+from .tracking import mirror_for
 
 
 def presets() -> list[Preset]:
@@ -27,11 +28,13 @@ def presets() -> list[Preset]:
 
 def run(
     cfg: SweepConfig | ExperimentConfig | str | dict, out: str | Path | None = None, resume: bool = False,
-    progress: bool = True, report: bool = True,
+    progress: bool = True, report: bool = True, wandb: str | None = None,
 ) -> Results:
     """Train a sweep (or a single config, or a preset name at quick scale), save it and return the results.
 
-    ``report=True`` also draws the figures and ``report.html`` into the results folder.
+    ``report=True`` also draws the figures and ``report.html`` into the results folder. ``wandb=PROJECT`` (or the
+    environment variable TOYMODELS_WANDB_PROJECT) mirrors each instance, and then the figures, to that Weights &
+    Biases project (needs ``pip install 'toymodels[wandb]'``; see ``toymodels.tracking``).
     """
     if isinstance(cfg, str):
         cfg = preset(cfg)
@@ -43,7 +46,11 @@ def run(
         raise ConfigError(f"tm.run needs a SweepConfig, an ExperimentConfig, a preset name or a dict of fields "
                           f"(got {type(cfg).__name__})")
     out = Path(out) if out is not None else Path("runs") / cfg.name
-    results = run_sweep(cfg, out, resume=resume, progress=progress)
+    mirror = mirror_for(wandb)  # before any training: without the wandb extra this fails in one line
+    results = run_sweep(cfg, out, resume=resume, progress=progress,
+                        on_group_done=mirror.group_done if mirror else None)
     if report:
         write_report(results)
+    if mirror is not None:  # after the report: its figures go along
+        mirror.finish(results.folder)
     return results

@@ -38,7 +38,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -69,7 +69,7 @@ class LocalLauncher:
                 raise ConfigError(why)
 
     def run(self, folder: Path, todo: dict, progress: bool = True, state_every_s: float | None = None,
-            name: str = "sweep") -> None:
+            name: str = "sweep", on_group_done: Callable[[Path, str], None] | None = None) -> None:
         total = sum(len(v) * v[0].cfg.optim.steps for v in todo.values())
         bar = tqdm(total=total, unit="inst-step", unit_scale=True, disable=not progress, dynamic_ncols=True,
                    desc=name)
@@ -90,6 +90,8 @@ class LocalLauncher:
                     run_group(folder, gid, insts, on_progress=on_progress, state_every_s=state_every_s,
                               should_stop=stop.requested)
                     store.merge_tables(folder)
+                    if on_group_done is not None:
+                        on_group_done(folder, gid)
                     if stop.requested():  # the signal came between two groups: nothing to save, stop here
                         raise TrainingInterrupted(step=0, steps=0, signum=stop.signum)
             except TrainingInterrupted as interrupted:
@@ -250,7 +252,7 @@ class SlurmLauncher:
 
     # -- the whole run
     def run(self, folder: Path, todo: dict, progress: bool = True, state_every_s: float | None = None,
-            name: str = "sweep") -> None:
+            name: str = "sweep", on_group_done: Callable[[Path, str], None] | None = None) -> None:
         folder = Path(folder).resolve()  # the tasks may start in another directory
         if not todo:
             return
@@ -272,9 +274,11 @@ class SlurmLauncher:
         print(msg, file=sys.stderr)
         if self.detach:
             return
-        self.wait(folder, {gid: tasks[gid] for gid in todo}, progress=progress, name=name)
+        self.wait(folder, {gid: tasks[gid] for gid in todo}, progress=progress, name=name,
+                  on_group_done=on_group_done)
 
-    def wait(self, folder: Path, tasks: dict[str, str], progress: bool = True, name: str = "sweep") -> None:
+    def wait(self, folder: Path, tasks: dict[str, str], progress: bool = True, name: str = "sweep",
+             on_group_done: Callable[[Path, str], None] | None = None) -> None:
         """Wait until every group is DONE or its task ended without finishing it; merge as groups finish.
 
         Raises LaunchError naming each unfinished group's task, SLURM state and log.
@@ -288,6 +292,9 @@ class SlurmLauncher:
                 done = {gid for gid in tasks if store.group_done(folder, gid)}
                 if done - merged:
                     store.merge_tables(folder)
+                    if on_group_done is not None:
+                        for gid in sorted(done - merged):
+                            on_group_done(folder, gid)
                     merged = set(done)
                 left = {gid: t for gid, t in tasks.items() if gid not in done}
                 states = task_states(list(left.values()))

@@ -12,6 +12,8 @@ Layout::
       groups/<gid>/DONE          written last, with each file's size and SHA-256: a group without it, or whose
                                  files no longer match it, is re-run on --resume
       figures/*.png, report.html
+      .lock                      the lock of the process writing the folder (``toymodels.lock``)
+      wandb.json                 with --wandb: the wandb runs already mirrored, per project (``toymodels.tracking``)
 """
 
 from __future__ import annotations

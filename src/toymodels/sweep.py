@@ -81,7 +81,7 @@ def _stderr(message: str) -> None:
 def run_sweep(
     sweep: SweepConfig, out: str | Path, resume: bool = False, progress: bool = True,
     state_every_s: float | None = None, backend: str = "local", say: Callable[[str], None] = _stderr,
-    **backend_options,
+    on_group_done: Callable[[Path, str], None] | None = None, **backend_options,
 ) -> store.Results | None:
     """Train every unfinished group of ``sweep`` into ``out`` and return the loaded results.
 
@@ -92,7 +92,8 @@ def run_sweep(
     a SLURM job array (``backend_options``: partition, gpus_per_task, cpus_per_task, max_parallel, timeout_min,
     detach); with ``detach=True`` it returns None right after submission. Drawing the figures and the report is
     the caller's choice (``toymodels.report.write_report``; the CLI and ``tm.run`` do). ``say`` receives one-line
-    notes (e.g. which damaged groups a resume retrains).
+    notes (e.g. which damaged groups a resume retrains). ``on_group_done(out, gid)`` is called in this process as
+    each group finishes (``toymodels.tracking`` mirrors it to wandb).
     """
     out = Path(out)
     launcher = get_launcher(backend, **backend_options)  # fails fast, before any work, if unavailable
@@ -104,7 +105,8 @@ def run_sweep(
     try:
         todo = {gid: insts for gid, insts in groups.items() if not store.group_done(out, gid)}
         try:
-            launcher.run(out, todo, progress=progress, state_every_s=state_every_s, name=sweep.name)
+            launcher.run(out, todo, progress=progress, state_every_s=state_every_s, name=sweep.name,
+                         on_group_done=on_group_done)
         finally:  # what finished is merged even when a group or a SLURM task failed
             store.merge_tables(out)
     finally:
