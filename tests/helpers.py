@@ -13,7 +13,7 @@ import torch
 
 from toymodels import store
 from toymodels.cli import resolve_sweep
-from toymodels.config import ExperimentConfig
+from toymodels.config import ExperimentConfig, SweepConfig
 from toymodels.sweep import run_sweep
 from toymodels.train import train_group
 
@@ -179,8 +179,6 @@ def sae_config(**values) -> ExperimentConfig:
 
 def trained_source(folder: Path, model: str = "em", seeds: int = 2) -> Path:
     """A tiny trained toy model to read activations from (em: N=32, m=8, k=48; tms: N=12, m=4), in ``folder``."""
-    from toymodels.config import SweepConfig
-
     base = SMALL_EM.replace(steps=64) if model == "em" else ExperimentConfig.from_flat(
         {"model": "tms", "N": 12, "m": 4, "k": 1, "optimizer": "adamw", "lr": 1e-2, "schedule": "constant",
          "batch_size": 64, "steps": 64, "eps": 0.1})

@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -28,9 +27,11 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from . import data
+from .dictionary_config import FiringConfig, SAEConfig
+from .sections import Frozen as _Frozen, number as _number  # every section's base, shared with dictionary_config
 from .registry import get_family
 
 Task = Literal["decoder", "reprojector", "abs"]
@@ -47,47 +48,8 @@ class ConfigError(ValueError):
     """Bad user input: one line naming the field and what is allowed."""
 
 
-def _number(value: Any) -> Any:
-    """Accept fractions such as "1/64" where a float is expected (the paper writes eps that way)."""
-    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*/\s*\d+\s*", value):
-        try:
-            return float(Fraction(value.replace(" ", "")))
-        except ZeroDivisionError:
-            return value
-    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*\*\*\s*[-+]?\d+\s*", value):
-        base, exp = value.split("**")
-        return float(int(base)) ** int(exp)
-    return value
-
-
 #: the most instances one sweep may have (the grid's product times the seeds, computed without expanding it)
 MAX_INSTANCES = 50_000
-#: integer fields above this cannot be a tensor size, a step count or a seed torch accepts
-MAX_INT = 2**63 - 1
-
-
-class _Frozen(BaseModel):
-    # allow_inf_nan=False: an inf or NaN (lr=inf) is refused here instead of training and being saved as null
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_bools_for_numbers(cls, data: Any) -> Any:
-        # JSON `true` would otherwise become N=1
-        if isinstance(data, dict):
-            for name, value in data.items():
-                info = cls.model_fields.get(name)
-                if isinstance(value, bool) and info is not None and info.annotation in (int, float, "int", "float"):
-                    raise ValueError(f"field '{name}': must be a number (got {value!r})")
-        return data
-
-    @model_validator(mode="after")
-    def _ints_in_range(self) -> "_Frozen":
-        for name, info in type(self).model_fields.items():
-            value = getattr(self, name)
-            if info.annotation in (int, "int") and isinstance(value, int) and abs(value) > MAX_INT:
-                raise ValueError(f"field '{name}': must be at most {MAX_INT} (got {value})")
-        return self
 
 
 class DataConfig(_Frozen):
@@ -168,64 +130,6 @@ class RunConfig(_Frozen):
         return v
 
 
-# ---- firing structure of the features and SAE settings (dictionary learning, docs/dictionary_learning.md) -------
-Firing = Literal["independent", "correlated", "exclusive", "hierarchical"]
-Correlation = Literal["random", "block", "low_rank"]
-Magnitude = Literal["uniform", "constant", "folded_normal", "exponential"]
-
-
-class FiringConfig(_Frozen):
-    """How the features fire together and how large they are (``toymodels.firing``); the defaults are the papers'
-    independent Bernoulli(p_i) x U[0, 1) features, drawn exactly as before these fields existed."""
-
-    firing: Firing = Field(
-        "independent", description="independent (Bernoulli p_i each); correlated (Gaussian copula over a correlation "
-        "matrix); exclusive (at most one feature per group of feature_group_size); hierarchical (trees: a child "
-        "fires only with its parent)")
-    correlation: Correlation = Field(
-        "random", description="correlated only: the correlation matrix, (1-s) I + s C with C a random correlation "
-        "matrix, blocks of feature_group_size ones, or a rank-correlation_rank one (s = correlation_strength)")
-    correlation_strength: float = Field(0.5, ge=-1, le=1, description="correlated only: s (negative: anti-correlated)")
-    correlation_rank: int = Field(4, ge=1, description="correlated low_rank only: rank of C")
-    feature_group_size: int = Field(4, ge=1, description="block correlation and exclusive groups: features per group")
-    hierarchy_branching: int = Field(2, ge=1, description="hierarchical only: children per parent")
-    hierarchy_depth: int = Field(2, ge=2, description="hierarchical only: levels per tree (2 = parent + children)")
-    hierarchy_child_prob: float = Field(
-        0.5, gt=0, le=1, description="hierarchical only: P(child fires | parent fires); roots fire with p_i")
-    magnitude: Magnitude = Field(
-        "uniform", description="size of an active feature: uniform U[0, 2 mu_i), constant mu_i, folded_normal "
-        "|N(mu_i, magnitude_std)|, exponential with mean mu_i")
-    magnitude_mean: float = Field(0.5, gt=0, description="mu: the geometric mean over features of mu_i")
-    magnitude_std: float = Field(0.25, ge=0, description="folded_normal only: the normal's std")
-    magnitude_spread: float = Field(
-        1.0, ge=1, description="mu_1 / mu_N: per-feature means geometric from the first to the last feature")
-    structure_seed: int = Field(
-        0, ge=0, description="seed of the fixed random structure (correlation matrix, synthetic dictionary), shared "
-        "by every instance with the same value")
-
-    _numbers = field_validator("correlation_strength", "hierarchy_child_prob", "magnitude_mean", "magnitude_std",
-                               "magnitude_spread", mode="before")(classmethod(lambda cls, v: _number(v)))
-
-
-class SAEConfig(_Frozen):
-    """A sparse autoencoder trained on activations with known features (model ``sae``; toymodels.families.sae)."""
-
-    sae_arch: str = Field("relu_l1", description="relu_l1, topk, batchtopk or jumprelu (toymodels.families.sae)")
-    sae_width: int = Field(64, ge=1, description="SAE latents")
-    sae_k: int = Field(4, ge=1, description="topk / batchtopk: active latents per sample (batchtopk: on average)")
-    sae_threshold: float = Field(0.001, gt=0, description="jumprelu: initial threshold of every latent")
-    sae_bandwidth: float = Field(0.001, gt=0, description="jumprelu: width of the straight-through kernel")
-    source: str = Field(
-        "synthetic", description="where the activations come from: synthetic (a dictionary of N features in m "
-        "dims) or a results folder of a trained toy model (with source_run, source_layer)")
-    source_run: str = Field("", description="run id of the source instance in the results folder, e.g. r0003")
-    source_layer: str = Field("", description="layer of the source model: em: x (embedding) or h; tms: h")
-
-    _numbers = field_validator("sae_threshold", "sae_bandwidth", mode="before")(
-        classmethod(lambda cls, v: _number(v))
-    )
-
-
 _SECTIONS: dict[str, type[_Frozen]] = {
     "data": DataConfig,
     "model": ModelConfig,
@@ -280,19 +184,7 @@ class ExperimentConfig(_Frozen):
 
     @model_validator(mode="after")
     def _firing_possible(self) -> "ExperimentConfig":
-        """Non-default firing only for families that read it, never with the abs task's signed inputs, and a
-        structure that exists (exclusive groups within probability 1, a PSD correlation matrix, whole trees)."""
-        if data.default_firing(self.firing):
-            return self
-        family = get_family(self.model.model)
-        if "firing" not in family.fields:
-            raise ValueError(f"field 'firing': model '{family.name}' draws independent features only (its sampler "
-                             f"does not read the firing fields; got firing={self.firing.firing!r}, "
-                             f"magnitude={self.firing.magnitude!r})")
-        if self.task.task == "abs" and self.firing.firing != "independent":
-            raise ValueError("field 'firing': task 'abs' (inputs v1 - v2) supports only 'independent' "
-                             f"(got {self.firing.firing!r})")
-        why = data.firing_problem(self.data, self.firing)
+        why = data.firing_config_problem(self)  # fits the family and the task, and is a distribution
         if why:
             raise ValueError(why)
         return self

@@ -6,17 +6,24 @@ batches whether it trains alone or inside any group. Samplers fill one instance'
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Any
 
 import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from . import firing as fs
+from .registry import get_family
+
 # Stream ids: one independent torch.Generator per (instance seed, purpose).
 INIT_STREAM, DATA_STREAM = 0, 1
 # The multi-feature probe's random inputs (evaluate.py): the same inputs at every checkpoint of an instance.
 PROBE_STREAM = 2
+# The fixed random structure of the data (correlation matrix, synthetic dictionary), seeded by ``structure_seed``.
+STRUCTURE_STREAM = 3
 # Above this probability the dense recipe (rand x bernoulli) is cheaper than drawing only the active entries.
 SPARSE_MAX_P = 0.1
 
@@ -161,6 +168,114 @@ class FeatureSampler(Sampler):
     def set_state(self, state: Tensor) -> None:
         super().set_state(state)
         self._last = []  # the next fill clears the whole buffer
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Firing structures (config section ``firing``; toymodels.firing): the samplers of any family that reads them.
+
+def default_firing(f: Any) -> bool:
+    """True when the ``firing`` section asks for the papers' independent U[0, 1) features (FeatureSampler)."""
+    return (f.firing == "independent" and f.magnitude == "uniform" and f.magnitude_mean == 0.5
+            and f.magnitude_spread == 1.0)
+
+
+def _firing_key(d: Any, f: Any) -> tuple:
+    return (d.N, d.eps, d.distribution, d.power_law_exponent, *f.model_dump().values())
+
+
+@functools.lru_cache(maxsize=64)
+def _structure(key: tuple) -> tuple[fs.FiringStructure | None, str | None]:
+    N, eps, distribution, exponent = key[:4]
+    f = dict(zip(("firing", "correlation", "correlation_strength", "correlation_rank", "feature_group_size",
+                  "hierarchy_branching", "hierarchy_depth", "hierarchy_child_prob", "magnitude", "magnitude_mean",
+                  "magnitude_std", "magnitude_spread", "structure_seed"), key[4:]))
+    probs = feature_probs(N, eps, distribution, exponent)
+    parents = torch.full((N,), -1, dtype=torch.long)
+    kind = f["firing"]
+    if kind == "correlated":
+        gen = generator(f["structure_seed"], STRUCTURE_STREAM)
+        C = fs.correlation_matrix(N, f["correlation"], f["correlation_strength"], f["correlation_rank"],
+                                  f["feature_group_size"], gen)
+        factor, low = fs.psd_factor(C)
+        if low < -fs.PSD_TOLERANCE:
+            return None, (f"field 'correlation_strength': the {f['correlation']} correlation matrix with strength "
+                          f"{f['correlation_strength']} is not positive semi-definite (smallest eigenvalue "
+                          f"{low:.3g}); use a strength in [0, 1] or a smaller negative one")
+        return fs.FiringStructure(kind, probs, parents, factor=factor), None
+    if kind == "exclusive":
+        sums = fs.exclusive_sums(probs, f["feature_group_size"])
+        if float(sums.max()) > 1 + 1e-12:
+            return None, (f"field 'feature_group_size': exclusive groups need their probabilities to sum to at most "
+                          f"1 (group {int(sums.argmax())} sums to {float(sums.max()):.3g}); use smaller groups or a "
+                          "lower eps")
+        groups = torch.arange(N) // f["feature_group_size"]
+        return fs.FiringStructure(kind, probs, parents, groups=groups), None
+    if kind == "hierarchical":
+        T = fs.tree_size(f["hierarchy_branching"], f["hierarchy_depth"])
+        if T > N:
+            return None, (f"field 'hierarchy_depth': a tree of branching {f['hierarchy_branching']} and depth "
+                          f"{f['hierarchy_depth']} has {T} features, more than N={N}")
+        parents = fs.hierarchy_parents(N, f["hierarchy_branching"], f["hierarchy_depth"])
+        cond = torch.where(parents < 0, probs, torch.full_like(probs, f["hierarchy_child_prob"]))
+        return fs.FiringStructure(kind, cond, parents), None
+    return fs.FiringStructure("independent", probs, parents), None
+
+
+def firing_config_problem(cfg: Any) -> str | None:
+    """Why an ExperimentConfig's firing section cannot apply (one line naming the field), or None: non-default
+    firing only for families that read it (``"firing"`` in their ``fields``), never with the abs task's signed
+    inputs, and only a structure that exists (``firing_problem``)."""
+    f = cfg.firing
+    if default_firing(f):
+        return None
+    family = get_family(cfg.model.model)
+    if "firing" not in family.fields:
+        return (f"field 'firing': model '{family.name}' draws independent features only (its sampler does not read "
+                f"the firing fields; got firing={f.firing!r}, magnitude={f.magnitude!r})")
+    if cfg.task.task == "abs" and f.firing != "independent":
+        return f"field 'firing': task 'abs' (inputs v1 - v2) supports only 'independent' (got {f.firing!r})"
+    return firing_problem(cfg.data, f)
+
+
+def firing_problem(d: Any, f: Any) -> str | None:
+    """Why the data and firing sections describe no distribution (one line naming the field), or None."""
+    return _structure(_firing_key(d, f))[1]
+
+
+def firing_structure(d: Any, f: Any) -> fs.FiringStructure:
+    """The firing law of data section ``d`` and firing section ``f`` (its random parts from ``structure_seed``)."""
+    structure, why = _structure(_firing_key(d, f))
+    if why:
+        raise ValueError(why)
+    return structure
+
+
+def magnitudes(d: Any, f: Any) -> fs.Magnitudes:
+    return fs.Magnitudes(f.magnitude, fs.magnitude_means(d.N, f.magnitude_mean, f.magnitude_spread), f.magnitude_std)
+
+
+class StructuredSampler(Sampler):
+    """One instance's feature batches with a firing structure and magnitude law (``toymodels.firing``)."""
+
+    def __init__(self, structure: fs.FiringStructure, mags: fs.Magnitudes, batch: int, gen: torch.Generator,
+                 device: torch.device):
+        self.N, self.batch, self.gen, self.device = len(structure.cond), batch, gen, torch.device(device)
+        self.structure = structure.to(self.device)
+        self.mags = mags
+
+    def fill(self, out: Float[Tensor, "B N"]) -> None:
+        mask = self.structure.draw(self.batch, self.gen)
+        out.copy_(self.mags.draw(self.batch, self.gen, self.device, out.dtype).mul_(mask))
+
+
+def feature_sampler(d: Any, f: Any, batch: int, gen: torch.Generator, device: torch.device,
+                    signed: bool = False) -> Sampler:
+    """The feature sampler of data section ``d`` and firing section ``f``: FeatureSampler (unchanged, bit for bit)
+    for the default independent U[0, 1) features, else a StructuredSampler."""
+    if default_firing(f):
+        probs = feature_probs(d.N, d.eps, d.distribution, d.power_law_exponent)
+        return FeatureSampler(probs, batch, gen, device, signed=signed)
+    return StructuredSampler(firing_structure(d, f), magnitudes(d, f), batch, gen, device)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -14,8 +14,21 @@ from typer.testing import CliRunner
 from toymodels import store
 from toymodels.cli import app
 from toymodels.config import ConfigError, ExperimentConfig
-from toymodels.data import DATA_STREAM, INIT_STREAM, FeatureSampler, feature_probs, generator
-from toymodels.families import FamilyError, ModelFamily, Presentation, get_family, register, unregister
+from toymodels.data import (
+    DATA_STREAM,
+    INIT_STREAM,
+    FeatureSampler,
+    feature_probs,
+    generator,
+)
+from toymodels.families import (
+    FamilyError,
+    ModelFamily,
+    Presentation,
+    get_family,
+    register,
+    unregister,
+)
 
 
 class LinearAutoencoder(nn.Module):

@@ -25,7 +25,13 @@ if TYPE_CHECKING:  # type names only: config imports the registry, so a runtime 
 
 @runtime_checkable
 class InstanceModel(Protocol):
-    """A batch of independent models: every parameter and buffer has the instance axis first."""
+    """A batch of independent models: every parameter and buffer has the instance axis first.
+
+    Optional hook: a model may define ``post_step(alive: Bool[Tensor, " instances"]) -> None``; the training loop
+    calls it under ``torch.no_grad()`` after every optimizer update (and bias decay), and it must change only the
+    instances where ``alive`` is True (frozen and diverged instances stay untouched). The SAE family uses it to keep
+    decoder directions at unit norm by projection (docs/dictionary_learning.md).
+    """
 
     #: names of the trained parameters (attributes of the module), in the optimizer's order
     param_names: tuple[str, ...]

@@ -46,11 +46,15 @@ def plot_cosines(panels: Sequence[tuple[Tensor, Tensor, str]], path: Path) -> Pa
     """Matched decoder-vs-truth |cos| heatmaps, one panel per (decoder, truth, title)."""
     if not panels:
         return None
-    fig = new_figure(4.0 * len(panels), 3.5)
-    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    cols = min(len(panels), 2)
+    rows = -(-len(panels) // cols)
+    fig = new_figure(4.2 * cols, 3.5 * rows)
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
     for ax, (D, F, title) in zip(axes, panels):
         im = draw_matched_cosines(ax, D, F, title)
-    fig.colorbar(im, ax=list(axes), label="|cos|")
+    fig.colorbar(im, ax=list(axes[: len(panels)]), label="|cos|")
     return save_figure(fig, path)
 
 
@@ -73,7 +77,7 @@ def plot_absorption(df: pd.DataFrame, path: Path) -> Path | None:
         ax1.bar(x + j * w, vals, w, label=f)
     ax1.set_xticks(x + w * (len(firings) - 1) / 2, settings, fontsize=7)
     ax1.set_ylabel("MCC")
-    ax1.legend(fontsize=7)
+    ax1.legend(fontsize=7, loc="lower right")
     h = d[d["firing"] == "hierarchical"]
     if "absorption_gap" in h:
         gaps = [h[h["setting"] == s]["absorption_gap"].mean() for s in settings]

@@ -92,6 +92,11 @@ def run_study(name: str, scale: str, seeds: int, out_dir: Path, train: bool = Tr
     return out
 
 
+def sparsity_label(row: pd.Series) -> str:
+    """'k=4' for the k architectures, 'l1=0.3' for the penalty ones (the other field is unused there)."""
+    return f"k={row['sae_k']}" if row["sae_arch"] in ("topk", "batchtopk") else f"l1={row['l1']:g}"
+
+
 def instances(results: dict[str, Results], prefix: str = "") -> pd.DataFrame:
     """The instance rows of the SAE folders (names not starting with 'source:'), with their folder name."""
     frames = [r.instances.assign(sweep=k) for k, r in results.items() if not k.startswith("source:")
@@ -186,8 +191,8 @@ def judge_absorption(df: pd.DataFrame) -> Verdict:
     appears = [a for a, g in gaps.iterrows() if g["mean"] > ABSORPTION_MIN]
     mcc = d.groupby("firing", sort=False)["mcc"].mean()
     numbers = "; ".join(f"{a}: gap {g['mean']:.2f} (max {g['max']:.2f})" for a, g in gaps.iterrows())
-    answer = (f"absorption appears for {', '.join(appears)}" if appears
-              else f"no architecture has a mean gap above {ABSORPTION_MIN}")
+    answer = (f"Absorption appears for {', '.join(appears)}" if appears
+              else f"No architecture has a mean gap above {ABSORPTION_MIN}")
     reason = (f"{answer}. Mean absorption gap per architecture on hierarchical features: {numbers}. Mean MCC per "
               "firing structure: " + ", ".join(f"{f} {m:.3f}" for f, m in mcc.items()) + ".")
     return Verdict("SAE-ABS", title, "answered", reason, numbers=numbers, table=df)

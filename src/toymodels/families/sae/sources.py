@@ -1,0 +1,215 @@
+"""Where an SAE's activations come from, with their true features (docs/dictionary_learning.md §Sources).
+
+Config field ``source``:
+
+* ``synthetic``: a fixed dictionary of N unit feature directions in m dims (rows drawn from ``structure_seed``'s
+  dictionary stream, shared by every instance with that seed); activations x = v D for feature activations v drawn
+  with the config's data and firing sections. Truth: the rows of D.
+* a results folder of a trained toymodels instance (``source_run``, ``source_layer``), frozen; features v are drawn
+  with that run's own data and firing fields and passed through the family's own model (``get_family(...)
+  .from_tensors``, no re-implementation):
+
+  - EM, layer ``x``: the embedding x = E v (m dims, N features in superposition); truth: the columns of E;
+  - EM, layer ``h``: the hidden layer h = act(W1 x + b1) (k dims); truth: each feature's single-feature response
+    h(e_j) (``metrics.single_feature_activations``, the neuron metrics' reference);
+  - TMS, layer ``h``: the hidden layer W v (ReLU'd for hidden_relu; m dims); truth: the columns of W.
+
+Every instance draws fresh activations each step from its own seed's data stream, so an SAE sees the same data alone
+or in any group; evaluation draws from the probe stream, the same samples at every checkpoint.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from ... import metrics, store
+from ...config import FIELDS, ExperimentConfig
+from ...data import STRUCTURE_STREAM, Sampler, feature_sampler, firing_structure, generator
+from ...registry import get_family
+from ...tables import py_value
+
+#: the synthetic dictionary's directions come from this stream of ``structure_seed`` (the correlation matrix uses
+#: STRUCTURE_STREAM), so changing the firing never changes the dictionary
+DICTIONARY_STREAM = STRUCTURE_STREAM + 1
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A layer an SAE can read: its width, its activations from features, and its true feature directions."""
+
+    dims: Callable[[ExperimentConfig], int]
+    forward: Callable[[torch.nn.Module, Tensor], Tensor]
+    truth: Callable[[dict[str, Tensor], ExperimentConfig], Tensor]
+
+
+def _em_x_truth(t: dict[str, Tensor], cfg: ExperimentConfig) -> Tensor:
+    return t["E"][0].T
+
+
+def _em_h_truth(t: dict[str, Tensor], cfg: ExperimentConfig) -> Tensor:
+    sfa = metrics.single_feature_activations(t["W1"].double(), t["b1"].double(), t["E"].double(),
+                                             cfg.model.nonlinearity)
+    return sfa[0].T.float()
+
+
+def _tms_h_truth(t: dict[str, Tensor], cfg: ExperimentConfig) -> Tensor:
+    return t["W"][0].T
+
+
+#: family -> layer name -> Layer: the toy-model layers whose true features are known
+LAYERS: dict[str, dict[str, Layer]] = {
+    "em": {"x": Layer(lambda c: c.model.m, lambda model, v: model.embed(v), _em_x_truth),
+           "h": Layer(lambda c: c.model.k, lambda model, v: model(v)[1], _em_h_truth)},
+    "tms": {"h": Layer(lambda c: c.model.m, lambda model, v: model(v)[1], _tms_h_truth)},
+}
+
+
+def layers_text() -> str:
+    return "; ".join(f"{fam}: {', '.join(ls)}" for fam, ls in LAYERS.items())
+
+
+@dataclass
+class Source:
+    """One instance's activation source: the feature law (``cfg``'s or the source run's), the map from features to
+    activations and the truth. ``model`` is the frozen toy model (None for a synthetic dictionary)."""
+
+    feature_cfg: ExperimentConfig
+    truth: Float[Tensor, "features d"]
+    parents: Int[Tensor, " features"]
+    dictionary: Float[Tensor, "features d"] | None = None
+    model: torch.nn.Module | None = None
+    layer: Layer | None = None
+
+    @torch.no_grad()
+    def activations(self, v: Float[Tensor, "batch features"]) -> Float[Tensor, "batch d"]:
+        if self.model is None:
+            return v @ self.dictionary.to(v.device, v.dtype)
+        model = self.model.to(v.device)
+        return self.layer.forward(model, v.float().unsqueeze(0))[0].to(v.dtype)
+
+    def features(self, batch: int, gen: torch.Generator, device: torch.device) -> Sampler:
+        c = self.feature_cfg
+        return feature_sampler(c.data, c.firing, batch, gen, device, signed=c.task.task == "abs")
+
+
+def synthetic_dictionary(N: int, d: int, seed: int) -> Float[Tensor, "features d"]:
+    """N random unit directions in d dims from ``seed``'s dictionary stream."""
+    D = torch.randn(N, d, generator=generator(seed, DICTIONARY_STREAM))
+    return D / D.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+
+
+@functools.lru_cache(maxsize=16)
+def _results(folder: str, n_done: int) -> store.Results:
+    return store.load(folder)
+
+
+def source_results(folder: str | Path) -> store.Results:
+    """The results folder, read once per state (a group finishing there makes a fresh read)."""
+    return _results(str(Path(folder).resolve()), len(store.done_groups(Path(folder))))
+
+
+def run_config(results: store.Results, run_id: str) -> ExperimentConfig:
+    """The config of one instance of a results folder, from its row (fields absent from older folders default)."""
+    row = results.row(run_id)
+    return ExperimentConfig.from_flat({f: py_value(row[f]) for f in FIELDS if f in row.index})
+
+
+def source_problem(cfg: ExperimentConfig) -> str | None:
+    """Why ``cfg``'s source cannot feed its SAE (one line naming the field and what is allowed), or None."""
+    s = cfg.sae
+    if s.source == "synthetic":
+        return None
+    folder = Path(s.source)
+    if not (folder / "sweep.json").is_file():
+        why = "no such folder" if not folder.exists() else "no sweep.json in it"
+        return f"field 'source': must be 'synthetic' or a results folder ({s.source!r}: {why})"
+    try:
+        res = source_results(folder)
+    except (store.ResultsError, OSError, ValueError) as err:
+        return f"field 'source': cannot read results folder {s.source!r} ({err})"
+    runs = sorted(res.instances["run_id"]) if len(res.instances) else []
+    if s.source_run not in runs:
+        have = f"{runs[0]} .. {runs[-1]}" if runs else "none trained yet"
+        return f"field 'source_run': must be a trained instance of {s.source} ({have}; got {s.source_run!r})"
+    src = run_config(res, s.source_run)
+    family = src.model.model
+    if family not in LAYERS:
+        return f"field 'source': model '{family}' of {s.source} has no layer an SAE reads ({layers_text()})"
+    if s.source_layer not in LAYERS[family]:
+        return (f"field 'source_layer': model '{family}' has layers {', '.join(LAYERS[family])} "
+                f"(got {s.source_layer!r})")
+    if res.row(s.source_run)["status"] != "ok":
+        return f"field 'source_run': instance {s.source_run} of {s.source} diverged; choose a trained one"
+    d = LAYERS[family][s.source_layer].dims(src)
+    if cfg.data.N != src.data.N:
+        return f"field 'N': the source run has N={src.data.N} features (got {cfg.data.N}); set N={src.data.N}"
+    if cfg.model.m != d:
+        return (f"field 'm': layer '{s.source_layer}' of {s.source} {s.source_run} has {d} dims "
+                f"(got {cfg.model.m}); set m={d}")
+    return None
+
+
+def _source_key(cfg: ExperimentConfig) -> str:
+    """What decides the source: the sae source fields, and the data and firing sections (synthetic)."""
+    return "|".join([cfg.sae.model_dump_json(include={"source", "source_run", "source_layer"}),
+                     cfg.data.model_dump_json(), cfg.firing.model_dump_json(), str(cfg.model.m)])
+
+
+# key -> Source: instances of a sweep share their source (a frozen model is loaded once per process)
+_SOURCES: dict[str, Source] = {}
+MAX_CACHED_SOURCES = 64
+
+
+def _load_source(cfg: ExperimentConfig) -> Source:
+    s = cfg.sae
+    if s.source == "synthetic":
+        D = synthetic_dictionary(cfg.data.N, cfg.model.m, cfg.firing.structure_seed)
+        parents = firing_structure(cfg.data, cfg.firing).parents
+        return Source(cfg, D, parents, dictionary=D)
+    res = source_results(s.source)
+    src = run_config(res, s.source_run)
+    t = {k: v[None] for k, v in res.params(s.source_run).items()}  # the family's models want an instance axis
+    model = get_family(src.model.model).from_tensors(t, src)
+    model.requires_grad_(False)
+    layer = LAYERS[src.model.model][s.source_layer]
+    parents = firing_structure(src.data, src.firing).parents
+    return Source(src, layer.truth(t, src).float().contiguous(), parents, model=model, layer=layer)
+
+
+def source_for(cfg: ExperimentConfig) -> Source:
+    """The (cached) source of ``cfg``."""
+    key = _source_key(cfg)
+    if key not in _SOURCES:
+        if len(_SOURCES) >= MAX_CACHED_SOURCES:
+            _SOURCES.pop(next(iter(_SOURCES)))
+        _SOURCES[key] = _load_source(cfg)
+    return _SOURCES[key]
+
+
+class SourceSampler(Sampler):
+    """One instance's SAE batches: fresh features from its own stream, mapped to the source's activations."""
+
+    def __init__(self, source: Source, batch: int, gen: torch.Generator, device: torch.device):
+        self.source, self.batch, self.gen, self.device = source, batch, gen, torch.device(device)
+        self.N = source.truth.shape[1]
+        self.feats = source.features(batch, gen, self.device)
+        self.v = torch.zeros(batch, source.truth.shape[0], device=self.device)
+
+    def fill(self, out: Float[Tensor, "batch d"]) -> None:
+        self.feats.fill(self.v)
+        out.copy_(self.source.activations(self.v))
+
+    def set_state(self, state: Tensor) -> None:
+        self.feats.set_state(state)
+
+    def draw(self) -> tuple[Float[Tensor, "batch d"], Float[Tensor, "batch features"]]:
+        """A batch of (activations, feature activations)."""
+        self.feats.fill(self.v)
+        return self.source.activations(self.v), self.v.clone()
