@@ -91,6 +91,8 @@ def test_magnitudes_have_their_per_feature_means(kind, spread):
 
 
 def test_families_that_do_not_read_firing_refuse_it_and_abs_refuses_structure():
-    with pytest.raises(ConfigError, match=r"^field 'firing': model 'em' draws independent features only"):
-        ExperimentConfig.from_flat({"firing": "hierarchical"})
+    with pytest.raises(ConfigError, match=r"^field 'firing': model 'quadratic' draws independent features only"):
+        ExperimentConfig.from_flat({"model": "quadratic", "firing": "hierarchical"})
+    with pytest.raises(ConfigError, match=r"^field 'firing': task 'abs' .* supports only 'independent'"):
+        ExperimentConfig.from_flat({"task": "abs", "firing": "hierarchical"})
     assert firing_problem(cfg().data, cfg().firing) is None

@@ -49,3 +49,32 @@ def test_abs_target():
     model = EMModel.init([_cfg(task="abs")])
     v = torch.tensor([[[-0.5, 0.25] + [0.0] * 30]])
     assert model.target(v, "abs")[0, 0, :2].tolist() == [0.5, 0.25]
+
+
+def test_em_and_tms_train_on_hierarchical_and_correlated_features():
+    """The firing section reaches the toy models' own inputs: a child feature fires only with its parent, and the
+    batched group still equals its instances alone."""
+    import torch
+
+    from helpers import assert_group_equals_alone
+    from toymodels.config import ExperimentConfig
+    from toymodels.families import get_family
+    from toymodels.firing import hierarchy_parents
+
+    em = ExperimentConfig.from_flat({"N": 14, "m": 4, "k": 16, "eps": 0.3, "batch_size": 256, "steps": 32,
+                                     "firing": "hierarchical", "hierarchy_branching": 2, "hierarchy_depth": 3})
+    v = get_family("em").sampler(em, torch.device("cpu")).sample()
+    parents = hierarchy_parents(14, 2, 3)
+    children = (parents >= 0).nonzero().flatten()
+    active = v > 0
+    assert active[:, children].any()  # children do fire
+    assert not (active[:, children] & ~active[:, parents[children]]).any()  # ... never without their parent
+    assert_group_equals_alone([em, em.replace(seed=1, lr=0.01)])
+    tms = ExperimentConfig.from_flat({"model": "tms", "N": 8, "m": 3, "eps": 0.2, "batch_size": 512, "steps": 32,
+                                      "firing": "correlated", "correlation": "block", "correlation_strength": 0.9,
+                                      "feature_group_size": 4})
+    x = get_family("tms").sampler(tms, torch.device("cpu")).sample()
+    on = (x > 0).double()
+    corr = torch.corrcoef(on.T)
+    assert corr[0, 1] > 0.3 and corr[0, 5].abs() < corr[0, 1]  # within a block strongly, across blocks not
+    assert_group_equals_alone([tms, tms.replace(seed=1)])

@@ -14,7 +14,8 @@ from torch import Tensor
 
 from .. import metrics
 from ..config import ExperimentConfig
-from ..data import DATA_STREAM, INIT_STREAM, FeatureSampler, feature_probs, generator
+from ..data import DATA_STREAM, INIT_STREAM, Sampler, feature_sampler, generator
+from ..dictionary_config import FIRING_FIELDS
 from ..registry import register
 from .base import Presentation
 from .common import WeightsBiasFamily, WeightsBiasImportance, importances, xavier_normal
@@ -58,12 +59,6 @@ class TMSModel(WeightsBiasImportance):
             W.append(xavier_normal(m, N, g))
             b.append(torch.zeros(N) + cfg.model.bias_offset)
         return cls(torch.stack(W), torch.stack(b), importances(cfgs), c0.model.tms_variant)
-
-    @staticmethod
-    def sampler(cfg: ExperimentConfig, device: torch.device) -> FeatureSampler:
-        d = cfg.data
-        probs = feature_probs(d.N, d.eps, d.distribution, d.power_law_exponent)
-        return FeatureSampler(probs, cfg.optim.batch_size, generator(cfg.run.seed, DATA_STREAM, device), device)
 
     @property
     def n_instances(self) -> int:
@@ -131,7 +126,7 @@ class TMSFamily(WeightsBiasFamily):
     summary = "toy model of superposition: x -> W x -> ReLU(W^T h + b) (variants linear, hidden_relu)"
     tasks = ("decoder",)
     fields = ("N", "eps", "distribution", "power_law_exponent", "importance_decay", "importance_ratio", "m",
-              "bias_offset", "tms_variant")
+              "bias_offset", "tms_variant", *FIRING_FIELDS)
     presentation = Presentation(
         labels={"loss": "task loss", "final_loss": "final loss", "dims_per_feature": "dimensions per feature D*",
                 "superposition": "superposition", "represented_features": "represented features",
@@ -148,8 +143,10 @@ class TMSFamily(WeightsBiasFamily):
     def from_tensors(self, tensors: dict[str, Tensor], cfg: ExperimentConfig) -> TMSModel:
         return TMSModel.from_tensors(tensors, cfg.model.tms_variant)
 
-    def sampler(self, cfg: ExperimentConfig, device: torch.device) -> FeatureSampler:
-        return TMSModel.sampler(cfg, device)
+    def sampler(self, cfg: ExperimentConfig, device: torch.device) -> Sampler:
+        """This instance's batches: its feature law (``firing`` section) from its own data stream."""
+        gen = generator(cfg.run.seed, DATA_STREAM, device)
+        return feature_sampler(cfg.data, cfg.firing, cfg.optim.batch_size, gen, device)
 
     def evaluate(self, cfgs: Sequence[ExperimentConfig], tensors: dict[str, Tensor]) -> dict[str, Tensor]:
         return tms_evaluate(cfgs, tensors)

@@ -13,8 +13,10 @@ import torch
 from torch import Tensor
 
 from ...config import ExperimentConfig
-from ..base import FigureSpec, Presentation
+from ...data import DATA_STREAM, Sampler, feature_sampler, generator
+from ...dictionary_config import FIRING_FIELDS
 from ...registry import register
+from ..base import FigureSpec, Presentation
 from .evaluate import PROBE_SAMPLES, em_evaluate, em_probe, probe_inputs
 from .model import EMModel
 
@@ -27,7 +29,8 @@ class EMFamily:
     name = "em"
     summary = "two-layer model of Engineering Monosemanticity (embedding, k neurons, decoder/reprojector/abs)"
     tasks = ("decoder", "reprojector", "abs")
-    fields = ("N", "eps", "distribution", "power_law_exponent", "m", "k", "nonlinearity", "bias_offset", "task")
+    fields = ("N", "eps", "distribution", "power_law_exponent", "m", "k", "nonlinearity", "bias_offset", "task",
+              *FIRING_FIELDS)
     presentation = Presentation(
         labels={"loss": "task loss", "final_loss": "final loss", "mono_per_feature": "mono neurons / feature",
                 "features_covered": "features covered", "mean_bias": "mean bias", "dead_neurons": "dead neurons",
@@ -50,8 +53,10 @@ class EMFamily:
     def from_tensors(self, tensors: dict[str, Tensor], cfg: ExperimentConfig) -> EMModel:
         return EMModel.from_tensors(tensors, cfg.model.nonlinearity)
 
-    def sampler(self, cfg: ExperimentConfig, device: torch.device):
-        return EMModel.sampler(cfg, device)
+    def sampler(self, cfg: ExperimentConfig, device: torch.device) -> Sampler:
+        """This instance's batches: its feature law (``firing`` section), its own data stream; abs draws v1 - v2."""
+        gen = generator(cfg.run.seed, DATA_STREAM, device)
+        return feature_sampler(cfg.data, cfg.firing, cfg.optim.batch_size, gen, device, signed=cfg.task.task == "abs")
 
     def input_size(self, cfg: ExperimentConfig) -> int:
         return cfg.data.N
