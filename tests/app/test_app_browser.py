@@ -20,10 +20,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import sae_config
 from typer.testing import CliRunner
 
 import toymodels.cli as cli
 from toymodels.app import SCRIPT
+from toymodels.config import SweepConfig
 from toymodels.lock import FolderLock
 from toymodels.presets import preset
 from toymodels.sweep import run_sweep
@@ -66,6 +68,8 @@ def results_root(tmp_path_factory) -> Path:
     run_sweep(preset("LR1", scale="smoke"), root / "LR1-smoke", progress=False)
     shutil.copytree(root / "LR1-smoke", root / "damaged")
     (root / "damaged" / "groups" / "g000" / "instances.parquet").write_bytes(b"PAR1 this is not a parquet file")
+    sae = sae_config(sae_arch="topk", l1=0.0)
+    run_sweep(SweepConfig(name="sae-topk", base=sae, grid={"sae_k": [1, 3]}), root / "sae-topk", progress=False)
     for name in ("running", "stopped"):
         (root / name).mkdir()
         shutil.copy(root / "LR1-smoke" / "sweep.json", root / name / "sweep.json")
@@ -114,7 +118,10 @@ def app_url(results_root):
 @pytest.mark.browser
 def test_dashboard_in_browser(app_url, results_root, capsys):
     _need_browser()
-    from playwright.sync_api import expect, sync_playwright  # optional: the `browser` extra
+    from playwright.sync_api import (  # optional: the `browser` extra
+        expect,
+        sync_playwright,
+    )
 
     with capsys.disabled():
         print(f"\nscreenshots: {ARTIFACTS}")
@@ -166,6 +173,15 @@ def test_dashboard_in_browser(app_url, results_root, capsys):
             assert image.get_attribute("href") != before
             heatmap.screenshot(path=ARTIFACTS / "04-heatmap-r0002.png")
 
+            # An SAE sweep shows its dictionary against the true features where a neuron model shows its neurons.
+            sweeps.get_by_text("sae-topk", exact=True).click()
+            expect(main.get_by_role("heading", name="sae-topk")).to_be_visible()
+            expect(page.locator(".st-key-sae-figure .js-plotly-plot")).to_be_visible()
+            expect(page.locator(".st-key-sae-metrics")).to_contain_text("mcc")
+            assert page.locator(".st-key-sfa-figure").count() == 0
+            assert main.get_by_test_id("stException").count() == 0
+            page.screenshot(path=ARTIFACTS / "05-sae.png")
+
             # A damaged folder shows the loader's message naming the file, not a traceback.
             sweeps.get_by_text("damaged", exact=True).click()
             expect(main.get_by_role("heading", name="damaged")).to_be_visible()
@@ -173,7 +189,7 @@ def test_dashboard_in_browser(app_url, results_root, capsys):
             expect(alert).to_contain_text("cannot be read")
             expect(alert).to_contain_text(re.compile(r"instances\.parquet: damaged Parquet file"))
             assert main.get_by_test_id("stException").count() == 0
-            page.screenshot(path=ARTIFACTS / "05-damaged.png")
+            page.screenshot(path=ARTIFACTS / "05b-damaged.png")
 
             # An unfinished sweep that nobody writes (killed, interrupted) says so, and how to continue it.
             sweeps.get_by_text("stopped", exact=True).click()

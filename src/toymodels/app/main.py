@@ -45,6 +45,8 @@ from toymodels.app.neurons import (
     neuron_view,
     singular_values_figure,
 )
+from toymodels.app.sae import has_dictionary
+from toymodels.app.sae_page import sae_panel
 from toymodels.figures.common import sort_key
 from toymodels.tables import format_value
 
@@ -238,6 +240,8 @@ def sweep_page(results, folder, cache, names, folders) -> None:  # pragma: no co
     st.subheader("One instance")
     if has_neurons(results):
         instance_panel(results, folder, cache, shown, fields, inst_key, ck)
+    elif has_dictionary(results):
+        sae_panel(results, shown, fields, inst_key, ck)
     else:
         st.info(f"The per-neuron panels (single-feature activations, biases, mechanism) need a neuron layer; "
                 f"this sweep's model is '{base['model']}'.", icon=":material/info:")
