@@ -22,15 +22,15 @@ import typer
 
 from .app import SCRIPT
 from .config import ConfigError, SweepConfig, one_line, parse_assignment
+from .interrupts import EXIT_CODES
 from .launch import LaunchError, latest_tasks, task_log, task_states
 from .plan import estimate_seconds, instance_records, instance_steps, plan
 from .presets import PRESETS, SCALES, preset
 from .report import summary_text, write_report
-from .reproduce import EM_CLAIMS, SUPERPOSITION_CLAIMS, reproduce
+from .reproduce import DICTIONARY_STUDIES, EM_CLAIMS, SUPERPOSITION_CLAIMS, reproduce
 from .reproduce.writer import typed_command
 from .runner import state_step
 from .store import ResultsError, done_groups, load, merge_tables, read_sweep
-from .interrupts import EXIT_CODES
 from .sweep import run_sweep
 from .tracking import mirror_for
 from .train import TrainingInterrupted
@@ -168,9 +168,9 @@ def presets() -> None:
     """List every named experiment: what it sweeps, its paper figure and its cost per scale."""
     for p in PRESETS.values():
         grid = "; ".join(f"{k} in {v}" for k, v in p.grid.items())
-        if p.parts:  # multi-part preset (OPT1): its parts' grids, costs summed over the parts
-            grid = " | ".join(f"{n}: " + "; ".join(f"{k} in {v}" for k, v in g.items())
-                              for n, (_, _, g) in zip(p.part_names(), p.parts))
+        if p.parts:  # multi-part preset (OPT1, SAE-*): its parts' grids (quick scale's when the scale sets them)
+            grid = " | ".join(f"{n}: " + "; ".join(f"{k} in {v}" for k, v in (g or sweep.grid).items())
+                              for n, (_, _, g), sweep in zip(p.part_names(), p.parts, p.sweeps("quick")))
         typer.echo(f"{p.name:5s} {p.base.get('task', ''):11s} {p.base.get('nonlinearity', ''):5s} "
                    f"{p.base.get('distribution', ''):9s} {p.summary}" + (f"  [{p.figure}]" if p.figure else ""))
         typer.echo(f"      sweeps {grid}")
@@ -231,8 +231,9 @@ def reproduce_cmd(
     names: list[str] = typer.Argument(None, help="claims LR1 LR2 LR3 B K1 MECH RG1 (docs/papers.md §4 rows 1-7, "
                                       "written to DOCS/reproduction.md), OPT1 (the optimizer study, "
                                       "DOCS/optimizer_study.md; its parts in OUT/OPT1-<scale>/, the layout of "
-                                      "`toymodels run OPT1`) and/or TMS-*/PC-* presets (rows 8-12, "
-                                      "DOCS/superposition.md); --all = rows 1-7"),
+                                      "`toymodels run OPT1`), TMS-*/PC-* presets (rows 8-12, "
+                                      "DOCS/superposition.md) and/or the dictionary-learning studies SAE-LR SAE-L0 "
+                                      "SAE-ABS SAE-TMS (DOCS/dictionary_learning.md); --all = rows 1-7"),
     all_: bool = typer.Option(False, "--all", help="every EM claim (rows 1-7)"),
     scale: str = typer.Option("quick", help="smoke | quick | paper"),
     seeds: int = typer.Option(2, help="seeds per setting"),
@@ -257,6 +258,7 @@ def reproduce_cmd(
         typer.echo(f"{v.claim:6s} {v.verdict:12s} {v.reason[:160]}")
     for document, studied in [("optimizer_study.md", "OPT1" in chosen),
                               ("superposition.md", any(n in SUPERPOSITION_CLAIMS for n in chosen)),
+                              ("dictionary_learning.md", any(n in DICTIONARY_STUDIES for n in chosen)),
                               ("reproduction.md", any(n in EM_CLAIMS for n in chosen))]:
         if studied:
             typer.echo(f"report: {docs / document}")

@@ -12,11 +12,7 @@ Scales:
   fraction of training). Bias decay keeps the paper's per-step value (see below).
 * ``smoke``: seconds, for tests: N=32, m=4, k=64, batch 64, 256 steps, at most three values per swept field.
 
-Calibration (docs/reproduction.md, ``toymodels reproduce``): at quick size the lr effect appears early -- LR1 with
-4096 steps gives 0.63 +- 0.04 mono/feature at lr 0.03 (0 at lr <= 0.01, mean bias -0.80), and 3072 steps 0.52 --
-but only at the top lr (the paper's re-run already reaches ~1 at lr 0.007-0.01), and that run's final loss is ~10%
-above the best lr's. 4x more steps (16384) do not lift the middle lrs (lr 0.01: 0.016, lr 0.03: 0.55). So the quick
-scale shows the direction of the paper's effect, at a lower level and only at the top lr.
+Calibration: docs/reproduction.md (``toymodels reproduce``) measures how much of each claim the quick scale shows.
 
 Bias decay when steps are cut (docs/papers.md §4). During the first half of training the paper multiplies the bias
 by (1 - decay*lr) after every step, so without gradients the bias would shrink by (1 - decay*lr)^(steps/2) overall.
@@ -213,37 +209,41 @@ def _em(name: str, summary: str, *, task="decoder", act="relu", dist="uniform", 
 PRESETS: dict[str, Preset] = {}
 
 
-def _add(p: Preset) -> None:
+def register_preset(p: Preset) -> Preset:
+    """Add a named experiment (a family's module may add its own); a second one of the same name is refused."""
+    if p.name in PRESETS:
+        raise ConfigError(f"preset '{p.name}' is already registered")
     PRESETS[p.name] = p
+    return p
 
 
 # Table 1 (docs/papers.md §1.5), N=512 and m=64 throughout.
-_add(_em("LR1", "learning rate steers monosemanticity (no bias tricks)", grid={"lr": LRS}, figure="Fig. 3"))
-_add(_em("LR2", "learning-rate sweep with power-law features", dist="power_law", grid={"lr": LRS}, figure="Fig. 6"))
-_add(_em("LR3", "negative initial bias + bias decay, learning-rate sweep", decay=0.03, bias=-1.0,
+register_preset(_em("LR1", "learning rate steers monosemanticity (no bias tricks)", grid={"lr": LRS}, figure="Fig. 3"))
+register_preset(_em("LR2", "learning-rate sweep with power-law features", dist="power_law", grid={"lr": LRS}, figure="Fig. 6"))
+register_preset(_em("LR3", "negative initial bias + bias decay, learning-rate sweep", decay=0.03, bias=-1.0,
          grid={"lr": LRS}, figure="Fig. 7"))
-_add(_em("LR4", "negative bias + decay with power-law features", dist="power_law", decay=0.03, bias=-1.0,
+register_preset(_em("LR4", "negative bias + decay with power-law features", dist="power_law", decay=0.03, bias=-1.0,
          grid={"lr": LRS}, figure="Fig. 12"))
-_add(_em("LR5", "abs task, negative bias + decay, learning-rate sweep", task="abs", k=2048, decay=0.03, bias=-1.0,
+register_preset(_em("LR5", "abs task, negative bias + decay, learning-rate sweep", task="abs", k=2048, decay=0.03, bias=-1.0,
          grid={"lr": LRS}))
 for _name, _eps, _decay in [("B1", 1 / 16, 0.03), ("B2", 1 / 32, 0.003), ("B3", 1 / 64, 0.003),
                             ("B4", 1 / 128, 0.003), ("B5", 1 / 256, 0.003)]:
-    _add(_em(_name, f"initial-bias sweep at eps=1/{round(1 / _eps)}", eps=_eps, lr=0.003, decay=_decay,
+    register_preset(_em(_name, f"initial-bias sweep at eps=1/{round(1 / _eps)}", eps=_eps, lr=0.003, decay=_decay,
              grid={"bias_offset": BIASES}))
 for _name, _decay in [("E1", 0.03), ("E2", 0.01), ("E3", 0.003), ("E4", 0.001)]:
-    _add(_em(_name, f"feature-density sweep with bias decay {_decay}", lr=0.003, decay=_decay, bias=-1.0,
+    register_preset(_em(_name, f"feature-density sweep with bias decay {_decay}", lr=0.003, decay=_decay, bias=-1.0,
              grid={"eps": EPSS}))
-_add(_em("K0", "neuron-count sweep, no bias tricks", lr=0.007, grid={"k": [2**j for j in range(4, 11)]},
+register_preset(_em("K0", "neuron-count sweep, no bias tricks", lr=0.007, grid={"k": [2**j for j in range(4, 11)]},
          notes="run only to k=2^10 in the paper"))
-_add(_em("K1", "neuron-count sweep with negative bias + decay", lr=0.007, decay=0.03, bias=-1.0,
+register_preset(_em("K1", "neuron-count sweep with negative bias + decay", lr=0.007, decay=0.03, bias=-1.0,
          grid={"k": [2**j for j in range(4, 12)]}))
-_add(_em("K2", "neuron-count sweep, power-law features, negative bias + decay", dist="power_law", lr=0.007,
+register_preset(_em("K2", "neuron-count sweep, power-law features, negative bias + decay", dist="power_law", lr=0.007,
          decay=0.03, bias=-1.0, grid={"k": [2**j for j in range(4, 12)]}))
-_add(_em("RG1", "L1 activation penalty sweep", lr=0.005, decay=0.03, bias=-1.0, grid={"l1": POW10}))
-_add(_em("RP1", "random re-projector task, learning-rate sweep", task="reprojector", decay=0.03, bias=-1.0,
+register_preset(_em("RG1", "L1 activation penalty sweep", lr=0.005, decay=0.03, bias=-1.0, grid={"l1": POW10}))
+register_preset(_em("RP1", "random re-projector task, learning-rate sweep", task="reprojector", decay=0.03, bias=-1.0,
          grid={"lr": LRS}))
-_add(_em("D1", "abs task, bias-decay sweep", task="abs", k=2048, lr=0.007, bias=-1.0, grid={"bias_decay": POW10}))
-_add(_em("G1", "GeLU: learning-rate x initial-bias sweep with decay", act="gelu", decay=0.03,
+register_preset(_em("D1", "abs task, bias-decay sweep", task="abs", k=2048, lr=0.007, bias=-1.0, grid={"bias_decay": POW10}))
+register_preset(_em("G1", "GeLU: learning-rate x initial-bias sweep with decay", act="gelu", decay=0.03,
          grid={"lr": LRS, "bias_offset": BIASES},
          notes="Table 1's GeLU batch (labelled 'B3' in the transcription; named G1 here)"))
 
@@ -272,7 +272,7 @@ def _opt1_scale(p: Preset, scale: str) -> tuple[dict[str, Any], dict[str, list[A
     return base, grid
 
 
-_add(Preset(
+register_preset(Preset(
     name="OPT1", summary="optimizer x schedule x lr on the LR1 and LR3 settings (the seed's exploration)",
     base=_em("OPT1", "", grid={}).base, grid={}, family="em", figure=None, quick_steps=OPT1_QUICK_STEPS,
     smoke_full_grid=False, scale_fn=_opt1_scale,
@@ -336,7 +336,7 @@ TMS_BASIC_EPS = [1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001]
 TMS_DIM_EPS = [float(f"{v:.6g}") for v in 20.0 ** (-np.arange(20) / 19)]
 PC_KURTOSIS = [1.5, 2.0, 3.0, 5.0, 10.0, 30.0]
 
-_add(Preset(
+register_preset(Preset(
     name="TMS-intro", family="tms", figure="TMS intro figure",
     summary="n=5 features in m=2 dims, importance 0.9^i: from 2 orthogonal features (dense) to a pentagon (sparse)",
     base={**_TMS_BASE, "N": 5, "m": 2, "importance_decay": 0.9},
@@ -346,7 +346,7 @@ _add(Preset(
           "model were still falling, 0.63 -> 0.38 over the last 900 steps).",
     scale_fn=_scaled({"smoke": dict(steps=100, batch_size=64)}),
 ))
-_add(Preset(
+register_preset(Preset(
     name="TMS-basic", family="tms", figure="TMS basic results (Fig. 'Demonstrating superposition')",
     summary="n=20, m=5, importance 0.7^i: ReLU output vs linear model across sparsity",
     base={**_TMS_BASE, "N": 20, "m": 5, "importance_decay": 0.7},
@@ -354,7 +354,7 @@ _add(Preset(
     notes="docs/papers.md §4 row 9 (adonath's sparsity levels). quick: 5,000 steps.",
     scale_fn=_scaled({"quick": dict(steps=5_000), "smoke": dict(steps=100, batch_size=64)}),
 ))
-_add(Preset(
+register_preset(Preset(
     name="TMS-dim", family="tms", figure="TMS feature dimensionality (D* and D_i vs 1/(1-S))",
     summary="n=200, m=20, 20 sparsity levels p=20^(-k/19): D* sticks at 1/2, D_i on polytope fractions",
     base={**_TMS_BASE, "N": 200, "m": 20, "importance_decay": 1.0},
@@ -366,7 +366,7 @@ _add(Preset(
     scale_fn=_scaled({"quick": dict(batch_size=256, steps=3_000),
                       "smoke": dict(N=40, m=4, batch_size=64, steps=100)}),
 ))
-_add(Preset(
+register_preset(Preset(
     name="TMS-phase", family="tms", figure="TMS phase change (n=2, m=1)",
     summary="n=2, m=1: relative importance r of feature 2 x feature density; which solution wins per cell",
     base={**_TMS_BASE, "N": 2, "m": 1, "importance_decay": 1.0},
@@ -380,7 +380,7 @@ _add(Preset(
                       "smoke": dict(batch_size=64, steps=100)},
                      grids={"quick": {"importance_ratio": _geom(0.1, 10, 9), "eps": _geom(0.01, 1, 9)}}),
 ))
-_add(Preset(
+register_preset(Preset(
     name="PC-kurtosis", family="quadratic", figure="P&C: capacity allocation vs importance at K<3 and K>3",
     summary="quadratic model y=||Wx||^2+b, n=8, D=4, v_i=0.8^i: input kurtosis K decides mono vs fractional capacity",
     base=dict(model="quadratic", task="decoder", N=8, m=4, k=1, importance_decay=0.8, input_kind="auto",

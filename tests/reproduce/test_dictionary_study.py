@@ -8,10 +8,17 @@ import math
 import pandas as pd
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from toymodels.cli import app
 from toymodels.config import ConfigError
 from toymodels.reproduce.dictionary import run_dictionary_study
-from toymodels.reproduce.dictionary_study import (judge_absorption, judge_l0, judge_lr, judge_tms)
+from toymodels.reproduce.dictionary_study import (
+    judge_absorption,
+    judge_l0,
+    judge_lr,
+    judge_tms,
+)
 
 
 def lr_rows(covered, rec_h, mcc_h=0.9):
@@ -66,12 +73,17 @@ def test_a_study_end_to_end_writes_the_report(tmp_path):
         run_dictionary_study(["SAE-X"], scale="smoke", out_dir=tmp_path / "runs", docs_dir=tmp_path / "docs")
     old = torch.get_num_threads()
     torch.set_num_threads(1)
-    try:
-        (v,) = run_dictionary_study(["SAE-ABS"], scale="smoke", out_dir=tmp_path / "runs", docs_dir=tmp_path / "docs")
+    try:  # one command, as a user types it
+        res = CliRunner().invoke(app, ["reproduce", "SAE-ABS", "--scale", "smoke", "--seeds", "1",
+                                       "--out", str(tmp_path / "runs"), "--docs", str(tmp_path / "docs")])
     finally:
         torch.set_num_threads(old)
-    assert v.claim == "SAE-ABS" and v.verdict in ("answered", "inconclusive")
+    assert res.exit_code == 0, res.output
+    claim, verdict = res.output.split()[:2]
+    assert claim == "SAE-ABS" and verdict in ("answered", "inconclusive")
+    assert f"report: {tmp_path / 'docs' / 'dictionary_learning.md'}" in res.output
     doc = (tmp_path / "docs" / "dictionary_learning.md").read_text()
+    assert "toymodels reproduce SAE-ABS --scale smoke" in doc
     assert "| SAE-ABS |" in doc and "| SAE-L0 |" in doc and "not run yet" in doc
     assert "![SAE-ABS](figures/sae_absorption.png)" in doc
     assert (tmp_path / "docs" / "figures" / "sae_absorption.png").exists()

@@ -10,7 +10,10 @@ each claim and writing one document:
 * the superposition claims, *Toy Models of Superposition* and *Polysemanticity and Capacity* (the TMS-*/PC-*
   presets, §4 rows 8-12) -> docs/superposition.md: ``superposition`` (with ``superposition_checks``,
   ``superposition_data``, ``superposition_figures``);
-* the optimizer x schedule study (OPT1) -> docs/optimizer_study.md: ``optimizer_study`` (``optimizer_figures``).
+* the optimizer x schedule study (OPT1) -> docs/optimizer_study.md: ``optimizer_study`` (``optimizer_figures``);
+* the dictionary-learning studies (SAE-LR SAE-L0 SAE-ABS SAE-TMS: sparse autoencoders on the toy models and on
+  synthetic dictionaries, scored against the true features) -> docs/dictionary_learning.md: ``dictionary``
+  (``dictionary_study``, ``dictionary_figures``).
 
 Every claim ends in one :class:`~toymodels.reproduce.verdict.Verdict` (``verdict``: agrees / partly / disagrees /
 inconclusive, or answered for the OPT1 question); every document starts with the provenance of
@@ -24,9 +27,18 @@ from pathlib import Path
 from typing import Sequence
 
 from ..config import ConfigError
+from .dictionary import run_dictionary_study
+from .dictionary_study import DICTIONARY_STUDIES
 from .em_claims import CLAIMS as EM_CLAIM_REGISTRY
 from .em_claims import reproduce_em_claims
-from .em_judges import judge_bias, judge_l1, judge_lr, judge_negative_bias, judge_neurons, judge_power_law
+from .em_judges import (
+    judge_bias,
+    judge_l1,
+    judge_lr,
+    judge_negative_bias,
+    judge_neurons,
+    judge_power_law,
+)
 from .em_mechanism import judge_mechanism
 from .em_sweeps import B_BIASES, EM_CLAIMS, claim_sweeps, parse_steps
 from .optimizer_study import judge_opt_cell, optimizer_study, run_optimizer_study
@@ -51,19 +63,21 @@ def reproduce(
 ) -> list[Verdict]:
     """Check the claims ``names`` (default: the EM claims, rows 1-7) and write their documents.
 
-    ``names`` may mix EM claims (``EM_CLAIMS``), ``OPT1`` and TMS-*/PC-* presets; ``steps`` (EM claims only) is
+    ``names`` may mix EM claims (``EM_CLAIMS``), ``OPT1``, TMS-*/PC-* presets and the SAE-* studies; ``steps`` (EM claims only) is
     ``N`` or ``N,CLAIM=N,...`` (``em_sweeps.parse_steps``); ``train=False`` writes the EM report from the results
     already in ``out_dir`` (unfinished claims are reported as inconclusive, not run to the end); ``command`` is the
     command named in the documents (default: the equivalent ``toymodels reproduce`` line). Returns the Verdicts:
-    OPT1's first, then the superposition claims', then the EM claims' in the report's order. ConfigError (naming
+    OPT1's first, then the superposition claims', the dictionary studies', then the EM claims' in the report's
+    order. ConfigError (naming
     the claim) for an unknown name, before anything runs.
     """
     names = list(names or EM_CLAIMS)
     parsed_steps = parse_steps(steps)
-    unknown = [n for n in names if n not in EM_CLAIM_REGISTRY and n not in STUDIES and n not in SUPERPOSITION_CLAIMS]
+    unknown = [n for n in names if n not in EM_CLAIM_REGISTRY and n not in STUDIES and n not in SUPERPOSITION_CLAIMS
+               and n not in DICTIONARY_STUDIES]
     if unknown:
         raise ConfigError(f"unknown claim '{unknown[0]}'; available: {', '.join(EM_CLAIMS)}, "
-                          f"{', '.join(STUDIES)}, {', '.join(SUPERPOSITION_CLAIMS)}")
+                          f"{', '.join(STUDIES)}, {', '.join(SUPERPOSITION_CLAIMS)}, {', '.join(DICTIONARY_STUDIES)}")
     command = command or canonical_command(names, scale, seeds, out_dir, docs_dir, steps, train)
     out_dir, docs_dir = Path(out_dir), Path(docs_dir)
     verdicts: list[Verdict] = []
@@ -73,6 +87,10 @@ def reproduce(
     if sup:
         verdicts += reproduce_superposition(sup, scale=scale, seeds=seeds, out_dir=out_dir, docs_dir=docs_dir,
                                             progress=progress, command=command)
+    sae = [n for n in names if n in DICTIONARY_STUDIES]
+    if sae:
+        verdicts += run_dictionary_study(sae, scale=scale, seeds=seeds, out_dir=out_dir, docs_dir=docs_dir,
+                                         progress=progress, command=command)
     em = [n for n in names if n in EM_CLAIM_REGISTRY]
     if em:
         verdicts += reproduce_em_claims(em, scale, seeds, out_dir, docs_dir, parsed_steps, command,
@@ -81,8 +99,8 @@ def reproduce(
 
 
 __all__ = [
-    "B_BIASES", "Check", "EM_CLAIMS", "STUDIES", "SUPERPOSITION_CLAIMS", "VERDICTS", "Verdict", "canonical_command",
+    "B_BIASES", "Check", "DICTIONARY_STUDIES", "EM_CLAIMS", "STUDIES", "SUPERPOSITION_CLAIMS", "VERDICTS", "Verdict", "canonical_command",
     "claim_sweeps", "judge_bias", "judge_l1", "judge_lr", "judge_mechanism", "judge_negative_bias", "judge_neurons",
     "judge_opt_cell", "judge_power_law", "optimizer_study", "parse_steps", "reproduce", "reproduce_superposition",
-    "run_optimizer_study",
+    "run_dictionary_study", "run_optimizer_study",
 ]

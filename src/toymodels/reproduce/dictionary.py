@@ -1,15 +1,13 @@
 """The dictionary-learning studies end to end: train (or reload) each study, judge it, draw its figures and write
 docs/dictionary_learning.md with every study found under ``out_dir``.
 
-One command per study (``python -m toymodels.reproduce.dictionary SAE-L0 --scale quick``; the studies and their
+One command per study (``toymodels reproduce SAE-L0 --scale quick``; the studies and their
 rules are in ``dictionary_study``); each run rewrites the whole document from all the studies' results folders, so
 running the four commands in any order gives the full report.
 """
 
 from __future__ import annotations
 
-import argparse
-import time
 from pathlib import Path
 from typing import Sequence
 
@@ -18,9 +16,23 @@ import pandas as pd
 from ..config import ConfigError
 from ..dictionary_metrics import RECOVERED_COS
 from ..families.sae.figures import best_instance, decoder_truth
-from .dictionary_figures import plot_absorption, plot_cosines, plot_lr, plot_mcc_l0, plot_tms
-from .dictionary_study import (DICTIONARY_STUDIES, LR_SOURCE_STEPS, instances, judge, lr_table, run_study,
-                               sparsity_label, tms_table)
+from .dictionary_figures import (
+    plot_absorption,
+    plot_cosines,
+    plot_lr,
+    plot_mcc_l0,
+    plot_tms,
+)
+from .dictionary_study import (
+    DICTIONARY_STUDIES,
+    LR_SOURCE_STEPS,
+    instances,
+    judge,
+    lr_table,
+    run_study,
+    sparsity_label,
+    tms_table,
+)
 from .verdict import Verdict
 from .writer import md_table, provenance, write_document
 
@@ -169,8 +181,8 @@ def run_dictionary_study(names: Sequence[str], scale: str = "quick", seeds: int 
     if unknown:
         raise ConfigError(f"unknown study '{unknown[0]}'; available: {', '.join(DICTIONARY_STUDIES)}")
     out_dir, docs_dir = Path(out_dir), Path(docs_dir)
-    command = command or (f"python -m toymodels.reproduce.dictionary {' '.join(names)} --scale {scale} "
-                          f"--seeds {seeds} --out {out_dir} --docs {docs_dir}")
+    command = command or (f"toymodels reproduce {' '.join(names)} --scale {scale} --seeds {seeds} --out {out_dir} "
+                          f"--docs {docs_dir}")
     found = {}
     for name in DICTIONARY_STUDIES:
         results = run_study(name, scale, seeds, out_dir, train=name in names, progress=progress)
@@ -178,25 +190,3 @@ def run_dictionary_study(names: Sequence[str], scale: str = "quick", seeds: int 
             found[name] = (judge(name, results), results)
     write_report(found, docs_dir, command, scale)
     return [found[n][0] for n in names if n in found]
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Run dictionary-learning studies and write docs/dictionary_learning.md")
-    ap.add_argument("names", nargs="+", help=f"studies: {', '.join(DICTIONARY_STUDIES)}")
-    ap.add_argument("--scale", default="quick", help="smoke | quick")
-    ap.add_argument("--seeds", type=int, default=1)
-    ap.add_argument("--out", default="runs/dictionary", help="folder of the results folders (finished ones reused)")
-    ap.add_argument("--docs", default="docs")
-    args = ap.parse_args(argv)
-    t0 = time.time()
-    try:
-        verdicts = run_dictionary_study(args.names, args.scale, args.seeds, args.out, args.docs)
-    except ConfigError as err:
-        raise SystemExit(f"error: {err}") from None
-    for v in verdicts:
-        print(f"{v.claim:8s} {v.verdict:12s} {v.reason[:200]}")
-    print(f"report: {Path(args.docs) / 'dictionary_learning.md'} ({time.time() - t0:.0f} s)")
-
-
-if __name__ == "__main__":
-    main()

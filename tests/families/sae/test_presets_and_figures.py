@@ -39,7 +39,7 @@ def test_unknown_study_or_scale_fails_naming_it():
     with pytest.raises(ConfigError, match="unknown SAE study 'nope'"):
         sae_sweeps("nope")
     with pytest.raises(ConfigError, match="field 'scale'"):
-        sae_sweeps("SAE-L0", "paper")
+        sae_sweeps("SAE-L0", "huge")
 
 
 def test_matched_cosines_put_the_matching_on_the_diagonal():

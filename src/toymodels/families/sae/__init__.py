@@ -30,6 +30,7 @@ from ...data import DATA_STREAM, generator
 from ...registry import register
 from ..base import FigureSpec, Presentation
 from . import relu_l1, topk, batchtopk, jumprelu  # noqa: F401, I001  (registers them; this order in messages)
+from . import presets  # noqa: F401  (registers the synthetic studies as presets)
 from .architecture import SAE, architecture_names, get_architecture, register_architecture
 from .evaluate import EVAL_SAMPLES, eval_batch, sae_evaluate, sae_model
 from .sources import LAYERS, SourceSampler, source_for, source_problem

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ...config import ConfigError, ExperimentConfig, SweepConfig
+from ...presets import Preset, register_preset
 from .sources import LAYERS
 
 #: optimisation of every SAE study: Adam at a constant lr (SAELens' synthetic default is Adam, constant lr)
@@ -30,6 +31,7 @@ SAE_BASE = dict(model="sae", task="decoder", optimizer="adam", schedule="constan
 SCALES = {
     "smoke": dict(batch_size=64, steps=64),
     "quick": dict(batch_size=128, steps=3000),
+    "paper": dict(batch_size=1024, steps=20_000),  # no paper sets these: longer training, larger batches (a GPU)
 }
 #: the sparsity each architecture sweeps: k for topk/batchtopk, the l1 coefficient for relu_l1/jumprelu
 SPARSITY = {
@@ -47,7 +49,7 @@ SAE_PRESETS: dict[str, dict[str, Any]] = {
     "SAE-L0": dict(
         summary="MCC vs L0 and width, four architectures, one synthetic dictionary (128 features in 32 dims)",
         base=dict(source="synthetic", N=128, m=32, eps=1 / 32),
-        widths={"smoke": [32], "quick": [64, 128, 256]},
+        widths={"smoke": [32], "quick": [64, 128, 256], "paper": [64, 128, 256, 512]},
         archs=["relu_l1", "topk", "batchtopk", "jumprelu"],
         smoke=dict(N=32, m=8, eps=1 / 16),
     ),
@@ -112,3 +114,19 @@ def source_sweeps(name: str, folder: Path, run_ids: list[str], source_cfg: Exper
         out.append(SweepConfig(name=f"{name}-{scale}-{Path(folder).name}-{layer}",
                                base=ExperimentConfig.from_flat(fields), grid=grid, seeds=seeds))
     return out
+
+
+def _part_scale(view: Preset, scale: str) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """Base and grid of one part (``<study>-<arch>``) of a synthetic study, from :func:`sae_sweeps`."""
+    study, arch = view.name.rsplit("-", 1)
+    sweep = next(s for s in sae_sweeps(study, scale) if s.base.sae.sae_arch == arch)
+    return sweep.base.flat(), dict(sweep.grid)
+
+
+# The synthetic studies as presets (`toymodels presets`, `toymodels run SAE-L0 --scale smoke`): one part per
+# architecture. SAE-LR and SAE-TMS need a trained source first: `toymodels reproduce SAE-LR` trains it.
+for _study, _spec in SAE_PRESETS.items():
+    register_preset(Preset(
+        name=_study, summary=_spec["summary"], base={"model": "sae", "task": "decoder"}, grid={}, family="sae",
+        scale_fn=_part_scale,
+        parts=tuple((arch, {"sae_arch": arch}, {}) for arch in _spec.get("archs") or list(_spec["sparsity"]))))
