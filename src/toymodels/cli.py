@@ -216,7 +216,7 @@ def status(folder: Path = typer.Argument(..., help="a results folder")) -> None:
     except (ConfigError, ResultsError) as err:
         _fail(str(err))
     typer.echo(f"{sweep.name} ({folder}): {len(done)}/{len(groups)} groups done, "
-               f"{len(instances)}/{len(sweep.instances())} instances merged into instances.parquet")
+               f"{len(instances)}/{sweep.size()} instances merged into instances.parquet")
     for gid in left:
         step = state_step(folder, gid)
         saved = f"  saved state at step {step}" if step is not None else ""

@@ -17,10 +17,12 @@ Example:
 from __future__ import annotations
 
 import itertools
+from contextlib import contextmanager
+from contextvars import ContextVar
 import json
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Iterator, Literal
 
 try:
     import tomllib
@@ -46,6 +48,21 @@ InputKind = Literal["auto", "gaussian", "sign"]
 
 class ConfigError(ValueError):
     """Bad user input: one line naming the field and what is allowed."""
+
+
+# Set while a config written by an earlier run is read back (``stored_configs``): the family's checks of what lies
+# outside the config (an SAE's source folder) were made when it was written and must not make its results unreadable.
+_STORED: ContextVar[bool] = ContextVar("toymodels_stored_config", default=False)
+
+
+@contextmanager
+def stored_configs() -> Iterator[None]:
+    """Validate configs read back from a results folder without the families' checks of external inputs."""
+    token = _STORED.set(True)
+    try:
+        yield
+    finally:
+        _STORED.reset(token)
 
 
 #: the most instances one sweep may have (the grid's product times the seeds, computed without expanding it)
@@ -177,7 +194,7 @@ class ExperimentConfig(_Frozen):
             raise ValueError(f"field 'task': model '{family.name}' supports only task '{allowed}'"
                              if len(family.tasks) == 1 else
                              f"field 'task': model '{family.name}' supports tasks {allowed}")
-        why = family.check(self)
+        why = None if _STORED.get() else family.check(self)
         if why:
             raise ValueError(why)
         return self
@@ -249,9 +266,7 @@ class SweepConfig(_Frozen):
     @model_validator(mode="after")
     def _typed_grid(self) -> "SweepConfig":
         # Count before expanding: a huge grid is refused at once instead of filling the memory.
-        count = self.seeds
-        for values in self.grid.values():
-            count *= len(values)
+        count = self.size()
         if count > MAX_INSTANCES:
             raise ValueError(f"field 'grid': {count:,} instances (grid x seeds); a sweep may have at most "
                              f"{MAX_INSTANCES:,}: split it into several sweeps")
@@ -262,6 +277,13 @@ class SweepConfig(_Frozen):
         object.__setattr__(self, "grid", typed)
         self.instances()  # combinations can be invalid even if each value is fine
         return self
+
+    def size(self) -> int:
+        """How many instances the sweep has (the grid's product times the seeds), without expanding it."""
+        count = self.seeds
+        for values in self.grid.values():
+            count *= len(values)
+        return count
 
     def instances(self) -> list[ExperimentConfig]:
         """Every instance of the sweep, in a fixed order: grid product (first key outermost), seeds innermost."""

@@ -155,7 +155,7 @@ def _config_html(results: Any) -> str:
     ncol = 4
     cells = [f"<td class='text'><code>{_e(k)}</code></td><td>{_e(v)}</td>" for k, v in items]
     rows = "".join("<tr>" + "".join(cells[i:i + ncol]) + "</tr>" for i in range(0, len(cells), ncol))
-    return (f"{grid_html}<p>Seeds per setting: {sweep.seeds}. Instances: {len(sweep.instances())}.</p>"
+    return (f"{grid_html}<p>Seeds per setting: {sweep.seeds}. Instances: {sweep.size()}.</p>"
             f"<p>Fixed fields:</p><table><tbody>{rows}</tbody></table>")
 
 
@@ -200,7 +200,7 @@ def write_report(results: Any) -> Path:
         f"<p class='meta'>toymodels {_e(meta.get('toymodels_version', '?'))}, torch "
         f"{_e(meta.get('torch_version', '?'))}, git {_e((meta.get('git_commit') or 'n/a')[:12])}, device "
         f"{_e(meta.get('device', '?'))}; model <code>{_e(model)}</code>; {len(inst)} of "
-        f"{len(results.sweep.instances())} instances finished, {n_div} diverged.</p>",
+        f"{results.sweep.size()} instances finished, {n_div} diverged.</p>",
         "<h2>Sweep</h2>", _config_html(results),
         "<h2>Summary</h2>",
     ]

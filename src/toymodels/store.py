@@ -33,7 +33,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import ConfigError, SweepConfig
+from .config import ConfigError, SweepConfig, stored_configs
 
 FORMAT_VERSION = 1
 
@@ -156,7 +156,8 @@ def read_sweep(folder: Path) -> tuple[SweepConfig, dict[str, Any]]:
     if version != FORMAT_VERSION:
         raise ResultsError(f"{path}: results format {version!r}, this toymodels reads format {FORMAT_VERSION}")
     try:
-        return SweepConfig.model_validate(meta["sweep"]), meta
+        with stored_configs():
+            return SweepConfig.model_validate(meta["sweep"]), meta
     except Exception as err:
         raise ResultsError(f"{path}: invalid sweep config ({str(err).splitlines()[0]})") from None
 
@@ -289,7 +290,7 @@ class Results:
 
     @property
     def complete(self) -> bool:
-        return len(self.instances) == len(self.sweep.instances())
+        return len(self.instances) == self.sweep.size()
 
     def checkpoint_tensors(self, gid: str) -> dict[str, torch.Tensor]:
         if gid not in self._ckpt_cache:

@@ -112,7 +112,7 @@ def main() -> None:  # pragma: no cover - exercised by tests/app/test_app_browse
             elif not res.complete:
                 word = "running" if progress_state(res) == "running" else "stopped"
                 captions.append(f":material/hourglass_top: {word}: {len(res.instances)}/"
-                                f"{len(res.sweep.instances())} instances")
+                                f"{res.sweep.size()} instances")
             else:
                 swept = ", ".join(res.sweep.swept_fields()) or "single run"
                 captions.append(f"{len(res.instances)} instances · {swept}")
@@ -158,7 +158,7 @@ def watch_folder(folder: Path) -> None:  # pragma: no cover - browser test
 
 def sweep_page(results, folder, cache, names, folders) -> None:  # pragma: no cover - browser test
     sweep = results.sweep
-    n_total = len(sweep.instances())
+    n_total = sweep.size()
     inst = results.instances
     base = sweep.base.flat()
     fields = swept_fields(results)

@@ -156,7 +156,7 @@ def _sweep_line(res: Results) -> str:
     grid = "; ".join(f"{k} ∈ {{{', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vals)}}}"
                      for k, vals in sw.grid.items())
     n_ok = int((res.instances["status"] == "ok").sum()) if "status" in res.instances else 0
-    return f"| `{sw.name}` | {grid} | {fixed} | {len(res.instances)}/{len(sw.instances())} ({n_ok} ok) |"
+    return f"| `{sw.name}` | {grid} | {fixed} | {len(res.instances)}/{sw.size()} ({n_ok} ok) |"
 
 
 def _short(v: Verdict) -> str:

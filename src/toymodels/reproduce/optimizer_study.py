@@ -225,7 +225,7 @@ def optimizer_study(results: dict[str, Results], docs_dir: Path, command: str, s
     b = next(iter(results.values())).sweep.base
     lrs = {o: sorted(df[df["optimizer"] == o]["lr"].unique()) for o in df["optimizer"].unique()}
     n_done = sum(len(r.instances) for r in results.values())
-    n_all = sum(len(r.sweep.instances()) for r in results.values())
+    n_all = sum(r.sweep.size() for r in results.values())
     decays = sorted(df[df["setting"] == "LR3"]["bias_decay"].unique())
     lines = [
         f"Run at scale `{scale}`, {seeds} seeds per setting ({n_done}/{n_all} instances finished). The verdict "

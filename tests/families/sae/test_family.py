@@ -169,3 +169,22 @@ def test_a_relative_source_folder_is_kept_absolute(em_source, monkeypatch):
     assert cfg.sae.source == str(em_source.resolve())
     monkeypatch.chdir("/")
     assert cfg.replace(sae_k=2).sae.source == str(em_source.resolve())  # still valid from elsewhere
+
+
+def test_results_stay_readable_after_their_source_folder_is_gone(tmp_path):
+    import shutil
+
+    from toymodels import store
+    from toymodels.config import SweepConfig
+    from toymodels.report import write_report
+    from toymodels.sweep import run_sweep
+
+    source = trained_source(tmp_path / "src", "em", seeds=1)
+    cfg = sae_config(source=str(source), source_run="r0000", source_layer="h", N=32, m=48, steps=32)
+    run_sweep(SweepConfig(name="on-h", base=cfg, grid={"l1": [0.01, 0.1]}), tmp_path / "sae", progress=False)
+    shutil.rmtree(source)
+    res = store.load(tmp_path / "sae")  # the source was checked when the sweep was written
+    assert res.complete and len(res.instances) == 2 and res.instances["mcc"].notna().all()
+    assert (write_report(res)).exists()
+    with pytest.raises(ConfigError, match=r"^field 'source': must be 'synthetic' or a results folder"):
+        sae_config(source=str(source), source_run="r0000", source_layer="h", N=32, m=48)  # new input: checked
