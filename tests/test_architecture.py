@@ -155,7 +155,7 @@ LAYERS = [
     ["plan", "runner"],
     ["worker", "launch"],
     ["sweep"],
-    ["figures", "report", "app"],
+    ["figures", "report", "app", "export"],
     ["reproduce"],
     ["api", "cli", ""],
 ]

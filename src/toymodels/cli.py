@@ -22,6 +22,7 @@ import typer
 
 from .app import SCRIPT
 from .config import ConfigError, SweepConfig, one_line, parse_assignment
+from .export import export_sae
 from .interrupts import EXIT_CODES
 from .launch import LaunchError, latest_tasks, task_log, task_states
 from .plan import estimate_seconds, instance_records, instance_steps, plan
@@ -262,6 +263,21 @@ def reproduce_cmd(
                               ("reproduction.md", any(n in EM_CLAIMS for n in chosen))]:
         if studied:
             typer.echo(f"report: {docs / document}")
+
+
+@app.command("export-sae")
+def export_sae_cmd(
+    folder: Path = typer.Argument(..., help="a results folder of SAEs"),
+    run_id: str = typer.Argument(..., help="the SAE's run id (a row of instances.parquet), e.g. r0003"),
+    out: Path = typer.Argument(..., help="a new folder: cfg.json + sae_weights.safetensors, as SAELens saves"),
+    step: Optional[int] = typer.Option(None, help="a checkpoint step (default: the final model)"),
+) -> None:
+    """Write one trained SAE in the layout SAELens loads (`sae_lens.SAE.load_from_disk(OUT)`)."""
+    try:
+        path = export_sae(folder, run_id, out, step)
+    except (ConfigError, ResultsError) as err:
+        _fail(str(err))
+    typer.echo(f"exported {run_id} of {folder} -> {path} (load with sae_lens.SAE.load_from_disk)")
 
 
 @app.command("app")
