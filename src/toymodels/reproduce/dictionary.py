@@ -55,7 +55,7 @@ columns of W). Features v follow the source's data fields and the firing structu
 
 ### Data
 
-Config section `firing`, also usable by the toy models once their samplers read it. Independent
+Config section `firing`, which the EM and TMS models read too (e.g. `--set firing=hierarchical`). Independent
 Bernoulli(p_i) firing (uniform or power-law p_i); `correlated`: a Gaussian copula over a random, block or low-rank
 correlation matrix (a matrix that is not positive semi-definite is refused before any work); `exclusive`: at most
 one feature per group; `hierarchical`: trees where a child fires only with its parent. Magnitudes per feature:
