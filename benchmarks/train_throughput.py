@@ -1,30 +1,44 @@
-"""Training throughput of the engine against a plain PyTorch loop and the machine's GEMM peak, in one process.
+"""Training throughput of the engine against two loops written by hand and the machine's GEMM peak, in one process.
 
-    python benchmarks/train_throughput.py            # all batch sizes (a few minutes on 2 cores)
-    python benchmarks/train_throughput.py --quick    # fewer steps
+    python benchmarks/train_throughput.py            # batch 128, 1024, 8192; 5 interleaved rounds (minutes)
+    python benchmarks/train_throughput.py --quick    # 3 shorter rounds (1-2 minutes on a 2-core machine)
     python benchmarks/train_throughput.py --device cuda   # the same on a GPU (peak = its fp32 GEMM)
 
-Prints, for the EM model at N=512, m=64, k=1024 (the paper's size): steady-state steps/s, instance-steps/s, model
-GFLOP/s (3,473,408 FLOPs per sample per step: forward E, W1, W2; backward dW2, dH, dW1), the ratio to the plain
-loop a user would write (nn.Sequential, torch.optim.Adam, dense Bernoulli sampling) and to the fp32 GEMM peak
-measured here, and the share of a step spent sampling.
+The workload is the EM model at the paper's size (N=512, m=64, k=1024, eps=1/64; 3,473,408 FLOPs per sample per
+step: forward E, W1, W2; backward dW2, dH, dW1). Three implementations train it:
+
+* engine: ``toymodels.train.train_group`` with everything on (per-instance LAMB, the paper's cosine schedule,
+  divergence guard, bias decay, loss logging, checkpoints at 2^j - 1), one instance or a group of six;
+* plain: the loop a user would write in ten minutes (nn.Sequential, torch.optim.Adam, dense Bernoulli sampling);
+* seed-style: what the paper's code does every step (torch-optimizer's Lamb, CosineAnnealingLR stepped every step,
+  bias decay through a state_dict round trip, the L1 pass even at L1 = 0, dense Bernoulli sampling, deepcopy
+  checkpoints at steps 2^j - 1).
+
+Every round runs all of them one after another (in a rotating order) and the ratios are taken inside the round;
+the table shows medians over rounds and the spread (min-max) of each ratio, because a shared machine is noisy.
+Rates are steady-state: timed from the end of step 0 to the end of the last logged step, so set-up is excluded.
+The last section times dense and sparse layer-2 steps of a model trained briefly into the sparse regime.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import statistics
 import time
 
 import torch
+import torch_optimizer
 from torch import nn
 
 from toymodels.config import ExperimentConfig
 from toymodels.data import feature_probs, generator
-from toymodels.families.em import EMModel
+from toymodels.families.em import EMModel, layers
 from toymodels.plan import flops_per_step
-from toymodels.train import train_group, tune_allocator
+from toymodels.train import TrainingInterrupted, TrainState, train_group, tune_allocator
 
 N, M, K, EPS = 512, 64, 1024, 1 / 64
+LR, BIAS_DECAY = 0.003, 0.03
 
 
 def sync(device: str) -> None:
@@ -50,90 +64,210 @@ def gemm_peak(device: str, n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def engine_steps_per_s(batch: int, instances: int, steps: int, device: str) -> float:
-    """Steady-state group steps/s: the time difference between two run lengths removes set-up costs (train_group
-    returns its results on the CPU, so its wall time covers the GPU's work)."""
-    cfg = ExperimentConfig.from_flat({"N": N, "m": M, "k": K, "eps": EPS, "batch_size": batch, "lr": 0.003,
-                                      "schedule": "constant", "device": device})
-    cfgs = lambda s: [cfg.replace(steps=s, seed=i) for i in range(instances)]  # noqa: E731
-    train_group(cfgs(4))  # warm-up
-    t = time.perf_counter()
-    train_group(cfgs(steps // 4))
-    short = time.perf_counter() - t
-    t = time.perf_counter()
-    train_group(cfgs(steps))
-    long = time.perf_counter() - t
-    return (steps - steps // 4) / (long - short)
+def config(batch: int, steps: int, device: str, **extra) -> ExperimentConfig:
+    return ExperimentConfig.from_flat({"N": N, "m": M, "k": K, "eps": EPS, "batch_size": batch, "lr": LR,
+                                       "bias_decay": BIAS_DECAY, "steps": steps, "device": device, **extra})
 
 
-def sampling_seconds(batch: int, instances: int, reps: int, device: str) -> float:
-    """Seconds per group step spent drawing the batches."""
-    cfg = ExperimentConfig.from_flat({"N": N, "m": M, "k": K, "eps": EPS, "batch_size": batch})
-    samplers = [EMModel.sampler(cfg.replace(seed=i), torch.device(device)) for i in range(instances)]
-    v = torch.zeros(instances, batch, N, device=device)
-    for s, out in zip(samplers, v):
-        s.fill(out)
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(reps):
-        for s, out in zip(samplers, v):
-            s.fill(out)
-    sync(device)
-    return (time.perf_counter() - t) / reps
+def engine_rate(batch: int, instances: int, steps: int, device: str) -> float:
+    """Steady-state group steps/s of train_group, from its progress calls (after step 0 and every 16 steps; the
+    losses they carry are on the CPU, so the times cover a GPU's work)."""
+    cfg = config(batch, steps, device)
+    marks: list[tuple[int, float]] = []
+    train_group([cfg.replace(seed=i) for i in range(instances)],
+                on_progress=lambda done, _: marks.append((done, time.perf_counter())))
+    (s0, t0), (s1, t1) = marks[0], marks[-2]  # the last call comes after the loop, at the same step as the one before
+    return (s1 - s0) / (t1 - t0)
 
 
-def baseline_steps_per_s(batch: int, steps: int, device: str) -> float:
+def _embedder(device: str) -> torch.Tensor:
+    E = torch.randn(M, N, generator=generator(0, 0))
+    return (E / E.norm(dim=0)).to(device)
+
+
+def plain_rate(batch: int, steps: int, device: str) -> float:
     """The loop a user would write: one nn.Sequential, torch.optim.Adam, dense Bernoulli sampling."""
-    g = generator(0, 0)
-    E = torch.randn(M, N, generator=g)
-    E = (E / E.norm(dim=0)).to(device)
+    E = _embedder(device)
     model = nn.Sequential(nn.Linear(M, K), nn.ReLU(), nn.Linear(K, N, bias=False)).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
     p = feature_probs(N, EPS, "uniform").float().to(device)
-
-    def step() -> None:
+    t0 = 0.0
+    for t in range(steps):
         v = torch.rand(batch, N, device=device) * torch.bernoulli(p.expand(batch, N))
         loss = ((model(v @ E.T) - v) ** 2).sum() / batch
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if t == 0:
+            sync(device)
+            t0 = time.perf_counter()
+    sync(device)
+    return (steps - 1) / (time.perf_counter() - t0)
 
-    for _ in range(3):
-        step()
+
+class SeedModel(nn.Module):
+    """The paper's model as its code writes it: Linear(m, k) + ReLU + Linear(k, N, bias=False)."""
+
+    def __init__(self):
+        super().__init__()
+        self.W1 = nn.Linear(M, K)
+        self.W2 = nn.Linear(K, N, bias=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = torch.relu(self.W1(x))
+        return self.W2(h), h
+
+
+def seed_rate(batch: int, steps: int, device: str, l1: float = 0.0) -> float:
+    """What the paper's code does each step (see the module docstring); checkpoints are kept in memory."""
+    E = _embedder(device)
+    model = SeedModel().to(device)
+    model.W1.bias.data -= 1.0  # the paper's bias offset
+    opt = torch_optimizer.Lamb(model.parameters(), lr=LR)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=512)
+    p = feature_probs(N, EPS, "uniform").float().to(device)
+    checkpoints = []
+    t0 = 0.0
+    for t in range(steps):
+        v = torch.rand(batch, N, device=device) * torch.bernoulli(p.expand(batch, N))
+        out, h = model(v @ E.T)
+        loss = ((out - v) ** 2).sum() / batch + l1 * h.abs().sum() / batch
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if t < steps / 2:
+            state = model.state_dict()
+            state["W1.bias"] = state["W1.bias"] * (1 - BIAS_DECAY * LR)
+            model.load_state_dict(state)
+        if (t & (t + 1)) == 0:
+            checkpoints.append(copy.deepcopy(model))
+        if t == 0:
+            sync(device)
+            t0 = time.perf_counter()
     sync(device)
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    return steps / (time.perf_counter() - t)
+    return (steps - 1) / (time.perf_counter() - t0)
+
+
+def rounds_of(fns: dict, rounds: int) -> dict[str, list[float]]:
+    """Run every measurement once per round, in an order that rotates between rounds."""
+    out: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            out[name].append(fns[name]())
+    return out
+
+
+def spread(xs: list[float]) -> str:
+    return f"{statistics.median(xs):.2f}x ({min(xs):.2f}-{max(xs):.2f})"
+
+
+def sparse_state(steps: int, device: str) -> tuple[ExperimentConfig, TrainState]:
+    """A model trained briefly with LR3-like settings (bias offset -1, bias decay, lr 0.03): its state after
+    ``steps`` steps, when most hidden activations are exactly zero."""
+    cfg = config(128, 2 * steps, device, lr=0.03, bias_offset=-1.0)
+    got: list[TrainState] = []
+    done = iter(range(1, steps + 1))
+    try:
+        train_group([cfg], on_state=got.append, state_every_s=float("inf"), should_stop=lambda: next(done) >= steps)
+    except TrainingInterrupted:
+        pass
+    return cfg, got[-1]
+
+
+def resumed_rate(cfg: ExperimentConfig, state: TrainState, steps: int, mode: str) -> float:
+    """Steps/s over ``steps`` steps continuing from ``state``, layer 2's sparse switch set to ``mode``."""
+    EMModel.sparse = mode
+    marks: list[tuple[int, float]] = []
+    left = iter(range(steps, 0, -1))
+    try:
+        train_group([cfg], resume=state, should_stop=lambda: next(left) <= 1,
+                    on_progress=lambda done, _: marks.append((done, time.perf_counter())))
+    except TrainingInterrupted:
+        pass
+    finally:
+        EMModel.sparse = "auto"
+    (s0, t0), (s1, t1) = marks[0], marks[-1]
+    return (s1 - s0) / (t1 - t0)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer steps (noisier)")
+    ap.add_argument("--quick", action="store_true", help="3 short rounds (noisier)")
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds per batch size (default 5, quick 3)")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda[:i]")
     args = ap.parse_args()
     dev = args.device
     if dev.startswith("cuda") and not torch.cuda.is_available():
         ap.error("--device cuda: torch sees no CUDA device here")
-    scale = 0.25 if args.quick else 1.0
-    tune_allocator()  # the engine does this itself; the baseline gets the same process setting for fairness
+    rounds = args.rounds or (3 if args.quick else 5)
+    scale = 0.3 if args.quick else 1.0
+    gpu = 8 if dev.startswith("cuda") else 1  # GPU steps are short; more of them for a stable time
+    tune_allocator()  # the engine does this itself; the hand-written loops get the same process setting
     peak = gemm_peak(dev)
     where = torch.cuda.get_device_name(dev) if dev.startswith("cuda") else f"{torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__}, {where}; fp32 GEMM peak {peak:.0f} GFLOP/s")
+    print(f"torch {torch.__version__}, {where}; fp32 GEMM peak {peak:.0f} GFLOP/s; {rounds} interleaved rounds, "
+          "medians (min-max over rounds)")
     flops = flops_per_step(ExperimentConfig.from_flat({"N": N, "m": M, "k": K, "batch_size": 1}))
-    print(f"{'batch':>6} {'I':>3} {'inst-steps/s':>13} {'GFLOP/s':>8} {'baseline':>9} {'vs base':>8} "
-          f"{'of peak':>8} {'sampling':>9}")
-    for batch, instances, steps in [(128, 1, 400), (128, 6, 120), (1024, 1, 80), (8192, 1, 16)]:
-        steps = max(8, int(steps * scale))
-        if dev.startswith("cuda"):
-            steps *= 8  # GPU steps are short; more of them for a stable time
-        eng = engine_steps_per_s(batch, instances, steps, dev) * instances
-        base = baseline_steps_per_s(batch, max(8, steps // 2), dev)
-        gflops = eng * flops * batch / 1e9
-        samp = sampling_seconds(batch, instances, max(4, steps // 4), dev) * eng / instances
-        print(f"{batch:>6} {instances:>3} {eng:>13.1f} {gflops:>8.1f} {base:>9.1f} {eng / base:>7.2f}x "
-              f"{gflops / peak:>7.0%} {samp:>9.1%}")
+    rows = []
+    # steps per run: the rate is timed from step 0's end to the last logged step (every 16), so 17 is the least
+    lengths = [(128, 120), (1024, 33), (8192, 17)] if args.quick else [(128, 400), (1024, 97), (8192, 33)]
+    for batch, steps in lengths:
+        steps *= gpu
+        small = max(17, steps // 3)  # the six-instance group costs six times as much per step
+        fns = {"engine": lambda b=batch, s=steps: engine_rate(b, 1, s, dev),
+               "plain": lambda b=batch, s=steps: plain_rate(b, s, dev),
+               "seed": lambda b=batch, s=steps: seed_rate(b, s, dev)}
+        if batch == 128:
+            fns["engine6"] = lambda b=batch, s=small: engine_rate(b, 6, s, dev) * 6
+        r = rounds_of(fns, rounds)
+        eng = r["engine"]
+        row = {"batch": batch, "engine": statistics.median(eng), "plain": statistics.median(r["plain"]),
+               "seed": statistics.median(r["seed"]),
+               "vs_plain": [e / p for e, p in zip(eng, r["plain"])],
+               "vs_seed": [e / s for e, s in zip(eng, r["seed"])],
+               "peak": statistics.median(eng) * flops * batch / 1e9 / peak}
+        if "engine6" in r:
+            row["six"] = [s / e for s, e in zip(r["engine6"], eng)]
+            row["engine6"] = statistics.median(r["engine6"])
+        rows.append(row)
+
+    print("\nratios (engine = toymodels.train_group with everything on, 1 instance)")
+    print(f"{'batch':>6}  {'engine / plain Adam':>22}  {'engine / seed-style':>22}  {'of GEMM peak':>12}")
+    for row in rows:
+        print(f"{row['batch']:>6}  {spread(row['vs_plain']):>22}  {spread(row['vs_seed']):>22}  {row['peak']:>12.0%}")
+    six = rows[0]
+    print(f"six-instance group per instance-step / one instance, batch 128: {spread(six['six'])}")
+    print(f"\nsteps/s (instance-steps/s)\n{'batch':>6} {'engine':>8} {'6-group':>8} {'plain':>8} {'seed-style':>10}")
+    for row in rows:
+        e6 = f"{row['engine6']:8.1f}" if "engine6" in row else f"{'':>8}"
+        print(f"{row['batch']:>6} {row['engine']:8.1f} {e6} {row['plain']:8.1f} {row['seed']:10.1f}")
+
+    train_steps = 512  # later the neurons revive (density ~4% after 1024 steps, ~6% after 4096)
+    cfg, state = sparse_state(train_steps, dev)
+    density = EMModel.from_tensors(state.params | {"E": sparse_embedder(cfg)}, cfg.model.nonlinearity)
+    measure = max(33, int(160 * scale)) * gpu
+    r = rounds_of({"dense": lambda: resumed_rate(cfg, state, measure, "off"),
+                   "sparse": lambda: resumed_rate(cfg, state, measure, "on")}, rounds)
+    share = hidden_density(density, cfg)
+    print(f"\nsparse regime: batch 128, trained {train_steps} steps at lr 0.03, bias offset -1, bias decay "
+          f"{BIAS_DECAY}; hidden activation density {share:.1%} (the default 'auto' takes the sparse path up to "
+          f"{layers.SPARSE_MAX_DENSITY:.1%}: {'here' if share <= layers.SPARSE_MAX_DENSITY else 'not here'})")
+    print(f"dense {statistics.median(r['dense']):.1f} steps/s, sparse {statistics.median(r['sparse']):.1f} steps/s: "
+          f"sparse / dense {spread([s / d for s, d in zip(r['sparse'], r['dense'])])}")
+
+
+def sparse_embedder(cfg: ExperimentConfig) -> torch.Tensor:
+    """The instance's fixed embedder (not part of the training state: it is rebuilt from the seed)."""
+    return EMModel.init([cfg]).E
+
+
+@torch.no_grad()
+def hidden_density(model: EMModel, cfg: ExperimentConfig) -> float:
+    """Share of non-zero hidden activations on a fresh batch."""
+    v = EMModel.sampler(cfg, torch.device("cpu")).sample()[None]
+    return float((model(v.to(model.W1.device))[1] != 0).float().mean())
 
 
 if __name__ == "__main__":

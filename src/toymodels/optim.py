@@ -19,6 +19,9 @@ import math
 import torch
 from torch import Tensor
 
+#: Below this bound on a per-instance sum of |update|, the sum cannot overflow a float32 (max ~3.4e38).
+SUM_SAFE = 1e30
+
 
 def _per_instance_norm(x: Tensor) -> Tensor:
     return torch.linalg.vector_norm(x.reshape(x.shape[0], -1), dim=1)
@@ -45,6 +48,18 @@ class InstanceOptimizer:
         """Advance the state by one step and return each parameter's update (not yet applied)."""
         self.t += 1
         return [self.update(p, p.grad, st, lr) for p, st in zip(self.params, self.state)]
+
+    @torch.no_grad()
+    def finite(self, updates: list[Tensor]) -> Tensor:
+        """(I,) True where every update of the instance is finite (the divergence guard's test).
+
+        A per-instance sum that overflows to inf also counts as non-finite: conservative. Subclasses that already
+        know the answer from numbers they computed anyway override this to skip the extra pass.
+        """
+        ok = torch.ones(updates[0].shape[0], dtype=torch.bool, device=updates[0].device)
+        for u in updates:
+            ok &= torch.isfinite(u.reshape(u.shape[0], -1).sum(1))
+        return ok
 
     @torch.no_grad()
     def step(self, lr: Tensor, alive: Tensor) -> None:
@@ -80,18 +95,45 @@ class Lamb(InstanceOptimizer):
 
     def __init__(self, params, betas=(0.9, 0.999), eps=1e-6, clamp=10.0, weight_decay=0.0):
         super().__init__(params, beta1=betas[0], beta2=betas[1], eps=eps, clamp=clamp, weight_decay=weight_decay)
+        self._finite: list[Tensor] = []  # per parameter, of the last updates(): (I,) flags and overflow bounds
+        self._bounded: list[Tensor] = []
+
+    @torch.no_grad()
+    def updates(self, lr: Tensor) -> list[Tensor]:
+        self._finite, self._bounded = [], []
+        return super().updates(lr)
 
     def update(self, p, g, st, lr):
         h = self.hyper
         st["exp_avg"].mul_(h["beta1"]).add_(g, alpha=1 - h["beta1"])
         st["exp_avg_sq"].mul_(h["beta2"]).addcmul_(g, g, value=1 - h["beta2"])
-        step = st["exp_avg"] / st["exp_avg_sq"].sqrt().add(h["eps"])
+        # the same operations as m / (sqrt(v) + eps), written into one buffer: each temporary of a large parameter
+        # is a pass over memory (the optimizer is a sixth of a small-batch step)
+        step = st["exp_avg_sq"].sqrt().add_(h["eps"])
+        torch.div(st["exp_avg"], step, out=step)
         if h["weight_decay"]:
             step.add_(p, alpha=h["weight_decay"])
         w_norm = _per_instance_norm(p).clamp(0, h["clamp"])
         a_norm = _per_instance_norm(step)
         trust = torch.where((w_norm == 0) | (a_norm == 0), torch.ones_like(w_norm), w_norm / a_norm)
-        return step.mul_(_bcast(-lr * trust, p))
+        scale = -lr * trust
+        # |step_j| <= |a|, so every |update_j| <= |scale| |a| and their sum is at most numel times that: while that
+        # bound is far from float's limit, the update (and its sum) is finite exactly when |a| and the scale are --
+        # the base class's test answered without another pass over the parameter
+        bound = scale.abs() * a_norm * (p[0].numel() if p.dim() else 1)
+        self._finite.append(torch.isfinite(a_norm) & torch.isfinite(scale))
+        self._bounded.append(bound < SUM_SAFE)
+        return step.mul_(_bcast(scale, p))
+
+    @torch.no_grad()
+    def finite(self, updates: list[Tensor]) -> Tensor:
+        # the bound check is a host sync: a GPU (and weight decay, which unbounds the step) takes the sum test
+        if self.hyper["weight_decay"] or len(self._finite) != len(updates) or updates[0].device.type != "cpu":
+            return super().finite(updates)
+        ok = torch.stack(self._finite).all(0)
+        if bool((ok & ~torch.stack(self._bounded).all(0)).any()):  # a sum could overflow: measure it
+            return super().finite(updates)
+        return ok
 
 
 class Adam(InstanceOptimizer):

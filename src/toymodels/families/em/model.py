@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from ...activations import activation
 from ...config import ExperimentConfig
 from ...data import DATA_STREAM, INIT_STREAM, FeatureSampler, feature_probs, generator, make_embedder
+from .layers import InstanceLinear, SparseLinear, SquaredError, sparse_instances
 
 
 def _uniform(shape: tuple[int, ...], bound: float, gen: torch.Generator) -> Tensor:
@@ -32,6 +33,10 @@ class EMModel(nn.Module):
     """
 
     param_names = ("W1", "b1", "W2")
+    #: The switch of layer 2's sparse path (``layers.SparseLinear``): "auto" (default) takes it per instance and
+    #: step when the hidden activations are mostly exactly zero and the layer is large (same results to float
+    #: rounding, faster); "off" always dense (bit-identical to earlier versions); "on" always sparse (tests).
+    sparse = "auto"
 
     def __init__(self, W1: Tensor, b1: Tensor, W2: Tensor, E: Tensor, E_out: Tensor | None, nonlinearity: str):
         super().__init__()
@@ -84,10 +89,14 @@ class EMModel(nn.Module):
 
     def forward(self, v: Float[Tensor, "I B N"]) -> tuple[Float[Tensor, "I B out"], Float[Tensor, "I B k"]]:
         x = self.embed(v)
-        # baddbmm fuses the bias add into the GEMM (the hot path of every step)
-        pre = torch.baddbmm(self.b1.unsqueeze(1), x, self.W1.transpose(1, 2))
+        pre = InstanceLinear.apply(x, self.W1, self.b1)
         h = activation(pre, self.nonlinearity)
-        out = torch.bmm(h, self.W2.transpose(1, 2))
+        # training steps only: evaluation keeps the dense products (its metrics bit-stable)
+        sparse = sparse_instances(h.detach(), self.W2.shape[1], self.sparse) if torch.is_grad_enabled() else []
+        if sparse:
+            out = SparseLinear.apply(h, self.W2, sparse, self.nonlinearity == "relu")
+        else:
+            out = InstanceLinear.apply(h, self.W2, None)
         return out, h
 
     def target(self, v: Float[Tensor, "I B N"], task: str) -> Float[Tensor, "I B out"]:
@@ -110,7 +119,7 @@ class EMModel(nn.Module):
         out, h = self(v)
         y = self.target(v, task)
         B = v.shape[1]
-        task_loss = (out - y).pow(2).sum(dim=(1, 2)) / B
+        task_loss = SquaredError.apply(out, y) / B
         l1 = h.abs().sum(dim=(1, 2)) / B if with_l1 else None
         return task_loss, l1
 
