@@ -33,6 +33,7 @@ from torch import nn
 
 from toymodels.config import ExperimentConfig
 from toymodels.data import feature_probs, generator
+from toymodels.families import get_family
 from toymodels.families.em import EMModel, layers
 from toymodels.plan import flops_per_step
 from toymodels.train import TrainingInterrupted, TrainState, train_group, tune_allocator
@@ -266,7 +267,7 @@ def sparse_embedder(cfg: ExperimentConfig) -> torch.Tensor:
 @torch.no_grad()
 def hidden_density(model: EMModel, cfg: ExperimentConfig) -> float:
     """Share of non-zero hidden activations on a fresh batch."""
-    v = EMModel.sampler(cfg, torch.device("cpu")).sample()[None]
+    v = get_family("em").sampler(cfg, torch.device("cpu")).sample()[None]
     return float((model(v.to(model.W1.device))[1] != 0).float().mean())
 
 

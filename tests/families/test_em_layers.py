@@ -5,6 +5,7 @@ import pytest
 import torch
 from helpers import SMALL_EM
 
+from toymodels.families import get_family
 from toymodels.families.em import EMModel, layers
 from toymodels.optim import InstanceOptimizer, make_optimizer
 from toymodels.train import train_group
@@ -27,7 +28,7 @@ def test_sparse_layer_gives_the_dense_numbers(offset, dot_share, monkeypatch):
     monkeypatch.setattr(layers, "DOT_MAX_DENSITY", dot_share)
     cfgs = [SPARSE_EM.replace(seed=i, bias_offset=offset) for i in range(3)]
     model = EMModel.init(cfgs)
-    v = torch.stack([EMModel.sampler(c, torch.device("cpu")).sample() for c in cfgs])
+    v = torch.stack([get_family("em").sampler(c, torch.device("cpu")).sample() for c in cfgs])
     density = float((model(v)[1] != 0).float().mean())
     assert 0 < density < 0.3  # the regime the sparse path is for
     assert (density < dot_share) == (offset == -0.8)
@@ -40,7 +41,7 @@ def test_sparse_layer_gives_the_dense_numbers(offset, dot_share, monkeypatch):
 def test_mixed_group_dense_instances_are_untouched(monkeypatch):
     cfgs = [SPARSE_EM.replace(seed=i) for i in range(3)]
     model = EMModel.init(cfgs)
-    v = torch.stack([EMModel.sampler(c, torch.device("cpu")).sample() for c in cfgs])
+    v = torch.stack([get_family("em").sampler(c, torch.device("cpu")).sample() for c in cfgs])
     dense = _losses_and_grads(model, v, "off")
     monkeypatch.setattr("toymodels.families.em.model.sparse_instances", lambda h, n, mode: [1])
     mixed = _losses_and_grads(model, v, "auto")

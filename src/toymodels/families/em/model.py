@@ -17,7 +17,11 @@ from torch import Tensor, nn
 
 from ...activations import activation
 from ...config import ExperimentConfig
-from ...data import DATA_STREAM, INIT_STREAM, FeatureSampler, feature_probs, generator, make_embedder
+from ...data import (
+    INIT_STREAM,
+    generator,
+    make_embedder,
+)
 from .layers import InstanceLinear, SparseLinear, SquaredError, sparse_instances
 
 
@@ -71,14 +75,6 @@ class EMModel(nn.Module):
             torch.stack(W1), torch.stack(b1), torch.stack(W2), torch.stack(E),
             torch.stack(E_out) if E_out else None, c0.model.nonlinearity,
         )
-
-    @staticmethod
-    def sampler(cfg: ExperimentConfig, device: torch.device) -> FeatureSampler:
-        """This instance's batches: its feature distribution, its own data stream; abs draws v1 - v2 at eps/2."""
-        d = cfg.data
-        probs = feature_probs(d.N, d.eps, d.distribution, d.power_law_exponent)
-        gen = generator(cfg.run.seed, DATA_STREAM, device)
-        return FeatureSampler(probs, cfg.optim.batch_size, gen, device, signed=cfg.task.task == "abs")
 
     @property
     def n_instances(self) -> int:
