@@ -10,11 +10,11 @@ per instance) and 16 times with one config each. Prints wall times, SAE-steps pe
 ``--sae-lens`` it also trains one SAE of the same size with ``sae_lens.synthetic.train_toy_sae`` on the same number
 of samples and reports 16 x its time (sae-lens trains one SAE at a time).
 
-Measured on this project's shared 2-core machine (2026-12-03, load average 3-6 from other jobs), 1000 steps:
-``--threads 1``: batched 80.7 s, one after another 166.5 s (2.06x), sae-lens 11.0 s per SAE (16 x = 2.18x the batched
-job). With torch's default two threads the loop gives the batched group (1.2e8 FLOPs per step, above
-``train.SINGLE_THREAD_FLOPS``) both threads and each lone SAE one: on the busy machine the two-thread group was
-oversubscribed (449 s against 66 s one after another), so pass ``--threads 1`` (or OMP_NUM_THREADS=1) there.
+Measured on this project's 2-core machine (2026-12-03, AMD EPYC Zen 2, otherwise idle), 1000 steps, torch's two
+threads: batched 8.9 s, one after another 28.8 s (3.23x); sae-lens ``train_toy_sae`` 2.6 s per SAE, so 16 take about
+41.8 s (4.67x the batched job). ``--quick`` (300 steps): 3.01x. On a machine busy with other jobs two threads can be
+oversubscribed and the batched group, the only one given two threads, loses badly (measured 0.15x at load 3-6): pass
+``--threads 1`` (or OMP_NUM_THREADS=1) there; with one thread the batched job was 2.06x faster.
 """
 
 from __future__ import annotations
