@@ -176,8 +176,13 @@ def test_dashboard_in_browser(app_url, results_root, capsys):
             # An SAE sweep shows its dictionary against the true features where a neuron model shows its neurons.
             sweeps.get_by_text("sae-topk", exact=True).click()
             expect(main.get_by_role("heading", name="sae-topk")).to_be_visible()
-            expect(page.locator(".st-key-sae-figure .js-plotly-plot")).to_be_visible()
-            expect(page.locator(".st-key-sae-metrics")).to_contain_text("mcc")
+            # (while the script reruns, the old page's elements may still sit next to the new ones)
+            sae_figure = page.locator(".st-key-sae-figure .js-plotly-plot")
+            sae_metrics = page.locator(".st-key-sae-metrics")
+            expect(sae_figure.first).to_be_visible()
+            expect(sae_metrics.first).to_contain_text("mcc")
+            expect(sae_figure).to_have_count(1)  # the page settles to one figure
+            expect(sae_metrics).to_have_count(1)
             assert page.locator(".st-key-sfa-figure").count() == 0
             assert main.get_by_test_id("stException").count() == 0
             page.screenshot(path=ARTIFACTS / "05-sae.png")

@@ -23,7 +23,6 @@ from toymodels.app.data import (
     family_metrics,
     filter_instances,
     find_results,
-    instance_label,
     load_or_error,
     model_facts,
     progress_state,
@@ -47,6 +46,7 @@ from toymodels.app.neurons import (
 )
 from toymodels.app.sae import has_dictionary
 from toymodels.app.sae_page import sae_panel
+from toymodels.app.widgets import pick_instance_and_step
 from toymodels.figures.common import sort_key
 from toymodels.tables import format_value
 
@@ -252,15 +252,7 @@ def sweep_page(results, folder, cache, names, folders) -> None:  # pragma: no co
 
 def instance_panel(results, folder, cache, shown, fields, inst_key, ck) -> None:  # pragma: no cover - browser test
     """The chosen instance at a chosen checkpoint: heatmap with biases, mechanism table, singular values."""
-    run_ids = list(shown["run_id"])
-    if st.session_state.get(inst_key) not in run_ids:
-        st.session_state[inst_key] = run_ids[0]
-    labels = {rid: instance_label(row, fields) for rid, (_, row) in zip(run_ids, shown.iterrows())}
-    c1, c2 = st.columns([1, 2])
-    run_id = c1.selectbox("Instance", run_ids, format_func=labels.get, key=inst_key)
-    steps = results.checkpoint_steps(run_id)
-    step = c2.select_slider("Checkpoint step", steps, value=steps[-1], key=f"step_{ck}_{run_id}",
-                            format_func=lambda s: f"{s}" + (" (final)" if s == steps[-1] else ""))
+    run_id, step, labels = pick_instance_and_step(results, shown, fields, inst_key, f"step_{ck}")
     view = cache.view(str(folder), signature(folder), run_id, int(step))
     s = view["summary"]
     title = (f"single-feature activations · {labels[run_id]} · step {step} · "

@@ -9,23 +9,15 @@ from typing import Any, Sequence
 
 import streamlit as st
 
-from .data import instance_label
 from .figures import PLOTLY_CONFIG
 from .sae import cosine_figure, mcc_l0_figure, metrics_table, sae_view
+from .widgets import pick_instance_and_step
 
 
 def sae_panel(results: Any, shown: Any, fields: Sequence[str], inst_key: str, ck: str
               ) -> None:  # pragma: no cover - exercised by tests/app/test_app_browser.py in a browser
     """One SAE (the first shown when the page opens) at a checkpoint, and MCC against L0 over the sweep."""
-    run_ids = list(shown["run_id"])
-    if st.session_state.get(inst_key) not in run_ids:
-        st.session_state[inst_key] = run_ids[0]
-    labels = {rid: instance_label(row, fields) for rid, (_, row) in zip(run_ids, shown.iterrows())}
-    c1, c2 = st.columns([1, 2])
-    run_id = c1.selectbox("Instance", run_ids, format_func=labels.get, key=inst_key)
-    steps = results.checkpoint_steps(run_id)
-    step = c2.select_slider("Checkpoint step", steps, value=steps[-1], key=f"sae_step_{ck}_{run_id}",
-                            format_func=lambda s: f"{s}" + (" (final)" if s == steps[-1] else ""))
+    run_id, step, labels = pick_instance_and_step(results, shown, fields, inst_key, f"sae_step_{ck}")
     view = sae_view(results, run_id, int(step))
     title = f"decoder vs true features · {labels[run_id]} · {view['arch']}, width {view['width']} · step {step}"
     with st.container(key="sae-figure"):

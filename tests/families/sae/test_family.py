@@ -18,14 +18,6 @@ ARCH = {"relu_l1": dict(l1=0.01), "topk": dict(l1=0.0, sae_k=3), "batchtopk": di
         "jumprelu": dict(l1=0.01, sae_threshold=0.05, sae_bandwidth=0.05)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def em_source(tmp_path_factory):
     return trained_source(tmp_path_factory.mktemp("em") / "src", "em")

@@ -9,37 +9,19 @@ statistic has to survive a resume, and an instance gives the same numbers in any
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ...config import ExperimentConfig
-from .architecture import SAE, keep_top, per_instance, register_architecture
-from .topk import k_problem
+from .architecture import keep_top, register_architecture
+from .topk import TopKSAE
 
 
-class BatchTopKSAE(SAE):
+class BatchTopKSAE(TopKSAE):
+    """TopK's settings and checks; only which latents survive differs (the batch's k x B largest, not each sample's k)."""
+
     name = "batchtopk"
     summary = "the k x batch largest latents of the whole batch (sae_k on average), no penalty, unit-norm decoder"
-    fields = ("sae_k",)
-
-    def __init__(self, tensors: dict[str, Tensor]):
-        super().__init__(tensors)
-        self.k_max = int(self.k.max())
-
-    @classmethod
-    def buffer_names(cls) -> tuple[str, ...]:
-        return ("k",)
-
-    @classmethod
-    def check(cls, cfg: ExperimentConfig) -> str | None:
-        return k_problem(cfg, cls.name)
-
-    @classmethod
-    def settings(cls, cfgs: Sequence[ExperimentConfig]) -> dict[str, Tensor]:
-        return {"k": per_instance(cfgs, lambda c: c.sae.sae_k, torch.long)}
 
     def activate(self, pre: Float[Tensor, "instances batch latents"]) -> Float[Tensor, "instances batch latents"]:
         I, B, L = pre.shape
