@@ -24,6 +24,7 @@ from einops import einsum
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from toymodels import store
 from toymodels.activations import Nonlinearity, activation
 from toymodels.config import FIELDS, ExperimentConfig
 from toymodels.families.em.evaluate import em_probe
@@ -214,12 +215,7 @@ def explain_summary(
 def has_neurons(results: Any, run_id: str | None = None) -> bool:
     """Whether an instance's checkpoint (default: the first instance's) holds ``NEURON_TENSORS``, i.e. whether the
     neuron analysis, the dashboard's per-neuron panels and the report's mechanism numbers apply to this sweep."""
-    inst = results.instances
-    if run_id is None:
-        if inst.empty:
-            return False
-        run_id = str(inst["run_id"].iloc[0])
-    return set(NEURON_TENSORS) <= set(results.params(run_id))
+    return store.holds_tensors(results, NEURON_TENSORS, run_id)
 
 
 def most_monosemantic(results: Any) -> str | None:

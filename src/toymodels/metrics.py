@@ -250,7 +250,7 @@ def multi_feature_probe(
     own_hot = F.one_hot(own.clamp(min=0), N).to(W.dtype) * (own >= 0)[..., None]  # zero row for dead neurons
 
     # (a) all features on but j
-    fires_abo = all_but_one_fires(W1, b1, E, nonlinearity)  # (I, k, j)
+    fires_abo = _fires_all_but_one(W, b1, nonlinearity)  # (I, k, j)
     fires_without_own = (fires_abo.to(W.dtype) * own_hot).sum(-1) > 0 if N >= 3 else torch.zeros_like(mono)
 
     # (b) random inputs, in chunks so the (I, k, chunk) block stays bounded.
@@ -290,7 +290,12 @@ def all_but_one_fires(
 
     ``pre = sum_f (W1 E)[n, f] - (W1 E)[n, j] + b1[n]``; ``fires_all_but_one`` is this grid summed over ``j``.
     """
-    W = net_map(W1, E)
+    return _fires_all_but_one(net_map(W1, E), b1, nonlinearity)
+
+
+def _fires_all_but_one(W: Float[Tensor, "I k N"], b1: Float[Tensor, "I k"], nonlinearity: Nonlinearity
+                       ) -> Bool[Tensor, "I k N"]:
+    # from the net map W = W1 E, which the probe has already computed
     return activation(W.sum(-1, keepdim=True) - W + b1[..., None], nonlinearity) > 0
 
 

@@ -337,3 +337,14 @@ def load(folder: str | Path) -> Results:
     # The groups' own tables are the source of truth (the top-level copies may lag behind a running sweep).
     instances, metrics = collect_tables(folder)
     return Results(folder=folder, sweep=sweep, meta=meta, instances=instances, metrics=metrics)
+
+
+def holds_tensors(results: Any, names: tuple[str, ...], run_id: str | None = None) -> bool:
+    """Whether an instance's checkpoint (default: the first instance's) holds every tensor in ``names``: how the
+    report and the dashboard tell which per-instance views apply without naming a model family. Reads only
+    ``results.instances`` and ``results.params``."""
+    if run_id is None:
+        if results.instances.empty:
+            return False
+        run_id = str(results.instances["run_id"].iloc[0])
+    return set(names) <= set(results.params(run_id))

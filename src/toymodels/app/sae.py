@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from .. import store
 from ..families.sae.figures import ARCH_COLOURS, matched_cosines
 
 #: the checkpoint tensors that make a sweep's instances scorable dictionaries
@@ -25,12 +26,7 @@ VIEW_METRICS = ("mcc", "features_recovered", "uniqueness", "f1", "l0", "true_l0"
 
 def has_dictionary(results: Any, run_id: str | None = None) -> bool:
     """Whether an instance's checkpoint (default: the first instance's) holds a dictionary and its truth."""
-    inst = results.instances
-    if run_id is None:
-        if inst.empty:
-            return False
-        run_id = str(inst["run_id"].iloc[0])
-    return set(DICTIONARY_TENSORS) <= set(results.params(run_id))
+    return store.holds_tensors(results, DICTIONARY_TENSORS, run_id)
 
 
 def sae_view(results: Any, run_id: str, step: int | None = None) -> dict[str, Any]:
