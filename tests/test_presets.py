@@ -115,12 +115,16 @@ def test_opt1_parts():
     assert [s.name for s in parts] == [f"{n}-quick" for n in p.part_names()]
     assert {s.base.optim.optimizer for s in parts} == {"lamb", "adam", "adamw", "sgd"}
     for s in parts:
-        assert s.grid["schedule"] == ["paper_cosine", "cosine", "constant", "warmup_cosine"]
-        assert len(s.grid["lr"]) >= 2 and s.seeds == 2
+        assert s.grid["schedule"] == ["paper_cosine", "cosine", "constant"]
+        assert len(s.grid["lr"]) == 2 and s.seeds == 2 and s.base.optim.steps == 2**15
+        assert s.base.run.checkpoint_every == 512
         lr3 = "-LR3-" in s.name
         assert s.base.model.bias_offset == (-1.0 if lr3 else 0.0)
-        assert s.base.optim.bias_decay == (0.03 if lr3 else 0.0)
+        # LR3: the same per-step pull decay*lr at each lr level for every optimizer
+        pulls = [s.base.optim.bias_decay * lr for lr in s.grid["lr"]]
+        assert pulls == (pytest.approx([0.03 * 0.003, 0.03 * 0.03]) if lr3 else [0.0, 0.0])
         assert (s.base.data.N, s.base.model.k) == (128, 256)
+    assert preset("OPT1-LR3-sgd", "paper").grid["schedule"][-1] == "warmup_cosine"
     # each optimizer its own lr range; one part by name
     adam = preset("OPT1-LR1-adam", "paper")
     assert adam.base.optim.optimizer == "adam" and max(adam.grid["lr"]) <= 1e-2

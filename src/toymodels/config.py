@@ -127,9 +127,13 @@ class OptimConfig(_Frozen):
     l1: float = Field(0.0, ge=0, description="L1 penalty on hidden activations")
     weight_decay: float = Field(0.01, ge=0, description="AdamW only")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD only")
+    lamb_clamp: float = Field(
+        10.0, gt=0, description="LAMB only: the weight-norm clamp of the trust ratio (torch-optimizer's clamp_value; "
+        "the paper's 10). Paper-size init norms (18 and 13) are clamped from step 0, quick-size ones (9 and 6.5) are "
+        "not, so 5 at quick scale makes lr act as it does at paper size")
     warmup_frac: float = Field(0.05, ge=0, lt=1, description="warmup_cosine only")
 
-    _numbers = field_validator("lr", "bias_decay", "l1", "weight_decay", mode="before")(
+    _numbers = field_validator("lr", "bias_decay", "l1", "weight_decay", "lamb_clamp", mode="before")(
         classmethod(lambda cls, v: _number(v))
     )
 
@@ -138,6 +142,9 @@ class RunConfig(_Frozen):
     seed: int = Field(0, ge=0)
     device: str = "cpu"
     dtype: Dtype = "float32"
+    checkpoint_every: int = Field(
+        0, ge=0, description="also keep the model after every step t with t+1 a multiple of this (0: only at steps "
+        "2^j-1 and the last); 512 with schedule paper_cosine keeps every lr peak and trough")
 
     @field_validator("device")
     @classmethod
@@ -232,7 +239,7 @@ class ExperimentConfig(_Frozen):
     GROUP_FIELDS: ClassVar[tuple[str, ...]] = (
         "model", "task", "N", "m", "k", "nonlinearity", "distribution", "optimizer", "schedule", "batch_size",
         "steps", "device", "dtype", "weight_decay", "momentum", "warmup_frac", "power_law_exponent",
-        "tms_variant", "sae_arch", "sae_width", "source", "source_layer",
+        "tms_variant", "sae_arch", "sae_width", "source", "source_layer", "lamb_clamp", "checkpoint_every",
     )
 
     def group_key(self) -> tuple:

@@ -178,10 +178,11 @@ class SGD(InstanceOptimizer):
         return buf * _bcast(-lr, p)
 
 
-def make_optimizer(name: str, params: list[Tensor], weight_decay: float = 0.01, momentum: float = 0.9):
-    """The optimizer named by the config field ``optimizer`` (weight decay applies to AdamW only)."""
+def make_optimizer(name: str, params: list[Tensor], weight_decay: float = 0.01, momentum: float = 0.9,
+                   lamb_clamp: float = 10.0):
+    """The optimizer named by the config field ``optimizer`` (weight decay applies to AdamW only, the clamp to LAMB)."""
     if name == "lamb":
-        return Lamb(params)
+        return Lamb(params, clamp=lamb_clamp)
     if name == "adam":
         return Adam(params)
     if name == "adamw":

@@ -177,6 +177,23 @@ def scaled_bias_decay(decay: float, reference_steps: int, steps: int, rule: str 
     return decay if factors[rule] == 1 else round(decay * factors[rule], 12)
 
 
+#: LAMB's weight-norm clamp in the paper's code (torch-optimizer's default clamp_value)
+PAPER_LAMB_CLAMP = 10.0
+PAPER_K = 1024
+
+
+def size_scaled_lamb_clamp(k: int) -> float:
+    """The LAMB clamp that treats a k-neuron EM model as the paper's clamp 10 treats its k=1024 one: 10 times the
+    ratio of the initial norms, sqrt(k/1024) (||W1|| ~ sqrt(k/3) under PyTorch's default init; ||W2|| shrinks by the
+    same factor when N scales with k). At paper size the init norms 18.4 and 13.1 are clamped from step 0, at quick
+    size 9.2 and 6.5 are not, so with clamp 10 a quick-scale lr is a larger relative step than the paper's.
+
+    >>> size_scaled_lamb_clamp(256)
+    5.0
+    """
+    return round(PAPER_LAMB_CLAMP * math.sqrt(k / PAPER_K), 12)
+
+
 def with_steps(sweep: SweepConfig, steps: int, decay_rule: str = SCALE_DECAY_RULE,
                reference_steps: int | None = None) -> SweepConfig:
     """The same sweep trained for ``steps`` steps (name suffix ``-s<steps>``), its bias decay (base and grid)
@@ -252,33 +269,51 @@ register_preset(_em("G1", "GeLU: learning-rate x initial-bias sweep with decay",
 # per tensor (each step moves a tensor by lr times its clamped norm), so its values do not carry over: Adam/AdamW
 # move each weight by about lr per step (quick-scale weights are ~U(+-0.25), so lr 1e-2 is a ~4% step, comparable
 # to Lamb at 0.03) and SGD (momentum 0.9) moves by lr times the gradient of the summed loss (stable up to at least
-# 0.3 at quick scale, 768 steps, measured). Bias decay stays b *= 1 - decay*lr with each optimizer's own base lr.
+# 0.3 at quick scale, 768 steps, measured). Each optimizer's lrs are LAMB's times one factor, so the i-th lr of every
+# optimizer is "the same step size" for this study.
 OPT_LRS = {"lamb": [0.001, 0.003, 0.01, 0.03], "adam": [3e-4, 1e-3, 3e-3, 1e-2], "adamw": [3e-4, 1e-3, 3e-3, 1e-2],
            "sgd": [0.01, 0.03, 0.1, 0.3]}
 OPT_QUICK_LRS = {"lamb": [0.003, 0.03], "adam": [1e-3, 1e-2], "adamw": [1e-3, 1e-2], "sgd": [0.03, 0.3]}
 OPT_SCHEDULES = ["paper_cosine", "cosine", "constant", "warmup_cosine"]
-OPT_SETTINGS = {"LR1": dict(bias_offset=0.0, bias_decay=0.0), "LR3": dict(bias_offset=-1.0, bias_decay=0.03)}
-#: quick-scale steps of OPT1: 3072 (3 paper_cosine periods, under 1/10 of the quick default), so the 128
-#: instances (2 settings x 4 optimizers x 4 schedules x 2 lrs x 2 seeds) fit in ~1 h on a busy shared 2-core machine.
-#: 3072 is a multiple of the paper_cosine period (1024), so paper_cosine and constant end at peak lr, cosine and
-#: warmup_cosine at lr ~0. Bias decay keeps the paper's per-step 0.03 (module docstring).
-OPT1_QUICK_STEPS = 3 * 2**10
+#: quick scale drops warmup_cosine (it ended like cosine in every cell of the 3072-step study) to fit 2^15 steps
+#: x 3 seeds on 2 cores: two schedules end at peak lr (paper_cosine, constant), one anneals to 0 (cosine).
+OPT_QUICK_SCHEDULES = ["paper_cosine", "cosine", "constant"]
+#: LR3's decay per step is b *= 1 - decay*lr. To compare optimizers at the same pull on the bias, each optimizer's
+#: decay is 0.03 x (LAMB's quick lr / its own), so decay*lr is 9e-5 at the low and 9e-4 at the high quick lr for
+#: every optimizer (with 0.03 for all, the pull differed 30x between SGD's and Adam's lrs).
+OPT_LR3_DECAY = 0.03
+OPT_SETTINGS = {"LR1": dict(bias_offset=0.0, bias_decay=0.0), "LR3": dict(bias_offset=-1.0, bias_decay=OPT_LR3_DECAY)}
+
+
+def opt_bias_decay(setting: str, optimizer: str) -> float:
+    """The bias decay of one OPT1 part: the same per-step pull decay*lr as LAMB's for every optimizer.
+
+    >>> [opt_bias_decay("LR3", o) for o in ("lamb", "adam", "sgd")]
+    [0.03, 0.09, 0.003]
+    """
+    decay = OPT_SETTINGS[setting]["bias_decay"]
+    ratio = OPT_QUICK_LRS["lamb"][0] / OPT_QUICK_LRS[optimizer][0]  # the same for both quick lrs
+    return round(decay * ratio, 12) if decay else 0.0
 
 
 def _opt1_scale(p: Preset, scale: str) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     base, grid = _em_scale(p, scale)
     if scale == "quick":
         grid["lr"] = list(OPT_QUICK_LRS[base["optimizer"]])
+        grid["schedule"] = list(OPT_QUICK_SCHEDULES)
+    base["checkpoint_every"] = 512  # every peak and trough of paper_cosine
     return base, grid
 
 
 register_preset(Preset(
     name="OPT1", summary="optimizer x schedule x lr on the LR1 and LR3 settings (the seed's exploration)",
-    base=_em("OPT1", "", grid={}).base, grid={}, family="em", figure=None, quick_steps=OPT1_QUICK_STEPS,
+    base=_em("OPT1", "", grid={}).base, grid={}, family="em", figure=None,
     smoke_full_grid=False, scale_fn=_opt1_scale,
     notes="multi-part: one sweep per (setting, optimizer), grid schedule x lr; quick: 2 lrs per optimizer "
-          f"({OPT_QUICK_LRS}), {OPT1_QUICK_STEPS} steps; paper: 4 lrs per optimizer ({OPT_LRS})",
-    parts=tuple((f"{setting}-{opt}", {**over, "optimizer": opt}, {"schedule": OPT_SCHEDULES, "lr": OPT_LRS[opt]})
+          f"({OPT_QUICK_LRS}) and schedules {OPT_QUICK_SCHEDULES}; paper: 4 lrs per optimizer ({OPT_LRS}); LR3's "
+          "bias decay gives every optimizer LAMB's per-step pull (opt_bias_decay)",
+    parts=tuple((f"{setting}-{opt}", {**over, "optimizer": opt, "bias_decay": opt_bias_decay(setting, opt)},
+                 {"schedule": OPT_SCHEDULES, "lr": OPT_LRS[opt]})
                 for setting, over in OPT_SETTINGS.items() for opt in OPT_LRS),
 ))
 

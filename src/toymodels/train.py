@@ -44,13 +44,19 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.step, self.steps, self.signum, self.group = step, steps, signum, group
 
 
-def is_checkpoint_step(t: int, steps: int) -> bool:
-    """Steps 2^j - 1 (t+1 a power of two) and the last step, as in the paper's code."""
-    return (t & (t + 1)) == 0 or t == steps - 1
+def is_checkpoint_step(t: int, steps: int, every: int = 0) -> bool:
+    """Steps 2^j - 1 (t+1 a power of two) and the last step, as in the paper's code, and with ``every`` > 0 also
+    every step with t+1 a multiple of ``every`` (the config field ``checkpoint_every``)."""
+    return (t & (t + 1)) == 0 or t == steps - 1 or (every > 0 and (t + 1) % every == 0)
 
 
-def checkpoint_steps(steps: int) -> list[int]:
-    return [t for t in range(steps) if is_checkpoint_step(t, steps)]
+def checkpoint_steps(steps: int, every: int = 0) -> list[int]:
+    """The steps after which :func:`train_group` keeps the model.
+
+    >>> checkpoint_steps(3072, every=512)[-6:]
+    [511, 1023, 1535, 2047, 2559, 3071]
+    """
+    return [t for t in range(steps) if is_checkpoint_step(t, steps, every)]
 
 
 def logged_steps(steps: int) -> list[int]:
@@ -162,7 +168,8 @@ def train_group(
     params = [getattr(model, n) for n in model.param_names]
     post_step = getattr(model, "post_step", None)
     samplers = [family.sampler(c, device) for c in cfgs]
-    opt = make_optimizer(o.optimizer, params, weight_decay=o.weight_decay, momentum=o.momentum)
+    opt = make_optimizer(o.optimizer, params, weight_decay=o.weight_decay, momentum=o.momentum,
+                         lamb_clamp=o.lamb_clamp)
     I = len(cfgs)
     lr0 = torch.tensor([c.optim.lr for c in cfgs], device=device, dtype=dtype)
     l1 = torch.tensor([c.optim.l1 for c in cfgs], device=device, dtype=dtype)
@@ -232,7 +239,7 @@ def train_group(
                     losses[:, t // LOG_EVERY] = torch.where(alive, task_loss.detach(), float("nan"))
                     if on_progress is not None:
                         on_progress(t + 1, losses[:, t // LOG_EVERY].cpu())
-                if is_checkpoint_step(t, o.steps):
+                if is_checkpoint_step(t, o.steps, c0.run.checkpoint_every):
                     checkpoints[t] = _cpu(model.state_tensors())
 
             stop = should_stop is not None and should_stop() and t + 1 < o.steps

@@ -25,10 +25,9 @@ import pandas as pd
 from ..config import SweepConfig
 from ..families.sae.presets import sae_sweeps, source_sweeps
 from ..families.sae.sources import run_config
-from ..presets import TMS_BASIC_EPS, preset, with_steps
+from ..presets import PAPER_STEPS, TMS_BASIC_EPS, preset, with_steps
 from ..store import Results, load
 from ..sweep import run_sweep
-from .em_sweeps import cut_with_decay_rule
 from .verdict import Verdict, spearman
 
 DICTIONARY_STUDIES = ("SAE-LR", "SAE-L0", "SAE-ABS", "SAE-TMS")
@@ -63,11 +62,23 @@ def run_parts(sweeps: list[SweepConfig], root: Path, train: bool, progress: bool
     return out
 
 
+def _sqrt_decay_cut(sw: SweepConfig, steps: int | None) -> SweepConfig:
+    """The source models as this study trained them: cut to ``steps``, a bias decay scaled by sqrt(2^17/steps)
+    (suffix ``-sqrtdecay``), which kept LR3's neurons alive at 4096 steps; unchanged when ``steps`` is None."""
+    if not steps:
+        return sw
+    cut = with_steps(sw, steps)
+    if cut.base.optim.bias_decay == 0:
+        return cut
+    scaled = with_steps(sw, steps, "sqrt", reference_steps=PAPER_STEPS)
+    return SweepConfig(name=cut.name + "-sqrtdecay", base=scaled.base, grid=scaled.grid, seeds=scaled.seeds)
+
+
 def source_sweep(name: str, scale: str) -> list[SweepConfig]:
     """The toy models a source study reads: LR1 and LR3 (SAE-LR), the TMS ReLU model across sparsity (SAE-TMS)."""
     if name == "SAE-LR":
         steps = LR_SOURCE_STEPS if scale == "quick" else None
-        return [cut_with_decay_rule(preset(p, scale, 1), steps) for p in ("LR1", "LR3")]
+        return [_sqrt_decay_cut(preset(p, scale, 1), steps) for p in ("LR1", "LR3")]
     base = preset("TMS-basic", scale, 1)
     grid = {"eps": TMS_BASIC_EPS if scale == "quick" else base.grid["eps"]}
     sw = SweepConfig(name=f"TMS-relu-{scale}", base=base.base.replace(tms_variant="relu"), grid=grid, seeds=1)

@@ -1,11 +1,13 @@
 """The sweeps behind the EM claims (docs/papers.md §4 rows 1-7), how ``--steps`` cuts them, and running them.
 
-Each claim trains presets of ``toymodels.presets`` (sometimes on a reduced grid, see the constants below). When
-``steps`` cuts training short, the bias decay follows a rule of :func:`toymodels.presets.scaled_bias_decay`: LR3
-runs with the paper's per-step decay (``LR3``), the cumulative-pull decay (``LR3-rescaled``, only for the LR3 claim)
-and the sqrt compromise (``LR3-sqrt``); the other claims with bias decay (B, K1, RG1) use the sqrt rule, which
-behaved most like the paper in the LR3 check (the presets module docstring has the measurements). Results folder
-names follow the variant (``-unrescaled``, ``-sqrtdecay``), so an earlier run of the same sweep is resumed.
+Primary runs keep the paper's per-step bias decay (0.03 or 0.003, whatever Table 1 says) and LAMB clamp 10 at every
+scale and length, fixed before any run. Two sensitivity analyses, judged by the same rules, ask whether a verdict
+depends on those choices: ``LR3-rescaled`` multiplies the decay by 2^17/steps (the cumulative pull of the paper's
+run, ``presets.scaled_bias_decay``) and ``LR1-clamp`` / ``LR3-clamp`` scale LAMB's clamp to the model's size
+(``presets.size_scaled_lamb_clamp``: 5 at quick scale). The learning-rate sweeps keep a checkpoint at every peak and
+trough of the paper's periodic lr (``checkpoint_every`` = 512: steps 511, 1023, 1535, ...), because the models
+differ between the two (claim 1). Results folder names follow the variant, so an earlier run of the same sweep is
+resumed.
 """
 
 from __future__ import annotations
@@ -13,18 +15,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import ConfigError, SweepConfig
-from ..presets import PAPER_STEPS, preset, scaled_bias_decay, with_steps
+from ..optim import PAPER_T_MAX
+from ..presets import PAPER_STEPS, preset, scaled_bias_decay, size_scaled_lamb_clamp, with_steps
 from ..store import Results, load
 from ..sweep import run_sweep
 
 EM_CLAIMS = ["LR1", "LR2", "LR3", "B", "K1", "MECH", "RG1"]
 B_BIASES = [-2.0, -1.4, -0.8, -0.2, 0.4, 1.0]
-B_EPSS = {"16": 1 / 16, "64": 1 / 64, "256": 1 / 256}
+#: the B check: Table 1's batches at three densities (B1 eps 1/16 decay 0.03, B3 1/64 and B5 1/256 decay 0.003)
+B_PRESETS = {"16": "B1", "64": "B3", "256": "B5"}
 K1_PAPER_KS = [64, 128, 256, 512, 1024, 2048]  # quick scale (/4): 16 .. 512 (docs/papers.md §4 row 5)
 RG1_L1S = [1e-1, 1e-2, 1e-3, 1e-4, 1e-5]
-LONG_LRS = [0.003, 0.01, 0.03]  # LR3's longer check (4x the steps)
-#: the rule for the claims with bias decay other than LR3 when steps are cut (module docstring)
-CUT_DECAY_RULE = "sqrt"
+LONG_LRS = [0.003, 0.01, 0.03]  # LR3's longer check (4x the steps), only when steps are cut
+#: checkpoints of the learning-rate sweeps: every half period of paper_cosine (its peaks and troughs)
+LR_CHECKPOINT_EVERY = PAPER_T_MAX
 
 
 def parse_steps(text: str | int | None) -> dict[str, int]:
@@ -57,40 +61,41 @@ def claim_steps(steps: dict[str, int] | int | None, name: str) -> int | None:
     return steps.get(name, steps.get("*"))
 
 
-def cut_with_decay_rule(sweep: SweepConfig, steps: int | None) -> SweepConfig:
-    """The sweep cut to ``steps`` with its bias decay scaled by ``CUT_DECAY_RULE`` from the paper's 2^17 steps
-    (name suffix ``-s<steps>-sqrtdecay``); only cut, with the per-step decay, when it has no bias decay; unchanged
-    when ``steps`` is None."""
-    if not steps:
-        return sweep
-    cut = with_steps(sweep, steps)
-    if cut.base.optim.bias_decay == 0 and not cut.grid.get("bias_decay"):
-        return cut
-    scaled = with_steps(sweep, steps, CUT_DECAY_RULE, reference_steps=PAPER_STEPS)
-    return SweepConfig(name=cut.name + "-sqrtdecay", base=scaled.base, grid=scaled.grid, seeds=scaled.seeds)
+def _variant(sw: SweepConfig, suffix: str, **base: object) -> SweepConfig:
+    return SweepConfig(name=sw.name + suffix, base=sw.base.replace(**base) if base else sw.base, grid=sw.grid,
+                       seeds=sw.seeds)
+
+
+def lr_sweep(name: str, scale: str, seeds: int, steps: int | None) -> SweepConfig:
+    """A learning-rate preset (LR1, LR2, LR3) with the paper's decay, cut to ``steps``, keeping peaks and troughs."""
+    sw = preset(name, scale, seeds)
+    sw = with_steps(sw, steps) if steps else sw
+    return _variant(sw, "", checkpoint_every=LR_CHECKPOINT_EVERY)
+
+
+def clamp_variant(sw: SweepConfig) -> SweepConfig:
+    """The sensitivity run with LAMB's clamp scaled to the model's size (suffix ``-clamp<value>``)."""
+    clamp = size_scaled_lamb_clamp(sw.base.model.k)
+    return _variant(sw, f"-clamp{clamp:g}", lamb_clamp=clamp)
 
 
 def lr3_sweeps(name: str, scale: str, seeds: int, steps: int | None) -> dict[str, SweepConfig]:
-    """LR3's variants (see the module docstring); ``MECH`` needs only the per-step and the sqrt one."""
-    sw = preset("LR3", scale, seeds)
-    n_steps = steps or sw.base.optim.steps
-    stem = sw.name + (f"-s{steps}" if steps else "")
-    paper_decay = preset("LR3", "paper").base.optim.bias_decay
-
-    def variant(suffix: str, rule: str) -> SweepConfig:
-        decay = scaled_bias_decay(paper_decay, PAPER_STEPS, n_steps, rule)
-        return SweepConfig(name=stem + suffix, base=sw.base.replace(steps=n_steps, bias_decay=decay), grid=sw.grid,
-                           seeds=seeds)
-
-    out = {"LR3": variant("-unrescaled", "per_step")}
+    """LR3 (per-step decay) and, for the LR3 claim, its sensitivity runs (module docstring); ``MECH`` needs LR3."""
+    primary = lr_sweep("LR3", scale, seeds, steps)
+    out = {"LR3": primary}
+    if name != "LR3":
+        return out
+    n_steps = primary.base.optim.steps
     if n_steps != PAPER_STEPS:
-        if name == "LR3":
-            out["LR3-rescaled"] = variant("", "cumulative")
-        out["LR3-sqrt"] = variant("-sqrtdecay", "sqrt")
-    if name == "LR3" and steps and steps < sw.base.optim.steps:
-        # does the LR3 effect appear with longer training? LR3 (per-step decay) and LR1 at 4x the steps
-        long = min(4 * steps, sw.base.optim.steps)
-        for label, base in (("LR3-long", out["LR3"].base), ("LR1-long", preset("LR1", scale, seeds).base)):
+        decay = scaled_bias_decay(primary.base.optim.bias_decay, PAPER_STEPS, n_steps, "cumulative")
+        out["LR3-rescaled"] = _variant(primary, "-rescaled", bias_decay=decay)
+    if size_scaled_lamb_clamp(primary.base.model.k) != primary.base.optim.lamb_clamp:
+        out["LR3-clamp"] = clamp_variant(primary)
+    full = preset("LR3", scale, seeds).base.optim.steps
+    if steps and steps < full:
+        # does the LR3 effect appear with longer training? LR3 and LR1 at 4x the steps
+        long = min(4 * steps, full)
+        for label, base in (("LR3-long", primary.base), ("LR1-long", lr_sweep("LR1", scale, seeds, None).base)):
             out[label] = SweepConfig(name=f"{label}-{scale}-s{long}", base=base.replace(steps=long),
                                      grid={"lr": LONG_LRS}, seeds=seeds)
     return out
@@ -101,26 +106,29 @@ def claim_sweeps(name: str, scale: str, seeds: int, steps: dict[str, int] | int 
     """The sweeps (label -> SweepConfig) that claim ``name`` needs; MECH reuses LR3's (at LR3's steps)."""
     steps = claim_steps(steps, "LR3" if name == "MECH" else name)
     if name in ("LR1", "LR2"):
-        sw = preset(name, scale, seeds)
-        return {name: with_steps(sw, steps) if steps else sw}
+        sw = lr_sweep(name, scale, seeds, steps)
+        out = {name: sw}
+        if name == "LR1" and size_scaled_lamb_clamp(sw.base.model.k) != sw.base.optim.lamb_clamp:
+            out["LR1-clamp"] = clamp_variant(sw)
+        return out
     if name in ("LR3", "MECH"):
         return lr3_sweeps(name, scale, seeds, steps)
     if name == "B":
-        base = preset("B3", scale, seeds)
         biases = B_BIASES if scale != "smoke" else [B_BIASES[0], B_BIASES[2], B_BIASES[4]]
-        return {f"B-eps{tag}": cut_with_decay_rule(SweepConfig(
-            name=f"B-eps{tag}-{scale}", base=base.base.replace(eps=eps), grid={"bias_offset": biases}, seeds=seeds),
-            steps) for tag, eps in B_EPSS.items()}
+        sweeps = {f"B-eps{tag}": SweepConfig(name=f"B-eps{tag}-{scale}", base=preset(name, scale, seeds).base,
+                                             grid={"bias_offset": biases}, seeds=seeds)
+                  for tag, name in B_PRESETS.items()}
+        return {label: with_steps(sw, steps) if steps else sw for label, sw in sweeps.items()}
     if name == "K1":
         sw = preset("K1", scale, seeds)
         ks = [k for k in sw.grid["k"] if k in {max(1, k0 // (512 // sw.base.data.N)) for k0 in K1_PAPER_KS}]
         sw = SweepConfig(name=sw.name, base=sw.base, grid={"k": ks or sw.grid["k"]}, seeds=seeds)
-        return {"K1": cut_with_decay_rule(sw, steps)}
+        return {"K1": with_steps(sw, steps) if steps else sw}
     if name == "RG1":
         sw = preset("RG1", scale, seeds)
         l1s = RG1_L1S if scale != "smoke" else [RG1_L1S[0], RG1_L1S[2], RG1_L1S[4]]
         sw = SweepConfig(name=sw.name, base=sw.base, grid={"l1": l1s}, seeds=seeds)
-        return {"RG1": cut_with_decay_rule(sw, steps)}
+        return {"RG1": with_steps(sw, steps) if steps else sw}
     raise ConfigError(f"unknown claim '{name}'; available: {', '.join(EM_CLAIMS)} (or TMS-*/PC-* presets)")
 
 
