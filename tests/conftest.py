@@ -24,6 +24,17 @@ def diverging_results(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def oscillating_results(tmp_path_factory):
+    """LR1 at smoke scale for 2048 steps of the paper's periodic lr with a checkpoint at every peak and trough
+    (checkpoint_every 512: steps 511, 1023, 1535, 2047), lr 0.003 and 0.03, two seeds (a few seconds)."""
+    from toymodels.sweep import run_sweep
+
+    base = preset("LR1", scale="smoke").base.replace(steps=2048, checkpoint_every=512)
+    sweep = SweepConfig(name="oscillating", base=base, grid={"lr": [0.003, 0.03]}, seeds=2)
+    return run_sweep(sweep, tmp_path_factory.mktemp("runs") / "oscillating", progress=False)
+
+
+@pytest.fixture(scope="session")
 def reported(diverging_results):
     """``toymodels report DIR`` run once on that folder: (results, the command's stdout)."""
     from typer.testing import CliRunner

@@ -307,3 +307,17 @@ def test_metrics_follow_float32_inputs():
     W1, b1, E = (t.float() for t in random_model(I=2, k=4, N=5, m=3))
     met = em_metrics(W1, b1, E, "relu")
     assert all(v.dtype == torch.float32 for v in met.values())
+
+
+def test_abs_probe_sees_both_signs():
+    # neuron 0 answers +v_0, neuron 1 answers -v_0 (dead to the +e_i probe alone), neuron 2 answers both signs of
+    # feature 1 (|v_1| through a positive bias), neuron 3 is dead on both signs
+    E = torch.eye(2)[None]
+    W1 = torch.tensor([[[1.0, 0.0], [-1.0, 0.0], [0.0, 0.5], [0.0, 0.0]]])
+    b1 = torch.tensor([[0.0, 0.0, 0.6, -1.0]])
+    plus_only = em_metrics(W1, b1, E, "relu")
+    both = em_metrics(W1, b1, E, "relu", signed=True)
+    assert plus_only["dead_neurons"].item() == 2 and both["dead_neurons"].item() == 1
+    assert both["mono_neurons"].item() == 2 and both["mono_per_feature"].item() == 1.0  # N = 2, ceiling 2
+    assert both["features_covered"].item() == 0.5  # +v_0 and -v_0 of the 4 signed features
+    torch.testing.assert_close(both["mean_capacity"], plus_only["mean_capacity"])  # geometry reads E itself

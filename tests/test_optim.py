@@ -41,6 +41,27 @@ def test_single_instance_matches_library(name):
         torch.testing.assert_close(mine[1][0], ref[1], rtol=1e-5, atol=1e-6, msg=f"b differs at step {step}")
 
 
+def test_lamb_clamp_matches_library():
+    # the config field lamb_clamp is torch-optimizer's clamp_value; a weight norm of ~3.7 is clamped at 2
+    torch_optimizer = pytest.importorskip("torch_optimizer")
+    g = torch.Generator().manual_seed(3)
+    W0 = torch.randn(6, 5, generator=g)
+    assert W0.norm() > 3
+    ref, mine = W0.clone().requires_grad_(), W0.clone()[None].requires_grad_()
+    lib = torch_optimizer.Lamb([ref], lr=0.01, clamp_value=2.0)
+    opt = make_optimizer("lamb", [mine], lamb_clamp=2.0)
+    default = make_optimizer("lamb", [W0.clone()[None].requires_grad_()])
+    for _ in range(20):
+        x = torch.randn(8, 5, generator=g)
+        for p, W in ((ref, ref), (mine, mine[0])):
+            p.grad = None
+            _loss(W, torch.zeros(6), x).backward()
+        lib.step()
+        opt.step(lr=torch.tensor([0.01]), alive=torch.tensor([True]))
+        torch.testing.assert_close(mine[0], ref, rtol=1e-5, atol=1e-6)
+    assert default.hyper["clamp"] == 10.0 and opt.hyper["clamp"] == 2.0
+
+
 def test_lamb_bias_zero_norm_trust_ratio_one():
     p = torch.zeros(1, 4, requires_grad=True)
     opt = make_optimizer("lamb", [p])

@@ -78,6 +78,17 @@ def test_checkpoints_at_powers_of_two_and_final():
     assert torch.equal(res.checkpoints[99]["W1"], res.final["W1"])
 
 
+def test_checkpoint_every_adds_peaks_and_troughs_without_changing_training():
+    # paper_cosine has its lr peaks at t = 1023 mod 1024 and troughs at 511 mod 1024: checkpoint_every=512 keeps both
+    assert checkpoint_steps(3072, every=512) == [0, 1, 3, 7, 15, 31, 63, 127, 255, 511, 1023, 1535, 2047, 2559, 3071]
+    plain = train_group([BASE.replace(steps=96)])
+    extra = train_group([BASE.replace(steps=96, checkpoint_every=40)])
+    assert sorted(extra.checkpoints) == [0, 1, 3, 7, 15, 31, 39, 63, 79, 95]
+    assert torch.equal(plain.losses, extra.losses)
+    for step in plain.checkpoints:
+        assert torch.equal(plain.checkpoints[step]["W1"], extra.checkpoints[step]["W1"])
+
+
 def test_bias_decay_only_in_first_half():
     # lr tiny so the gradient barely moves b; decay is large and visible
     cfg = BASE.replace(lr=1e-6, bias_decay=5e4, bias_offset=1.0, schedule="constant", steps=64)

@@ -234,10 +234,12 @@ def reproduce_cmd(
                                       "DOCS/optimizer_study.md; its parts in OUT/OPT1-<scale>/, the layout of "
                                       "`toymodels run OPT1`), TMS-*/PC-* presets (rows 8-12, "
                                       "DOCS/superposition.md) and/or the dictionary-learning studies SAE-LR SAE-L0 "
-                                      "SAE-ABS SAE-TMS (DOCS/dictionary_learning.md); --all = rows 1-7"),
-    all_: bool = typer.Option(False, "--all", help="every EM claim (rows 1-7)"),
+                                      "SAE-ABS SAE-TMS (DOCS/dictionary_learning.md)"),
+    all_: bool = typer.Option(False, "--all", help="every claim of the three reproduction documents: the EM claims "
+                              "(rows 1-7), OPT1 and the TMS-*/PC-* claims (rows 8-12); the SAE-* studies are named "
+                              "one by one"),
     scale: str = typer.Option("quick", help="smoke | quick | paper"),
-    seeds: int = typer.Option(2, help="seeds per setting"),
+    seeds: int = typer.Option(3, help="seeds per setting"),
     out: Path = typer.Option(Path("runs/reproduce"), help="folder of the results folders (finished ones are reused)"),
     docs: Path = typer.Option(Path("docs"), help="where reproduction.md and figures/em_*.png go"),
     steps: Optional[str] = typer.Option(None, help="train every sweep this many steps, e.g. 4096, or per claim: "
@@ -249,7 +251,8 @@ def reproduce_cmd(
     """Run the paper's checks, judge each claim and write docs/reproduction.md with figures."""
     if not names and not all_:
         _fail("name the claims to check (e.g. LR1 LR3) or pass --all")
-    chosen = list(dict.fromkeys([*(EM_CLAIMS if all_ else []), *(names or [])]))
+    everything = [*EM_CLAIMS, "OPT1", *SUPERPOSITION_CLAIMS] if all_ else []
+    chosen = list(dict.fromkeys([*everything, *(names or [])]))
     try:
         verdicts = reproduce(chosen, scale=scale, seeds=seeds, out_dir=out, docs_dir=docs, steps=steps,
                              progress=progress, command=typed_command(), train=train)

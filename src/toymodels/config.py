@@ -106,11 +106,14 @@ class ModelConfig(_Frozen):
     k: int = Field(1024, ge=1, description="neurons in the hidden layer (EM)")
     nonlinearity: Nonlinearity = "relu"
     bias_offset: float = Field(0.0, description="added to PyTorch's default bias init")
+    init_std: float | None = Field(
+        None, gt=0, description="TMS only: std of W's normal init (default: xavier-normal of one (m, n) matrix, "
+        "sqrt(2/(m+n)); the official notebook's init over all its instances is families.superposition_presets.notebook_init_std)")
     tms_variant: TMSVariant = Field(
         "relu", description="TMS only: relu = ReLU(W^T W x + b) (ReLU output model), linear = W^T W x + b, "
         "hidden_relu = ReLU(W^T ReLU(W x) + b) (privileged basis)")
 
-    _numbers = field_validator("bias_offset", mode="before")(classmethod(lambda cls, v: _number(v)))
+    _numbers = field_validator("bias_offset", "init_std", mode="before")(classmethod(lambda cls, v: _number(v)))
 
 
 class TaskConfig(_Frozen):

@@ -57,6 +57,15 @@ def single_feature_activations(
     return activation(pre, nonlinearity)
 
 
+def signed_embedding(E: Float[Tensor, "I m N"]) -> Float[Tensor, "I m 2N"]:
+    """``[E, -E]``: feature j at amplitude +1 (column j) and -1 (column N + j), the probe of the abs task.
+
+    The abs task's input v = v1 - v2 (each sampled with density eps/2) is exactly a decoder input over these 2N
+    signed features, so every single-feature probe applies to them unchanged.
+    """
+    return torch.cat([E, -E], dim=-1)
+
+
 # ------------------------------------------------------------------------------------------ single-feature metrics
 def mono_ratio(sfa: Float[Tensor, "I k N"]) -> Float[Tensor, "I k"]:
     """The paper's monosemanticity ratio ``max_j a_nj / (1e-10 + sum_j a_nj)`` (docs/papers.md §1.4).
@@ -146,8 +155,15 @@ def em_metrics(
     E: Float[Tensor, "I m N"],
     nonlinearity: Nonlinearity,
     threshold: float = MONO_THRESHOLD,
+    signed: bool = False,
 ) -> dict[str, Float[Tensor, "I"]]:
     """Per-instance summary metrics of an EM model; every value is an (I,) float tensor.
+
+    ``signed`` (the abs task, whose inputs are v = v1 - v2) probes each feature at amplitude +1 and -1: the
+    single-feature probe then has 2N columns (the embedding ``[E, -E]``), so a neuron that answers only -v_i is
+    alive and can be mono (its signed feature), and one answering both signs of a feature is not mono.
+    ``mono_per_feature`` still divides by N (so a fully monosemantic abs model reaches 2: one neuron per sign) and
+    ``features_covered`` is the fraction of the 2N signed features with a mono neuron.
 
     * ``mono_neurons``: count of paper-mono neurons; ``mono_per_feature`` = that / N (the paper's y-axis, can
       exceed 1); ``mono_per_neuron`` = that / k.
@@ -162,13 +178,13 @@ def em_metrics(
     All values are finite for finite inputs, including all-dead models (then mono counts, coverage and
     participation are 0).
     """
-    sfa = single_feature_activations(W1, b1, E, nonlinearity)
-    k, N = sfa.shape[-2:]
+    sfa = single_feature_activations(W1, b1, signed_embedding(E) if signed else E, nonlinearity)
+    k, N = sfa.shape[-2], E.shape[-1]
     mono = is_mono(sfa, threshold)
     live = ~is_dead(sfa)
     mono_count = mono.sum(-1).to(sfa.dtype)
     # A feature is covered when some mono neuron has it as its argmax.
-    covering = F.one_hot(sfa.argmax(-1), N).bool() & mono[..., None]
+    covering = F.one_hot(sfa.argmax(-1), sfa.shape[-1]).bool() & mono[..., None]
     live_count = live.sum(-1).to(sfa.dtype)
     W = net_map(W1, E)
     return {

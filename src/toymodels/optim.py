@@ -234,3 +234,31 @@ def schedule_factors(name: str, steps: int, warmup_frac: float = 0.05) -> Tensor
         return torch.where(t < w, warm, rest)
     raise ValueError(f"field 'schedule': must be one of 'paper_cosine', 'cosine', 'constant', 'warmup_cosine' "
                      f"(got {name!r})")
+
+
+#: a checkpoint is "at peak lr" when the step that produced it ran at >= this fraction of the base lr, "at a trough"
+#: when at <= 1 - this (paper_cosine: 0.99999 at t = 1023 mod 1024, 1e-5 at t = 511 mod 1024)
+LR_PHASE_EDGE = 0.99
+
+
+def lr_phases(schedule: str, steps: int, at: list[int], warmup_frac: float = 0.05) -> dict[int, str]:
+    """Which checkpoints ``at`` (steps after which a model was kept) sit at a peak or a trough of the lr schedule.
+
+    Returns {step: "peak" | "trough"} for those that do (others are left out). The models of the periodic
+    paper_cosine schedule differ between the two (docs/reproduction.md), so reports compare them.
+
+    >>> lr_phases("paper_cosine", 3072, [255, 511, 1023, 1535, 3071])
+    {511: 'trough', 1023: 'peak', 1535: 'trough', 3071: 'peak'}
+    """
+    # paper_cosine's factor in closed form, (1 + cos(pi t / T_max)) / 2 (torch's recursion equals it to rounding),
+    # so that a phase late in a long run costs nothing
+    factors = None if schedule == "paper_cosine" else schedule_factors(schedule, steps, warmup_frac)
+    out = {}
+    for t in at:
+        if 0 <= t < steps:
+            f = (1 + math.cos(math.pi * t / PAPER_T_MAX)) / 2 if factors is None else float(factors[t])
+            if f >= LR_PHASE_EDGE:
+                out[t] = "peak"
+            elif f <= 1 - LR_PHASE_EDGE:
+                out[t] = "trough"
+    return out

@@ -129,7 +129,7 @@ class Preset:
                 for suffix, over, grid in self.parts]
 
 
-def _thin(values: list[Any]) -> list[Any]:
+def thin_grid(values: list[Any]) -> list[Any]:
     """At most three values (first, middle, last) for smoke runs."""
     if len(values) <= 3:
         return list(values)
@@ -150,7 +150,7 @@ def _em_scale(p: Preset, scale: str) -> tuple[dict[str, Any], dict[str, list[Any
             values = [max(1, v // s["div"]) for v in values]
         if key == "bias_decay":
             values = [scaled_bias_decay(v, PAPER_STEPS, steps) for v in values]
-        grid[key] = _thin(values) if (scale == "smoke" and not p.smoke_full_grid) else list(values)
+        grid[key] = thin_grid(values) if (scale == "smoke" and not p.smoke_full_grid) else list(values)
     return base, grid
 
 
@@ -330,106 +330,3 @@ def preset(name: str, scale: str = "quick", seeds: int = 1) -> SweepConfig:
                 return p.sweeps(scale, seeds=seeds)[p.part_names().index(name)]
         raise ConfigError(f"unknown preset '{name}'; available: {', '.join(PRESETS)}")
     return PRESETS[name].config(scale, seeds=seeds)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Superposition: Toy Models of Superposition (TMS, Elhage et al. 2022) and Polysemanticity & Capacity (P&C,
-# Scherlis et al. 2022); docs/papers.md §2, §3 and §4 rows 8-12. Seeds are restarts: the analysis
-# (toymodels.reproduce.superposition) keeps the lowest-loss restart where the paper does (intro, phase diagram).
-#
-# TMS defaults (official notebook, docs/papers.md §2.2): AdamW, lr 1e-3 constant, weight decay 0.01, batch 1024,
-# 10,000 steps. ``k`` is unused by these models (set to 1, the smallest valid value).
-# Scales: ``paper`` = the paper's sizes and steps; ``quick`` = the same model sizes (the geometry depends on
-# n and m), fewer steps and/or a smaller batch, calibrated so a preset runs in minutes on 2 CPU cores (see each
-# preset's notes for what was cut and why); ``smoke`` = seconds (at most three values per swept field).
-
-_TMS_BASE = dict(model="tms", task="decoder", tms_variant="relu", k=1, optimizer="adamw", lr=1e-3,
-                 schedule="constant", weight_decay=0.01, batch_size=1024, steps=10_000, bias_decay=0.0, l1=0.0)
-
-
-def _scaled(per_scale: dict[str, dict[str, Any]], grids: dict[str, dict[str, list[Any]]] | None = None):
-    """A ``scale_fn``: the preset's base updated with ``per_scale[scale]``; the grid as given (``grids[scale]``
-    replaces it where present), thinned to three values per field at smoke scale."""
-
-    def fn(p: Preset, scale: str) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-        base = {**p.base, **per_scale.get(scale, {})}
-        grid = dict((grids or {}).get(scale, p.grid))
-        if scale == "smoke" and scale not in (grids or {}):
-            grid = {key: _thin(values) for key, values in grid.items()}
-        return base, grid
-
-    return fn
-
-
-def _geom(start: float, stop: float, num: int) -> list[float]:
-    """``num`` log-spaced values from start to stop, rounded to 6 significant digits (readable in tables)."""
-    return [float(f"{v:.6g}") for v in np.geomspace(start, stop, num)]
-
-
-TMS_INTRO_EPS = [float(f"{v:.6g}") for v in 20.0 ** -np.linspace(0, 1, 10)]
-TMS_BASIC_EPS = [1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001]
-TMS_DIM_EPS = [float(f"{v:.6g}") for v in 20.0 ** (-np.arange(20) / 19)]
-PC_KURTOSIS = [1.5, 2.0, 3.0, 5.0, 10.0, 30.0]
-
-register_preset(Preset(
-    name="TMS-intro", family="tms", figure="TMS intro figure",
-    summary="n=5 features in m=2 dims, importance 0.9^i: from 2 orthogonal features (dense) to a pentagon (sparse)",
-    base={**_TMS_BASE, "N": 5, "m": 2, "importance_decay": 0.9},
-    grid={"eps": TMS_INTRO_EPS},
-    notes="docs/papers.md §4 row 8; seeds are restarts (keep the lowest loss). quick = paper (10,000 steps, a few "
-          "CPU minutes): a 5,000-step calibration run was not converged (the dropped features' norms in the dense "
-          "model were still falling, 0.63 -> 0.38 over the last 900 steps).",
-    scale_fn=_scaled({"smoke": dict(steps=100, batch_size=64)}),
-))
-register_preset(Preset(
-    name="TMS-basic", family="tms", figure="TMS basic results (Fig. 'Demonstrating superposition')",
-    summary="n=20, m=5, importance 0.7^i: ReLU output vs linear model across sparsity",
-    base={**_TMS_BASE, "N": 20, "m": 5, "importance_decay": 0.7},
-    grid={"tms_variant": ["relu", "linear"], "eps": TMS_BASIC_EPS},
-    notes="docs/papers.md §4 row 9 (adonath's sparsity levels). quick: 5,000 steps.",
-    scale_fn=_scaled({"quick": dict(steps=5_000), "smoke": dict(steps=100, batch_size=64)}),
-))
-register_preset(Preset(
-    name="TMS-dim", family="tms", figure="TMS feature dimensionality (D* and D_i vs 1/(1-S))",
-    summary="n=200, m=20, 20 sparsity levels p=20^(-k/19): D* sticks at 1/2, D_i on polytope fractions",
-    base={**_TMS_BASE, "N": 200, "m": 20, "importance_decay": 1.0},
-    grid={"eps": TMS_DIM_EPS},
-    notes="docs/papers.md §4 row 10. quick: batch 256 and 3,000 steps (1/13 of the paper's samples; about 5 min per "
-          "seed on the busy shared 2-core machine). Calibration at this size: D* has a plateau at 1/2 (3 levels "
-          "within 0.03) at lr 1e-3 and at 3e-3, but the D_i line at 1/2 was clean only at 1e-3, so the paper's lr "
-          "is kept.",
-    scale_fn=_scaled({"quick": dict(batch_size=256, steps=3_000),
-                      "smoke": dict(N=40, m=4, batch_size=64, steps=100)}),
-))
-register_preset(Preset(
-    name="TMS-phase", family="tms", figure="TMS phase change (n=2, m=1)",
-    summary="n=2, m=1: relative importance r of feature 2 x feature density; which solution wins per cell",
-    base={**_TMS_BASE, "N": 2, "m": 1, "importance_decay": 1.0},
-    grid={"importance_ratio": _geom(0.1, 10, 21), "eps": _geom(0.01, 1, 21)},
-    notes="docs/papers.md §4 row 11; seeds are restarts (>= 5; keep the lowest loss per cell). quick: a 9 x 9 grid, "
-          "batch 256, 3,000 steps at lr 3e-3. The analytic boundary (docs/papers.md §2.3) fixes unit weights and zero "
-          "biases; a one-off numerical minimisation of the exact expected loss of the antipodal pair with free "
-          "magnitudes and biases (Gauss-Legendre quadrature) changed the predicted winner in only 2 of the 81 "
-          "quick-grid cells (1-S = 0.18 at r = 0.1 and r = 10, where it favours the pair).",
-    scale_fn=_scaled({"quick": dict(batch_size=256, steps=3_000, lr=3e-3),
-                      "smoke": dict(batch_size=64, steps=100)},
-                     grids={"quick": {"importance_ratio": _geom(0.1, 10, 9), "eps": _geom(0.01, 1, 9)}}),
-))
-register_preset(Preset(
-    name="PC-kurtosis", family="quadratic", figure="P&C: capacity allocation vs importance at K<3 and K>3",
-    summary="quadratic model y=||Wx||^2+b, n=8, D=4, v_i=0.8^i: input kurtosis K decides mono vs fractional capacity",
-    base=dict(model="quadratic", task="decoder", N=8, m=4, k=1, importance_decay=0.8, input_kind="auto",
-              optimizer="adam", lr=0.01, schedule="cosine", batch_size=2**14, steps=10_000),
-    grid={"kurtosis": PC_KURTOSIS},
-    notes="docs/papers.md §4 row 12; seeds are restarts (the capacity claims are judged on the lowest-loss restart). "
-          "K < 3: sign inputs with Bernoulli(1/K) dropout; K >= 3: Bernoulli(3/K) x N(0,1), scaled to unit "
-          "variance. Adam with a cosine decay to 0 and a large batch stand in for the paper's full-batch "
-          "training (its exact optimiser settings are not in docs/papers.md). quick: batch 1024, 3,000 steps (reached "
-          "the optimal loss within 0.2% at K > 3 in calibration).",
-    scale_fn=_scaled({"quick": dict(batch_size=1024, steps=3_000), "smoke": dict(batch_size=256, steps=100)}),
-))
-
-
-def superposition_presets() -> list[str]:
-    """Names of the TMS / P&C presets (docs/papers.md §4 rows 8-12), in row order."""
-    return [name for name, p in PRESETS.items() if p.family in ("tms", "quadratic")]

@@ -166,12 +166,15 @@ def _mechanism_html(results: Any) -> str:
         return ""
     attrs = explain(results, run_id).attrs
     names = {
-        "n_mono": "mono neurons", "n_poly": "polysemantic neurons", "n_dead": "dead neurons",
-        "poly_rank": "numerical rank of the poly block (1% tolerance)",
-        "poly_linear_fraction": "poly pre-activations > 0 on lone features (linear regime)",
-        "gram_c": "fit M = c E^T E + d: c", "gram_d": "fit: d", "gram_residual": "fit: relative residual",
-        "loss_full": "lone-feature loss: full model", "loss_mono": "... mono block only",
-        "loss_poly": "... poly block only", "loss_zero": "... no neurons",
+        "n_mono": "mono neurons", "n_narrow": "narrow (near-mono) neurons",
+        "n_broad": "broad (residual polysemantic) neurons", "n_dead": "dead neurons",
+        "broad_positive_bias": "broad neurons with positive bias (fraction)",
+        "broad_linear_fraction": "broad pre-activations > 0 on training-like inputs (linear regime)",
+        "broad_rank": "numerical rank of the broad block (1% tolerance; <= m by construction)",
+        "gram_c": "fit of the broad block's linear part M = c E^T E: c", "gram_residual": "fit: relative residual",
+        "offset_mean": "broad block's output offset W2_B b_B (mean)",
+        "loss_full": "lone-feature loss: full model", "loss_without_broad": "... without the broad block",
+        "loss_mono": "... mono block only", "loss_broad": "... broad block only", "loss_zero": "... no neurons",
     }
     rows = "".join(f"<tr><td class='text'>{_e(label)}</td><td>{_e(format_number(float(attrs[k])))}</td></tr>"
                    for k, label in names.items() if k in attrs)

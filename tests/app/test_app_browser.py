@@ -153,7 +153,7 @@ def test_dashboard_in_browser(app_url, results_root, capsys):
             expect(training.locator(".scatterlayer .trace")).to_have_count(10)
             title = page.locator(".st-key-sfa-figure .gtitle")
             expect(title).to_contain_text("r0000")
-            expect(page.locator(".st-key-mechanism")).to_contain_text("rank of poly block")
+            expect(page.locator(".st-key-mechanism")).to_contain_text("rank of broad block")
             assert main.get_by_test_id("stException").count() == 0
             page.screenshot(path=ARTIFACTS / "01-overview.png")
             training.screenshot(path=ARTIFACTS / "02-training.png")

@@ -49,7 +49,7 @@ def test_neuron_view_and_its_figure(diverging_results):
         assert sorted(x for t in bars for x in t.x) == sorted(f"n{n}" for n in range(k))
         assert fig.layout.title.text == run_id
         table = neurons.mechanism_table(view["summary"])
-        assert set(table["quantity"]) >= {"mono neurons", "rank of poly block"}
+        assert set(table["quantity"]) >= {"mono neurons", "rank of broad block"}
         n_mono = int(table.set_index("quantity").loc["mono neurons", "value"])
         assert n_mono == sum(kind == "mono" for kind in view["kinds"])
 

@@ -51,4 +51,4 @@ def test_probe_and_mechanism_figures_describe_one_instance(diverging_results):
     assert fig.axes[1].get_xlabel().startswith("monosemanticity ratio")
     fig = em_figures.mechanism_figure(diverging_results, "r0002")
     assert "r0002" in fig.get_suptitle()
-    assert fig.axes[0].get_title().startswith("(a) polysemantic block")
+    assert fig.axes[0].get_title().startswith("(a) broad block")

@@ -130,6 +130,22 @@ def test_tms_init_is_per_instance_xavier_and_zero_bias():
     assert torch.equal(alone.W[0], model.W[1])
 
 
+def test_tms_init_at_a_set_std_per_instance():
+    """``init_std`` (the notebook's scale, superposition_presets.notebook_init_std) replaces the per-matrix xavier std; an instance
+    still starts the same in any group. Without the field in config.py the family keeps xavier."""
+    from types import SimpleNamespace
+
+    from toymodels.families.tms import init_std
+
+    assert init_std(SimpleNamespace(model=SimpleNamespace(init_std=0.0213))) == 0.0213
+    cfgs = [ExperimentConfig.from_flat({"model": "tms", "N": 200, "m": 20, "seed": s, "init_std": 0.0213})
+            for s in range(3)]
+    model = TMSModel.init(cfgs)
+    assert model.W.std().item() == pytest.approx(0.0213, rel=0.05)
+    assert torch.equal(TMSModel.init(cfgs[2:]).W[0], model.W[2])
+    assert ExperimentConfig.from_flat({"model": "tms"}).model.init_std is None
+
+
 def test_config_fields_and_validation():
     cfg = ExperimentConfig.from_flat({"model": "tms", "tms_variant": "hidden_relu", "importance_ratio": "1/4"})
     assert cfg.flat()["importance_ratio"] == 0.25

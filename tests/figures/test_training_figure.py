@@ -66,3 +66,17 @@ def test_second_swept_field_gets_its_own_line_style(diverging_results):
 def test_nothing_to_draw_without_instances(diverging_results):
     empty = dataclasses.replace(diverging_results, instances=diverging_results.instances.iloc[:0])
     assert training_figure(empty) is None
+
+
+def test_checkpoints_at_lr_peaks_and_troughs_are_marked(oscillating_results, diverging_results):
+    from toymodels.figures.training import phase_steps
+
+    steps = np.array(sorted(set(oscillating_results.metrics["step"])))
+    assert phase_steps(oscillating_results, steps) == {511: "trough", 1023: "peak", 1535: "trough", 2047: "peak"}
+    fig = training_figure(oscillating_results)
+    texts = legend_texts(fig)
+    assert "checkpoint at lr peak" in texts and "checkpoint at lr trough" in texts
+    marks = [line for ax in fig.axes for line in ax.lines if line.get_marker() in ("^", "v")]
+    assert marks and {len(line.get_xdata()) for line in marks} == {2}  # two peaks, two troughs per curve
+    # no extra checkpoints: nothing marked
+    assert "checkpoint at lr peak" not in legend_texts(training_figure(diverging_results))

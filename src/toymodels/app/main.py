@@ -256,11 +256,11 @@ def instance_panel(results, folder, cache, shown, fields, inst_key, ck) -> None:
     view = cache.view(str(folder), signature(folder), run_id, int(step))
     s = view["summary"]
     title = (f"single-feature activations · {labels[run_id]} · step {step} · "
-             f"{s['n_mono']} mono, {s['n_poly']} poly, {s['n_dead']} dead")
+             f"{s['n_mono']} mono, {s['n_narrow']} narrow, {s['n_broad']} broad, {s['n_dead']} dead")
     with st.container(key="sfa-figure"):
         st.plotly_chart(neuron_figure(view, title), config=PLOTLY_CONFIG, key="sfa")
     st.markdown("**Mechanism** (`toymodels.analysis.explain_summary`): mono neurons threshold their own "
-                "feature; the polysemantic block acts as a low-rank linear map.")
+                "feature; the broad polysemantic block acts as a low-rank linear map.")
     m1, m2 = st.columns([3, 2])
     with m1, st.container(key="mechanism"):
         st.table(mechanism_table(s).set_index("quantity"))

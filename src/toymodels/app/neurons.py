@@ -1,6 +1,6 @@
 """The dashboard's per-neuron panels of one instance at one checkpoint: single-feature activations with each
-neuron's bias above them, and the mechanism of ``toymodels.analysis`` (mono / poly / dead neurons, the rank of the
-polysemantic block, lone-feature losses of each block).
+neuron's bias above them, and the mechanism of ``toymodels.analysis`` (mono / narrow / broad / dead neurons, the
+broad block's fit and rank, lone-feature losses of each block).
 
 They apply to models whose checkpoints hold a neuron layer (``analysis.has_neurons``). Neurons and features are in
 ``metrics.neuron_order``, as in the report's figures.
@@ -21,20 +21,24 @@ from .. import analysis, metrics, store
 from ..tables import format_number
 from .figures import layout
 
-KIND_COLOURS = {"mono": "#2a9d8f", "poly": "#e76f51", "dead": "#adb5bd"}
+KIND_COLOURS = {"mono": "#2a9d8f", "narrow": "#9b5de5", "broad": "#e76f51", "dead": "#adb5bd"}
 MECHANISM_ROWS = [
     ("n_mono", "mono neurons", "fire for one lone feature (ratio > 0.999)"),
-    ("n_poly", "poly neurons", "live but not mono"),
+    ("n_narrow", "narrow neurons", "live, not mono, fire for < N/4 lone features (near-mono)"),
+    ("n_broad", "broad neurons", "live, not mono, fire for ≥ N/4 lone features (residual polysemantic)"),
     ("n_dead", "dead neurons", "fire for no lone feature"),
-    ("poly_rank", "rank of poly block", "singular values of W2[:,poly] W1[poly] E above 1% of the largest (≤ m)"),
-    ("poly_linear_fraction", "poly linear fraction",
-     "share of (poly neuron, feature, amplitude) with pre-activation > 0"),
-    ("gram_c", "fit c", "poly block ≈ c·EᵀE + d"),
-    ("gram_d", "fit d", ""),
-    ("gram_residual", "fit residual", "‖M − c·EᵀE − d‖ / ‖M‖ (small: a low-rank linear decoder)"),
+    ("broad_positive_bias", "broad: positive bias", "share of broad neurons with b > 0"),
+    ("broad_linear_fraction", "broad linear fraction",
+     "share of (training-like input, broad neuron) with pre-activation > 0"),
+    ("broad_rank", "rank of broad block",
+     "singular values of W2[:,B] W1[B] E above 1% of the largest (≤ m by construction)"),
+    ("gram_c", "fit c", "broad block's linear part M ≈ c·EᵀE"),
+    ("gram_residual", "fit residual", "‖M − c·EᵀE‖ / ‖M‖ (small: a low-rank approximation of the identity)"),
+    ("offset_mean", "offset W2_B·b_B", "the broad block's constant output, mean over outputs"),
     ("loss_full", "loss: full model", "lone-feature decoder loss, amplitudes 0…1"),
+    ("loss_without_broad", "loss: without broad block", ""),
     ("loss_mono", "loss: mono block only", ""),
-    ("loss_poly", "loss: poly block only", ""),
+    ("loss_broad", "loss: broad block only", ""),
     ("loss_zero", "loss: no neurons", ""),
 ]
 
@@ -46,13 +50,13 @@ def neuron_view(results: store.Results, run_id: str, step: int) -> dict[str, Any
     W1, b1, W2, E = (p[k].to(torch.float64) for k in analysis.NEURON_TENSORS)
     sfa = metrics.single_feature_activations(W1[None], b1[None], E[None], nl)
     neuron_order, feature_order = (order[0].numpy() for order in metrics.neuron_order(sfa))
-    summary = analysis.explain_summary(W1, b1, W2, E, nl)
+    summary = analysis.instance_summary(results, run_id, step)
     table = summary["neurons"]
     scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     return {
         "sfa": sfa[0].numpy(), "bias": b1.numpy(), "kinds": list(table["kind"]), "neuron_order": neuron_order,
         "feature_order": feature_order, "neurons": table, "summary": scalars,
-        "singular_values": summary["poly_singular_values"].tolist(), "m": int(E.shape[0]),
+        "singular_values": summary["broad_singular_values"].tolist(), "m": int(E.shape[0]),
     }
 
 
@@ -65,7 +69,7 @@ def neuron_figure(view: dict[str, Any], title: str) -> go.Figure:
     xs = [f"n{n}" for n in no]
     ys = [f"f{f}" for f in fo]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.24, 0.76], vertical_spacing=0.03)
-    for kind in ("mono", "poly", "dead"):
+    for kind in analysis.KINDS:
         sel = kinds == kind
         if sel.any():
             fig.add_trace(go.Bar(x=[x for x, s in zip(xs, sel) if s], y=bias[sel], name=f"{kind} ({int(sel.sum())})",
@@ -91,9 +95,9 @@ def neuron_figure(view: dict[str, Any], title: str) -> go.Figure:
 
 
 def singular_values_figure(sv: Sequence[float], m: int) -> go.Figure:
-    """The leading singular values of the poly block (at most m are non-zero: it factors through E)."""
+    """The leading singular values of the broad block (at most m are non-zero: it factors through E)."""
     sv = list(sv)[: 2 * m]
-    fig = go.Figure(go.Bar(x=list(range(1, len(sv) + 1)), y=sv, marker_color=KIND_COLOURS["poly"],
+    fig = go.Figure(go.Bar(x=list(range(1, len(sv) + 1)), y=sv, marker_color=KIND_COLOURS["broad"],
                            hovertemplate="σ%{x} = %{y:.4g}<extra></extra>", showlegend=False))
     fig.add_vline(x=m + 0.5, line_dash="dot", line_color="#555", annotation_text=f"m = {m}",
                   annotation_position="top left")
@@ -101,7 +105,7 @@ def singular_values_figure(sv: Sequence[float], m: int) -> go.Figure:
                   annotation_text="1% of σ₁ (rank cut-off)", annotation_position="top right")
     fig.update_xaxes(title_text="index", range=[0.5, len(sv) + 0.5])
     fig.update_yaxes(title_text="σ")
-    return layout(fig, 300, "singular values of the poly block W2·W1·E")
+    return layout(fig, 300, "singular values of the broad block W2·W1·E")
 
 
 def mechanism_table(summary: dict[str, Any]) -> pd.DataFrame:

@@ -3,12 +3,16 @@
 ``get_family(cfg.model.model)`` is how train, sweep, report, figures and the dashboard reach a family; see
 ``base.py`` for the interface and ``docs/architecture.md`` for how to add one. Importing this package registers the
 built-in families: ``em`` (Engineering Monosemanticity), ``tms`` (Toy Models of Superposition) and ``quadratic``
-(Polysemanticity and Capacity), and ``sae`` (sparse autoencoders scored against known features).
+(Polysemanticity and Capacity), and ``sae`` (sparse autoencoders scored against known features), and the
+presets of the superposition papers (``superposition_presets``).
 """
 
 from __future__ import annotations
 
-from . import em, tms, quadratic, sae  # noqa: I001  (registration order = the order error messages list them)
+# registration order = the order error messages and `toymodels presets` list them
+from . import em, tms, quadratic  # noqa: I001
+from . import superposition_presets  # noqa: F401, I001  (registers the TMS-* and PC-* presets)
+from . import sae  # noqa: I001
 from .base import FigureSpec, InstanceModel, ModelFamily, Presentation
 from ..registry import FamilyError, family_names, get_family, register, unregister
 

@@ -37,7 +37,8 @@ class TMSModel(WeightsBiasImportance):
     (``einops.reduce(error, 'b i f -> i', 'mean')``), so it is the paper's sum divided by B n; summed over instances
     by the training loop. The importance I_i = importance_decay^i (last one times ``importance_ratio``) is a
     per-instance buffer. Inputs: x_i ~ U[0, 1) with probability ``eps`` (= 1 - S), else 0 (``FeatureSampler``).
-    Init: W xavier-normal per instance (see :func:`xavier_normal`), b = 0 (+ ``bias_offset``, default 0).
+    Init: W xavier-normal per instance (see :func:`xavier_normal`), or normal with the std ``init_std`` where the
+    config sets it (:func:`init_std`); b = 0 (+ ``bias_offset``, default 0).
     The L1 term, when some instance uses ``l1``, is the sum over hidden units of |h| (h = W x, or ReLU(W x) for
     hidden_relu), mean over the batch. Bias decay (``bias_decay``) acts on b.
     """
@@ -56,7 +57,8 @@ class TMSModel(WeightsBiasImportance):
         W, b = [], []
         for cfg in cfgs:
             g = generator(cfg.run.seed, INIT_STREAM)
-            W.append(xavier_normal(m, N, g))
+            std = init_std(cfg)
+            W.append(xavier_normal(m, N, g) if std is None else torch.randn((m, N), generator=g) * std)
             b.append(torch.zeros(N) + cfg.model.bias_offset)
         return cls(torch.stack(W), torch.stack(b), importances(cfgs), c0.model.tms_variant)
 
@@ -87,6 +89,14 @@ class TMSModel(WeightsBiasImportance):
     @classmethod
     def from_tensors(cls, t: dict[str, Tensor], variant: str = "relu") -> "TMSModel":
         return cls(t["W"].clone(), t["b"].clone(), t["importance"].clone(), variant)
+
+
+def init_std(cfg: ExperimentConfig) -> float | None:
+    """The std of W's normal init when the config sets one (field ``init_std``; e.g. the official notebook's
+    xavier init over all its instances at once, ``superposition_presets.notebook_init_std``), else None: xavier-normal of one
+    (m, n) matrix."""
+    std = cfg.model.init_std
+    return None if std is None else float(std)
 
 
 def represented(W: Float[Tensor, "instances hidden features"]) -> Tensor:
@@ -126,7 +136,7 @@ class TMSFamily(WeightsBiasFamily):
     summary = "toy model of superposition: x -> W x -> ReLU(W^T h + b) (variants linear, hidden_relu)"
     tasks = ("decoder",)
     fields = ("N", "eps", "distribution", "power_law_exponent", "importance_decay", "importance_ratio", "m",
-              "bias_offset", "tms_variant", *FIRING_FIELDS)
+              "bias_offset", "tms_variant", "init_std", *FIRING_FIELDS)
     presentation = Presentation(
         labels={"loss": "task loss", "final_loss": "final loss", "dims_per_feature": "dimensions per feature D*",
                 "superposition": "superposition", "represented_features": "represented features",

@@ -1,7 +1,9 @@
 """The training figure of a results folder: the family's training curves against log2(step + 1).
 
 Which curves: the family's ``presentation.training_metrics`` that were logged (``loss`` plus metrics recorded at
-checkpoints), titled with ``presentation.label``.
+checkpoints), titled with ``presentation.label``. When the sweep keeps extra checkpoints (``checkpoint_every``) and
+some of them sit at peaks and others at troughs of the lr schedule (``optim.lr_phases``), those are marked: the
+periodic paper_cosine schedule makes the model oscillate between them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from ..optim import lr_phases
 from ..registry import get_family
 from ..tables import setting_fields, setting_label, settings
 from .common import (
@@ -59,12 +62,28 @@ def bin_loss(wide: pd.DataFrame) -> pd.DataFrame:
     return binned
 
 
+#: markers of checkpoints at a peak and at a trough of the lr schedule
+PHASE_MARKERS = {"peak": dict(marker="^", fillstyle="full"), "trough": dict(marker="v", fillstyle="none")}
+
+
+def phase_steps(results: Any, steps: np.ndarray) -> dict[int, str]:
+    """The checkpoints to mark: those past the first ``checkpoint_every`` steps at an lr peak or trough, when the
+    sweep has both kinds (else none: then the schedule does not oscillate between them)."""
+    o, every = results.sweep.base.optim, results.sweep.base.run.checkpoint_every
+    if every <= 0:
+        return {}
+    extra = [int(t) for t in steps if t >= every - 1 and (int(t) + 1) % every == 0]  # the checkpoint_every ones
+    phases = lr_phases(o.schedule, o.steps, extra, o.warmup_frac)
+    return phases if len(set(phases.values())) == 2 else {}
+
+
 def training_figure(results: Any) -> Figure | None:
     """The paper's training plot: the family's training curves against log2(step + 1).
 
     One line per setting (mean over its non-diverged seeds, band = min-max), coloured by the swept value (further
     swept fields by line style); diverged instances as grey dashed lines ending with a cross at the divergence
     step. The loss is averaged in bins of 1/8 octave of the step count. Curves that were not logged are left out.
+    Checkpoints at lr peaks (filled triangle up) and troughs (open triangle down) are marked (``phase_steps``).
     """
     if results.instances.empty:
         return None
@@ -84,7 +103,7 @@ def training_figure(results: Any) -> Figure | None:
 
     fig = new_figure(5.0 * len(panels) + 1.2, 4.3)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    any_div, multi_seed = False, False
+    any_div, multi_seed, marked = False, False, False
     for ax, name in zip(axes, panels):
         label = presentation.label(name)
         wide = metric_curves(results, name)
@@ -105,6 +124,12 @@ def training_figure(results: Any) -> Figure | None:
                 keep = np.isfinite(mean)
                 ax.plot(x_of[keep], mean[keep], color=colour, linestyle=styles.get(tuple(key[1:]), "-"),
                         linewidth=1.8)
+                phases = {} if name == LOSS else phase_steps(results, wide.index.to_numpy())
+                for phase, style in PHASE_MARKERS.items():
+                    at = np.isin(wide.index.to_numpy(), [t for t, p in phases.items() if p == phase]) & keep
+                    if at.any():
+                        marked = True
+                        ax.plot(x_of[at], mean[at], linestyle="none", color=colour, markersize=4, **style)
                 if len(cols) > 1:
                     multi_seed = True
                     ax.fill_between(x_of[keep], np.nanmin(block, 1)[keep], np.nanmax(block, 1)[keep],
@@ -129,6 +154,9 @@ def training_figure(results: Any) -> Figure | None:
     handles = []
     if multi_seed:
         handles.append(Patch(facecolor="0.6", alpha=0.35, label="mean of seeds; band: min-max"))
+    if marked:
+        handles += [Line2D([], [], color="0.2", linestyle="none", label=f"checkpoint at lr {phase}", **style)
+                    for phase, style in PHASE_MARKERS.items()]
     for sub, ls in styles.items():
         handles.append(Line2D([], [], color="0.2", linestyle=ls, label=setting_label(other, sub)))
     if any_div:

@@ -5,8 +5,8 @@ training (or resuming: an existing results folder of the same sweep is never ret
 each claim and writing one document:
 
 * the EM claims, *Engineering Monosemanticity in Toy Models* (names LR1 LR2 LR3 B K1 MECH RG1, docs/papers.md
-  §4 rows 1-7) -> docs/reproduction.md: ``em_claims`` (with ``em_sweeps``, ``em_judges``, ``em_mechanism``,
-  ``em_figures``);
+  §4 rows 1-7) -> docs/reproduction.md: ``em_claims`` (with ``em_sweeps``, ``em_judges``, ``em_grid_judges``,
+  ``em_oscillation``, ``em_mechanism``, ``em_figures``, ``em_report``);
 * the superposition claims, *Toy Models of Superposition* and *Polysemanticity and Capacity* (the TMS-*/PC-*
   presets, §4 rows 8-12) -> docs/superposition.md: ``superposition`` (with ``superposition_checks``,
   ``superposition_data``, ``superposition_figures``);
@@ -18,7 +18,7 @@ each claim and writing one document:
 Every claim ends in one :class:`~toymodels.reproduce.verdict.Verdict` (``verdict``: agrees / partly / disagrees /
 inconclusive, or answered for the OPT1 question); every document starts with the provenance of
 ``writer.provenance`` (command, toymodels version, git commit, date, machine). ``steps`` cuts training short; the
-bias decay then follows ``toymodels.presets.scaled_bias_decay`` (``em_sweeps`` says which rule where).
+primary runs keep the paper's per-step bias decay, and ``em_sweeps`` says which sensitivity runs rescale it.
 """
 
 from __future__ import annotations
@@ -31,14 +31,8 @@ from .dictionary import run_dictionary_study
 from .dictionary_study import DICTIONARY_STUDIES
 from .em_claims import CLAIMS as EM_CLAIM_REGISTRY
 from .em_claims import reproduce_em_claims
-from .em_judges import (
-    judge_bias,
-    judge_l1,
-    judge_lr,
-    judge_negative_bias,
-    judge_neurons,
-    judge_power_law,
-)
+from .em_grid_judges import judge_bias, judge_l1, judge_neurons
+from .em_judges import judge_lr, judge_negative_bias, judge_power_law
 from .em_mechanism import judge_mechanism
 from .em_sweeps import B_BIASES, EM_CLAIMS, claim_sweeps, parse_steps
 from .optimizer_study import judge_opt_cell, optimizer_study, run_optimizer_study
@@ -57,7 +51,7 @@ def canonical_command(names: Sequence[str], scale: str, seeds: int, out_dir: str
 
 
 def reproduce(
-    names: Sequence[str] | None = None, scale: str = "quick", seeds: int = 2, out_dir: str | Path = "runs/reproduce",
+    names: Sequence[str] | None = None, scale: str = "quick", seeds: int = 3, out_dir: str | Path = "runs/reproduce",
     docs_dir: str | Path = "docs", steps: int | str | None = None, progress: bool = False,
     command: str | None = None, train: bool = True,
 ) -> list[Verdict]:

@@ -25,7 +25,8 @@ import pandas as pd
 from ..config import SweepConfig
 from ..families.sae.presets import sae_sweeps, source_sweeps
 from ..families.sae.sources import run_config
-from ..presets import PAPER_STEPS, TMS_BASIC_EPS, preset, with_steps
+from ..families.superposition_presets import TMS_BASIC_EPS
+from ..presets import PAPER_STEPS, preset, with_steps
 from ..store import Results, load
 from ..sweep import run_sweep
 from .verdict import Verdict, spearman
@@ -81,7 +82,11 @@ def source_sweep(name: str, scale: str) -> list[SweepConfig]:
         return [_sqrt_decay_cut(preset(p, scale, 1), steps) for p in ("LR1", "LR3")]
     base = preset("TMS-basic", scale, 1)
     grid = {"eps": TMS_BASIC_EPS if scale == "quick" else base.grid["eps"]}
-    sw = SweepConfig(name=f"TMS-relu-{scale}", base=base.base.replace(tms_variant="relu"), grid=grid, seeds=1)
+    # pinned to the source this study was calibrated on: batch 1024 at quick scale and the TMS family's own
+    # per-matrix init, whatever budget and init scale the TMS-basic preset uses for the superposition claims
+    pinned = {"tms_variant": "relu", **({"batch_size": 1024} if scale == "quick" else {}),
+              "init_std": None}
+    sw = SweepConfig(name=f"TMS-relu-{scale}", base=base.base.replace(**pinned), grid=grid, seeds=1)
     return [with_steps(sw, 3000)] if scale == "quick" else [sw]
 
 

@@ -5,16 +5,19 @@ Claims (names for the CLI, in the report's order; docs/papers.md §4 rows 1-7):
 ====== ===========================================================================================
 LR1    row 1: learning rate steers monosemanticity (preset LR1)
 LR2    row 2: the same with power-law features (preset LR2)
-LR3    row 3: negative initial bias + bias decay (preset LR3, per-step decay *and* rescaled decay)
-B      row 4: moderate negative bias is optimal across eps (bias {-2,-1.4,-0.8,-0.2,0.4,1} x eps
-       {1/16,1/64,1/256}, lr 0.003, decay 0.003 as in row 4; one sweep per eps)
+LR3    row 3: negative initial bias + bias decay (preset LR3, Table 1's per-step decay 0.03)
+B      row 4: moderate negative bias is optimal across eps (Table 1's B1, B3, B5: eps 1/16, 1/64, 1/256 with
+       their own decays; bias {-2,-1.4,-0.8,-0.2,0.4,1}; one sweep per eps)
 K1     row 5: more neurons -> more monosemantic (preset K1, k = 16..512 at quick scale)
 MECH   row 6: mechanism of the residual polysemantic neurons (``analysis.explain_summary`` on the LR3 models)
 RG1    row 7: L1 activation penalty (preset RG1, l1 = 1e-1..1e-5; l1 = 0 is the LR3 run at lr 0.005)
 ====== ===========================================================================================
 
-The sweeps are in ``em_sweeps``, the judging rules in ``em_judges`` and ``em_mechanism``, the figures in
-``em_figures``. An existing results folder of the same sweep is resumed, never retrained.
+Each claim's verdict comes from its primary sweep alone. The same judge is applied to each sensitivity reading
+(:data:`SENSITIVITY`: the model at the last trough of the lr, a LAMB clamp scaled to the model's size, the
+rescaled decay, longer training) and the report shows those verdicts beside the primary one. The sweeps are in
+``em_sweeps``, the rules in ``em_judges`` / ``em_grid_judges`` / ``em_oscillation`` / ``em_mechanism``, the
+figures in ``em_figures``, the document in ``em_report``. An existing results folder is resumed, never retrained.
 """
 
 from __future__ import annotations
@@ -24,98 +27,190 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-import pandas as pd
-
 from ..config import SweepConfig
 from ..store import Results, load
-from .em_figures import figure_bias, figure_k, figure_l1, figure_lr
-from .em_judges import (
-    STATEMENTS,
-    claim_verdict,
-    judge_bias,
-    judge_l1,
-    judge_lr,
-    judge_negative_bias,
-    judge_neurons,
-    judge_power_law,
-)
+from .em_figures import figure_bias, figure_k, figure_l1, figure_lr, figure_oscillation
+from .em_grid_judges import judge_bias, judge_l1, judge_neurons, l1_reference
+from .em_judges import claim_verdict, judge_lr, judge_negative_bias, judge_power_law
 from .em_mechanism import figure_mechanism, judge_mechanism
-from .em_sweeps import EM_CLAIMS, K1_PAPER_KS, LONG_LRS, RG1_L1S, claim_sweeps, run_sweeps
+from .em_oscillation import PhaseViews, oscillation, phase_views
+from .em_report import write_report
+from .em_sweeps import EM_CLAIMS, claim_sweeps, run_sweeps
 from .verdict import Verdict
-from .writer import md_table, provenance, write_document
 
-TITLE = "Reproduction of *Engineering Monosemanticity in Toy Models* (Jermyn et al. 2022)"
+#: the sweeps a claim's verdict needs (labels of ``em_sweeps.claim_sweeps``); the others are sensitivity runs
+PRIMARY = {"LR1": ("LR1",), "LR2": ("LR2",), "LR3": ("LR3",), "B": ("B-eps16", "B-eps64", "B-eps256"),
+           "K1": ("K1",), "MECH": ("LR3",), "RG1": ("RG1",)}
+OSCILLATION_FIGURE = "em_oscillation.png"
+
+
+@dataclass(frozen=True)
+class EMRuns:
+    """Every loaded sweep (label -> Results), the peak/trough views of those that have them (computed once), and
+    the labels of every sweep this run planned (a planned sensitivity run without results is reported 'not run')."""
+
+    results: dict[str, Results]
+    phases: dict[str, PhaseViews]
+    planned: frozenset[str] = frozenset()
+
+    def has(self, label: str) -> bool:
+        """Whether sweep ``label`` was planned or found: its sensitivity reading belongs in the report."""
+        return label in self.planned or label in self.results
+
+    def get(self, label: str) -> Results | None:
+        res = self.results.get(label)
+        return res if res is not None and len(res.instances) else None
+
+    def trough(self, label: str) -> Results | None:
+        return self.phases[label].trough if label in self.phases else None
+
+
+def em_runs(results: dict[str, Results], planned: Sequence[str] = ()) -> EMRuns:
+    """EMRuns of ``results``, with the views of every sweep that kept a peak and a trough near its end."""
+    views = {label: phase_views(res, label) for label, res in results.items() if len(res.instances)}
+    return EMRuns(results, {label: v for label, v in views.items() if v is not None}, frozenset(planned))
+
+
+@dataclass(frozen=True)
+class SensitivityReading:
+    """One sensitivity analysis of a claim: what differs from the primary run, and the same judge's verdict."""
+
+    label: str
+    verdict: Verdict
+
+
+def _reading(claim: str, label: str, needs: Sequence[Results | None], judge: Callable[[], Verdict]
+             ) -> SensitivityReading:
+    if any(r is None for r in needs):
+        return SensitivityReading(label, claim_verdict(claim, "inconclusive", "not run (no finished results)", ""))
+    return SensitivityReading(label, judge())
+
+
+def _trough_label(runs: EMRuns, label: str) -> str:
+    step = runs.phases[label].trough_step if label in runs.phases else None
+    return f"{label} at the last lr trough" + (f" (step {step})" if step is not None else "")
+
+
+def _clamp_label(runs: EMRuns, label: str) -> str:
+    res = runs.get(label)
+    return label + (f" (LAMB clamp {float(res.instances['lamb_clamp'].iloc[0]):g})" if res is not None else "")
+
+
+def _decay_label(runs: EMRuns, label: str) -> str:
+    res = runs.get(label)
+    return label + (f" (decay {float(res.instances['bias_decay'].iloc[0]):g})" if res is not None else "")
+
+
+def sensitivity_lr1(runs: EMRuns) -> list[SensitivityReading]:
+    """LR1 at its last trough, and LR1 with the size-scaled clamp (when those exist)."""
+    out = []
+    if "LR1" in runs.phases:
+        out.append(_reading("LR1", _trough_label(runs, "LR1"), [runs.trough("LR1")],
+                            lambda: judge_lr(runs.trough("LR1"), "LR1")))
+    if runs.has("LR1-clamp"):
+        out.append(_reading("LR1", _clamp_label(runs, "LR1-clamp"), [runs.get("LR1-clamp")],
+                            lambda: judge_lr(runs.get("LR1-clamp"), "LR1")))
+    return out
+
+
+def sensitivity_lr2(runs: EMRuns) -> list[SensitivityReading]:
+    """LR2 at its last trough, compared with LR1 at its last trough."""
+    if "LR2" not in runs.phases:
+        return []
+    return [_reading("LR2", _trough_label(runs, "LR2"), [runs.trough("LR2")],
+                     lambda: judge_power_law(runs.trough("LR2"), runs.trough("LR1")))]
+
+
+def sensitivity_lr3(runs: EMRuns) -> list[SensitivityReading]:
+    """LR3 against LR1 at their last troughs, with the rescaled decay, with the size-scaled clamp (against LR1 with
+    the same clamp) and trained longer (against LR1 trained as long), each when it was run."""
+    out = []
+    if "LR3" in runs.phases:
+        out.append(_reading("LR3", _trough_label(runs, "LR3") + " vs LR1 at its trough",
+                            [runs.trough("LR3"), runs.trough("LR1")],
+                            lambda: judge_negative_bias(runs.trough("LR3"), runs.trough("LR1"))))
+    for label, ref in (("LR3-rescaled", "LR1"), ("LR3-clamp", "LR1-clamp"), ("LR3-long", "LR1-long")):
+        if runs.has(label):
+            name = _clamp_label(runs, label) if "clamp" in label else _decay_label(runs, label)
+            if label == "LR3-long" and runs.get(label) is not None:
+                name = f"{label} ({int(runs.get(label).instances['steps'].iloc[0])} steps)"
+            out.append(_reading("LR3", f"{name} vs {ref}", [runs.get(label), runs.get(ref)],
+                                lambda label=label, ref=ref: judge_negative_bias(runs.get(label), runs.get(ref))))
+    return out
 
 
 @dataclass(frozen=True)
 class EMClaim:
-    """A claim's judge and figure, both reading the results of every sweep run (label -> Results)."""
+    """A claim's judge (its primary sweep), its sensitivity readings and its figure, all reading EMRuns."""
 
     name: str
-    judge: Callable[[dict[str, Results]], Verdict]
-    figure: Callable[[dict[str, Results], Verdict, Path], Path | None]
+    judge: Callable[[EMRuns], Verdict]
+    figure: Callable[[EMRuns, Verdict, Path], Path | None]
+    sensitivity: Callable[[EMRuns], list[SensitivityReading]] = lambda runs: []
 
 
-def lr3_for(r: dict[str, Results], claim: str) -> Results | None:
-    """The LR3 sweep a claim builds on: the sqrt-decay variant when steps were cut (the most paper-like), else
-    the per-step one. For RG1 (the l1 = 0 reference) only one with the same decay and steps as RG1."""
-    cands = [r[k] for k in ("LR3-sqrt", "LR3") if k in r and len(r[k].instances)]
-    if claim == "RG1":
-        rg1 = r["RG1"].sweep.base.optim
-        cands = [c for c in cands if (c.sweep.base.optim.bias_decay, c.sweep.base.optim.steps)
-                 == (rg1.bias_decay, rg1.steps)]
-    return cands[0] if cands else None
+def _b_sweeps(runs: EMRuns) -> dict[str, Results]:
+    return {k: x for k, x in runs.results.items() if k.startswith("B-eps") and len(x.instances)}
 
 
-def judge_lr3(r: dict[str, Results]) -> Verdict:
-    """Row 3 on every LR3 variant that was run, plus the longer-training check when it was run."""
-    v = judge_negative_bias(r["LR3"], r.get("LR1"), r.get("LR3-rescaled"), r.get("LR3-sqrt"))
-    if r.get("LR3-long") is None or r.get("LR1-long") is None or not len(r["LR3-long"].instances) \
-            or not len(r["LR1-long"].instances):
-        return v
-    long = judge_negative_bias(r["LR3-long"], r["LR1-long"])
-    steps = r["LR3-long"].sweep.base.optim.steps
-    reason = v.reason + (f". Trained {steps} steps (lr {', '.join(f'{x:g}' for x in LONG_LRS)}), LR3 vs LR1: "
-                         f"{long.verdict} — {long.reason}")
-    table = long.table.assign(variant=lambda d: d["variant"] + f", {steps} steps")
-    return replace(v, reason=reason, table=pd.concat([v.table, table], ignore_index=True))
-
-
-def _b_sweeps(r: dict[str, Results]) -> dict[str, Results]:
-    return {k: x for k, x in r.items() if k.startswith("B-eps")}
+def _lr_extra(runs: EMRuns, labels: Sequence[str]) -> dict[str, Results]:
+    return {k: runs.get(k) for k in labels if runs.get(k) is not None}
 
 
 CLAIMS: dict[str, EMClaim] = {c.name: c for c in [
-    EMClaim("LR1", lambda r: judge_lr(r["LR1"], "LR1"), lambda r, v, p: figure_lr(r["LR1"], p, "LR1 (uniform)")),
-    EMClaim("LR2", lambda r: judge_power_law(r["LR2"], r.get("LR1")),
-            lambda r, v, p: figure_lr(r["LR2"], p, "LR2 (power law)",
-                                      {"LR1 (uniform)": r["LR1"]} if "LR1" in r else None)),
-    EMClaim("LR3", judge_lr3,
-            lambda r, v, p: figure_lr(r["LR3"], p, "LR3 (per-step decay)",
-                                      {k: r[k] for k in ("LR3-rescaled", "LR3-sqrt", "LR1") if k in r})),
+    EMClaim("LR1", lambda r: judge_lr(r.get("LR1"), "LR1"),
+            lambda r, v, p: figure_lr(r.get("LR1"), p, "LR1 (uniform)", _lr_extra(r, ["LR1-clamp"]),
+                                      r.trough("LR1")),
+            sensitivity_lr1),
+    EMClaim("LR2", lambda r: judge_power_law(r.get("LR2"), r.get("LR1")),
+            lambda r, v, p: figure_lr(r.get("LR2"), p, "LR2 (power law)", _lr_extra(r, ["LR1"]), r.trough("LR2")),
+            sensitivity_lr2),
+    EMClaim("LR3", lambda r: judge_negative_bias(r.get("LR3"), r.get("LR1")),
+            lambda r, v, p: figure_lr(r.get("LR3"), p, "LR3 (per-step decay)",
+                                      _lr_extra(r, ["LR3-rescaled", "LR3-clamp", "LR1"]), r.trough("LR3")),
+            sensitivity_lr3),
     EMClaim("B", lambda r: judge_bias(_b_sweeps(r)), lambda r, v, p: figure_bias(_b_sweeps(r), p)),
-    EMClaim("K1", lambda r: judge_neurons(r["K1"]), lambda r, v, p: figure_k(r["K1"], p)),
-    EMClaim("MECH", lambda r: judge_mechanism(lr3_for(r, "MECH")),
-            lambda r, v, p: figure_mechanism(lr3_for(r, "MECH"), v.details["mech"], p)
+    EMClaim("K1", lambda r: judge_neurons(r.get("K1")), lambda r, v, p: figure_k(r.get("K1"), p)),
+    EMClaim("MECH", lambda r: judge_mechanism(r.get("LR3")),
+            lambda r, v, p: figure_mechanism(r.get("LR3"), v.details["mech"], p)
             if len(v.details.get("mech", ())) else None),
-    EMClaim("RG1", lambda r: judge_l1(r["RG1"], lr3_for(r, "RG1")),
-            lambda r, v, p: figure_l1(r["RG1"], p, lr3_for(r, "RG1"))),
+    EMClaim("RG1", lambda r: judge_l1(r.get("RG1"), r.get("LR3")),
+            lambda r, v, p: figure_l1(r.get("RG1"), p, l1_reference(r.get("RG1"), r.get("LR3")))),
 ]}
+
+
+def judge_claim(name: str, runs: EMRuns, docs_dir: Path) -> Verdict:
+    """Claim ``name``'s primary verdict with its sensitivity readings (``details["sensitivity"]``) and its figure
+    (``docs_dir/figures/em_<claim>.png``); inconclusive when a primary sweep has no finished results."""
+    missing = [k for k in PRIMARY[name] if runs.get(k) is None]
+    if missing:
+        return claim_verdict(name, "inconclusive", f"not run to the end: no finished results for "
+                             f"{', '.join(missing)}", "")
+    claim = CLAIMS[name]
+    v = claim.judge(runs)
+    v = replace(v, details={**v.details, "sensitivity": tuple(claim.sensitivity(runs))})
+    png = docs_dir / "figures" / f"em_{name.lower()}.png"
+    try:
+        made = claim.figure(runs, v, png)
+    except Exception as err:  # a figure must not lose the verdicts
+        made = None
+        v = replace(v, reason=v.reason + f" (figure failed: {type(err).__name__}: {err})")
+    return replace(v, figure=f"figures/{png.name}") if made is not None else v
 
 
 def reproduce_em_claims(names: Sequence[str], scale: str, seeds: int, out_dir: Path, docs_dir: Path,
                         steps: dict[str, int], command: str, progress: bool = False,
                         train: bool = True) -> list[Verdict]:
     """Train (or reload) the sweeps of the EM claims ``names``, judge them in the report's order, draw a figure per
-    claim into ``docs_dir/figures/em_<claim>.png`` and write ``docs_dir/reproduction.md``. ``steps`` as returned
-    by ``parse_steps``. A claim whose sweeps have no finished results (``train=False``, or an interrupted run) is
-    reported as inconclusive."""
+    claim into ``docs_dir/figures/`` (and the oscillation figure of LR1) and write ``docs_dir/reproduction.md``.
+    ``steps`` as returned by ``parse_steps``. A claim whose primary sweeps have no finished results
+    (``train=False``, or an interrupted run) is reported as inconclusive."""
     t0 = time.time()
     em = [n for n in EM_CLAIMS if n in names]  # report order
     sweeps: dict[str, SweepConfig] = {}
     for n in em:
         sweeps.update(claim_sweeps(n, scale, seeds, steps))
-    # Comparisons use LR1 / LR3 when they were run (now or earlier into the same folder).
+    # Comparisons use LR1 (and its clamp run) / LR3 when they were run (now or earlier into the same folder).
     extra = {}
     if "LR2" in em or "LR3" in em:
         extra.update(claim_sweeps("LR1", scale, seeds, steps))
@@ -127,99 +222,13 @@ def reproduce_em_claims(names: Sequence[str], scale: str, seeds: int, out_dir: P
     for label, sw in extra.items():
         if label not in results and (out_dir / sw.name / "sweep.json").exists():
             results[label] = load(out_dir / sw.name)
-    verdicts = []
-    for n in em:
-        missing = [k for k in claim_sweeps(n, scale, seeds, steps) if not k.endswith("-long")  # -long: optional
-                   and (k not in results or len(results[k].instances) == 0)]
-        if missing:
-            verdicts.append(claim_verdict(n, "inconclusive", f"not run to the end: no finished results for "
-                                          f"{', '.join(missing)}", ""))
-            continue
-        v = CLAIMS[n].judge(results)
-        png = docs_dir / "figures" / f"em_{n.lower()}.png"
-        try:
-            made = CLAIMS[n].figure(results, v, png)
-        except Exception as err:  # a figure must not lose the verdicts
-            made = None
-            v = replace(v, reason=v.reason + f" (figure failed: {type(err).__name__}: {err})")
-        verdicts.append(replace(v, figure=f"figures/{png.name}") if made is not None else v)
-    write_report(verdicts, results, docs_dir / "reproduction.md", command, scale, seeds, steps, time.time() - t0)
+    runs = em_runs(results, [*sweeps, *extra])
+    verdicts = [judge_claim(n, runs, docs_dir) for n in em]
+    oscillations = [oscillation(v) for v in runs.phases.values()]
+    osc_figure = None
+    if "LR1" in runs.phases:
+        figure_oscillation(runs.phases["LR1"], docs_dir / "figures" / OSCILLATION_FIGURE)
+        osc_figure = f"figures/{OSCILLATION_FIGURE}"
+    write_report(verdicts, results, oscillations, osc_figure, docs_dir / "reproduction.md", command, scale, seeds,
+                 steps, time.time() - t0)
     return verdicts
-
-
-def _sweep_line(res: Results) -> str:
-    sw = res.sweep
-    b = sw.base.flat()
-    fixed = ", ".join(f"{k}={b[k]:g}" if isinstance(b[k], float) else f"{k}={b[k]}" for k in
-                      ("task", "distribution", "N", "m", "k", "eps", "lr", "bias_offset", "bias_decay", "l1",
-                       "optimizer", "schedule", "batch_size", "steps") if k not in sw.grid)
-    grid = "; ".join(f"{k} ∈ {{{', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vals)}}}"
-                     for k, vals in sw.grid.items())
-    n_ok = int((res.instances["status"] == "ok").sum()) if "status" in res.instances else 0
-    return f"| `{sw.name}` | {grid} | {fixed} | {len(res.instances)}/{sw.size()} ({n_ok} ok) |"
-
-
-def _short(v: Verdict) -> str:
-    """The verdict table's short column: mono/feature per lr for rows 1-2, else the numbers (or the reason)."""
-    t = v.table
-    if v.claim in ("LR1", "LR2") and t is not None and len(t):
-        return "; ".join(f"lr {a}: {b}" for a, b in zip(t["lr"], t["mono_per_feature"])) + " mono/feature"
-    txt = v.numbers or v.reason
-    return txt if len(txt) < 400 else txt[:397] + "…"
-
-
-def write_report(verdicts: list[Verdict], results: dict[str, Results], path: Path, command: str, scale: str,
-                 seeds: int, steps: dict[str, int], elapsed_s: float) -> Path:
-    """docs/reproduction.md: the verdict table, what was run, the deviations from the paper, then per claim the
-    paper's statement, the verdict with its reason, the figure and the numbers."""
-    cut = (" with steps cut to " + ", ".join(f"{v} ({'default' if k == '*' else k})" for k, v in steps.items())
-           + " (bias decay: multiplied by sqrt(2^17/steps) for B, K1, RG1; LR3 run with the paper's per-step "
-           "decay, the fully rescaled and the sqrt-rescaled decay)") if steps else ""
-    lines = [
-        f"Run at scale `{scale}`{cut}, {seeds} seeds per setting, {elapsed_s / 60:.0f} min of this run (finished "
-        "sweeps are reloaded, not retrained). Checks: docs/papers.md §4 rows 1-7. Numbers are mean ± "
-        "sample standard deviation over the seeds that did not diverge; mono/feature is the paper's metric "
-        "(# neurons with max/sum single-feature activation > 0.999, divided by N). The verdicts are computed by "
-        "`toymodels.reproduce.em_judges` and `em_mechanism` (thresholds in their docstrings), not written by hand.",
-        "",
-        "## Verdicts",
-        "",
-        "| claim | verdict | our numbers (short) |",
-        "|---|---|---|",
-    ]
-    lines += [f"| {v.title} | **{v.verdict}** | {_short(v)} |" for v in verdicts]
-    lines += ["", "## What was run", "", "| sweep | grid | fixed | instances done |", "|---|---|---|---|"]
-    seen = set()
-    for res in results.values():
-        if res.sweep.name not in seen:
-            seen.add(res.sweep.name)
-            lines.append(_sweep_line(res))
-    if results:
-        first = next(iter(results.values())).sweep.base
-        all_steps = sorted({r.sweep.base.optim.steps for r in results.values()})
-        samples = [2**17 * 8192 / (s * first.optim.batch_size) for s in (max(all_steps), min(all_steps))]
-        lines += ["", f"Scale `{scale}`: N={first.data.N}, m={first.model.m}, batch {first.optim.batch_size}, "
-                  f"{' or '.join(map(str, all_steps))} steps (see the table; paper: N=512, m=64, k=1024, batch 8192, "
-                  f"2^17 steps, i.e. {samples[0]:.0f}x to {samples[1]:.0f}x the training samples of these runs). "
-                  "At quick scale N, m, k are the paper's divided by 4, which keeps k/N, N/m, eps and the "
-                  "interference noise per neuron (docs/papers.md §4)."]
-    lines += ["", "Deviations from the paper's setup, all forced by a shared 2-core CPU: sizes / 4 and batch 128 "
-              "(above); steps cut as stated at the top. Bias decay with cut steps (presets.py docstring): LR3 is run "
-              "with the paper's per-step decay 0.03, with the decay rescaled by 2^17/steps so that the cumulative "
-              "pull (1 - decay·lr)^(steps/2) matches the paper's 2^17-step run (docs/papers.md §4 row 3), and with "
-              "sqrt(2^17/steps) in between; the last behaved most like the paper (claim 3), so B, K1 and RG1 use it; "
-              "the B check uses §4 row 4's reduced grid (6 offsets x 3 eps, "
-              "lr 0.003, decay 0.003 at every eps, whereas Table 1's B1 at eps 1/16 uses decay 0.03); K1 uses "
-              f"k = {', '.join(str(k // 4) for k in K1_PAPER_KS)} (quick) instead of 16..2048; RG1 uses "
-              f"l1 = {', '.join(f'{x:g}' for x in RG1_L1S)} (smaller values train like l1 = 0). The final model is "
-              "taken at the last step, which for paper_cosine with steps a multiple of 1024 is at the peak lr, as in "
-              "the paper.", ""]
-    for v in verdicts:
-        lines += [f"## {v.title}", "", f"**Paper:** {STATEMENTS[v.claim][1]}", "",
-                  f"**Verdict: {v.verdict}** — {v.reason}.", ""]
-        if v.figure:
-            lines += [f"![{v.claim}]({v.figure})", ""]
-        if v.numbers and v.claim == "MECH":
-            lines += [f"**Numbers:** {v.numbers}.", ""]
-        lines += [md_table(v.table), ""]
-    return write_document(path, TITLE, provenance(command), body=lines)

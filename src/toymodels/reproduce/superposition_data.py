@@ -28,6 +28,14 @@ from ..store import Results
 #: The per-feature dimensionalities TMS names (docs/papers.md §2.3): tetrahedron 3/4, triangle 2/3, antipodal
 #: pair 1/2, pentagon 2/5, square antiprism 3/8, and 1 for a dedicated dimension.
 FRACTIONS: dict[str, float] = {"1": 1.0, "3/4": 0.75, "2/3": 2 / 3, "1/2": 0.5, "2/5": 0.4, "3/8": 0.375}
+#: The official notebook's training budget (docs/papers.md §2.2), at which the replication below was run.
+NOTEBOOK_BUDGET: dict[str, object] = {"optimizer": "adamw", "lr": 1e-3, "batch_size": 1024, "steps": 10_000}
+#: adonath's JAX replication (docs/papers.md §2.4, TMS-basic): features with ||W_i|| > 0.5 in its one ReLU run
+#: (n=20, m=5, I_i = 0.7^i) per density 1-S, at the notebook's budget.
+REPLICATION_BASIC_COUNTS: dict[float, int] = {1.0: 5, 0.3: 7, 0.1: 9, 0.03: 10, 0.01: 11, 0.003: 11, 0.001: 12}
+#: The same replication's TMS-dim run (n=200, m=20, 20 levels) at the notebook's budget: levels with
+#: |D* - 1/2| <= 0.03, and the fractions its D_i cluster on besides 1/2.
+REPLICATION_DIM = {"levels_half": 4, "fractions": ("2/3", "2/5")}
 #: The solutions of the n=2, m=1 phase diagram.
 PHASES = ("feature 1", "feature 2", "antipodal", "other")
 #: Fresh inputs per model for the TMS ranking loss.
@@ -98,6 +106,20 @@ def measured_quadratic_loss(W: np.ndarray, b: float, v: np.ndarray, kurtosis: fl
     y_hat, _ = model(x[None])
     err = (y_hat - model.target(x[None]))[0].pow(2)
     return float(err.mean()), float(err.std() / math.sqrt(samples))
+
+
+def budget_of(df: pd.DataFrame) -> dict[str, object]:
+    """The training budget of a table of instances (the first row's optimizer, lr, batch_size, steps)."""
+    row = df.iloc[0]
+    return {key: row[key] for key in NOTEBOOK_BUDGET if key in df}
+
+
+def at_notebook_budget(df: pd.DataFrame) -> bool:
+    """Whether the instances were trained at the notebook's budget (``NOTEBOOK_BUDGET``)."""
+    budget = budget_of(df)
+    return len(budget) == len(NOTEBOOK_BUDGET) and all(
+        budget[k] == v if isinstance(v, str) else abs(float(budget[k]) - float(v)) <= 1e-12
+        for k, v in NOTEBOOK_BUDGET.items())
 
 
 def lowest_loss(df: pd.DataFrame, by: Sequence[str], col: str | None = None) -> pd.DataFrame:

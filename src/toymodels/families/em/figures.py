@@ -20,13 +20,14 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from ... import metrics
-from ...analysis import explain_summary, instance_config, most_monosemantic, neuron_kinds
+from ...analysis import instance_config, instance_summary, most_monosemantic, neuron_kinds
 from ...figures.common import instance_panels, instance_title, write_figure
 from ...figures.save import new_figure
 from ..base import FigureSpec
 from .evaluate import em_probe
 
-KIND_COLOURS = {"mono": "tab:blue", "false mono": "tab:red", "poly": "tab:orange", "dead": "0.6"}
+KIND_COLOURS = {"mono": "tab:blue", "false mono": "tab:red", "narrow": "tab:purple", "broad": "tab:orange",
+                "dead": "0.6"}
 
 
 def em_tensors(results: Any, run_id: str, step: int | None = None) -> tuple[dict[str, Tensor], str]:
@@ -85,7 +86,7 @@ def sfa_plot(results: Any, run_ids: Sequence[str] | None = None, out_dir: str | 
 # ---------------------------------------------------------------------------------------------------- biases
 def bias_figure(results: Any, run_ids: Sequence[str] | None = None) -> Figure | None:
     """First-layer bias of every neuron of the chosen instances, neurons in display order (as the heatmap);
-    mono neurons in blue, polysemantic orange, dead grey."""
+    mono neurons in blue, narrow (near-mono) purple, broad (residual polysemantic) orange, dead grey."""
     panels = instance_panels(results, run_ids, height=4.4)
     if panels is None:
         return None
@@ -98,7 +99,7 @@ def bias_figure(results: Any, run_ids: Sequence[str] | None = None) -> Figure | 
         mono = kinds == "mono"
         bias = p["b1"].numpy()[order]
         x = np.arange(len(order))
-        for kind in ("mono", "poly", "dead"):
+        for kind in ("mono", "narrow", "broad", "dead"):
             sel = kinds == kind
             if sel.any():
                 ax.scatter(x[sel], bias[sel], s=12, color=KIND_COLOURS[kind],
@@ -160,7 +161,7 @@ def probe_figure(results: Any, run_id: str | None = None) -> Figure | None:
     for ax, col, ylabel in ((axes[1], "fires_all_but_one", f"all-but-one inputs that fire it (of {N})"),
                             (axes[2], "context_features", "context features (random inputs, own feature off)")):
         y = probe[col][0].numpy().astype(float)
-        for kind in ("poly", "dead", "mono", "false mono"):
+        for kind in ("narrow", "broad", "dead", "mono", "false mono"):
             sel = kinds == kind
             if sel.any():
                 ax.scatter(ratio[sel], y[sel] + jitter[sel], s=14, color=KIND_COLOURS[kind], alpha=0.8,
@@ -187,29 +188,31 @@ def probe_plot(results: Any, run_id: str | None = None, out_dir: str | Path | No
 
 # ------------------------------------------------------------------------------------------------ mechanism
 def mechanism_figure(results: Any, run_id: str | None = None) -> Figure | None:
-    """How the mono and polysemantic blocks of one instance compute (``analysis.explain_summary``,
+    """How the mono and broad (residual polysemantic) blocks of one instance compute (``analysis.explain_summary``,
     docs/papers.md §1.6); default instance: ``analysis.most_monosemantic``.
 
-    (a) singular values of the polysemantic block's linear map M = W2[:, poly] W1[poly] E (its numerical rank, at
-    most m); (b) M itself, to compare with the fit c E^T E + d; (c) threshold and slope of each mono neuron's
-    response to its feature's amplitude; (d) lone-feature loss of the full model, each block alone and no neurons.
+    (a) singular values of the broad block's linear map M = W2[:, B] W1[B] E (its numerical rank, at most m by
+    construction); (b) M itself, to compare with the fit c E^T E, and its output offset W2[:, B] b1[B]; (c)
+    threshold and slope of each mono neuron's response to its feature's amplitude; (d) lone-feature loss of the full
+    model, without the broad block, each block alone and no neurons.
     """
     run_id = run_id or most_monosemantic(results)
     if run_id is None:
         return None
-    p, nonlin = em_tensors(results, run_id)
-    s = explain_summary(p["W1"], p["b1"], p["W2"], p["E"], nonlin)
+    p, _ = em_tensors(results, run_id)
+    s = instance_summary(results, run_id)
     fig = new_figure(12.5, 8.6)
     (ax_sv, ax_map), (ax_mono, ax_loss) = fig.subplots(2, 2)
     _singular_values(ax_sv, s, m=p["E"].shape[0])
 
-    M = s["poly_map"].numpy()
+    M = s["broad_map"].numpy()
     lim = float(np.abs(M).max()) if M.size and np.isfinite(M).all() and np.abs(M).max() > 0 else 1.0
     im = ax_map.imshow(M, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
     fig.colorbar(im, ax=ax_map, shrink=0.85).set_label("M[output, feature]")
-    fit = (f"fit M = c E^T E + d: c={s['gram_c']:.3g}, d={s['gram_d']:.3g}, rel. residual {s['gram_residual']:.2f}"
-           if math.isfinite(s["gram_c"]) else "no feature-to-feature fit (re-projector output)")
-    ax_map.set_title(f"(b) polysemantic block map M\n{fit}", fontsize=10)
+    fit = (f"fit M = c E^T E: c={s['gram_c']:.3g}, rel. residual {s['gram_residual']:.2f}; "
+           f"offset W2_B b_B mean {s['offset_mean']:.3g}" if math.isfinite(s["gram_c"])
+           else "no feature-to-feature fit (re-projector output, or no broad neurons)")
+    ax_map.set_title(f"(b) broad block map M (linear part)\n{fit}", fontsize=10)
     ax_map.set_xlabel("input feature")
     ax_map.set_ylabel("output")
 
@@ -235,8 +238,8 @@ def mechanism_figure(results: Any, run_id: str | None = None) -> Figure | None:
 
 
 def _singular_values(ax: Any, s: dict[str, Any], m: int) -> None:
-    """(a) of the mechanism figure: the poly block's singular values relative to the largest."""
-    sv = s["poly_singular_values"].numpy()
+    """(a) of the mechanism figure: the broad block's singular values relative to the largest."""
+    sv = s["broad_singular_values"].numpy()
     if sv.size and sv[0] > 0:
         rel = sv / sv[0]
         idx = np.arange(1, sv.size + 1)
@@ -246,19 +249,20 @@ def _singular_values(ax: Any, s: dict[str, Any], m: int) -> None:
         ax.axvline(m + 0.5, color="tab:purple", linewidth=1, label=f"m = {m} (rank bound)")
         ax.legend(fontsize=8)
     else:
-        ax.text(0.5, 0.5, "no polysemantic neurons", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no broad polysemantic neurons", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("singular value index")
     ax.set_ylabel("singular value / largest")
-    ax.set_title(f"(a) polysemantic block ({s['n_poly']} neurons): numerical rank {s['poly_rank']}", fontsize=10)
+    ax.set_title(f"(a) broad block ({s['n_broad']} neurons): numerical rank {s['broad_rank']}", fontsize=10)
     ax.grid(alpha=0.3)
 
 
 def _block_losses(ax: Any, s: dict[str, Any]) -> None:
-    """(d) of the mechanism figure: lone-feature loss of the full model, each block alone and no neurons."""
-    names = ["full model", "mono only", "poly only", "no neurons"]
-    vals = [s["loss_full"], s["loss_mono"], s["loss_poly"], s["loss_zero"]]
+    """(d) of the mechanism figure: lone-feature loss of the full model, without the broad block, each block alone
+    and no neurons."""
+    names = ["full model", "no broad", "mono only", "broad only", "no neurons"]
+    vals = [s["loss_full"], s["loss_without_broad"], s["loss_mono"], s["loss_broad"], s["loss_zero"]]
     if all(math.isfinite(v) for v in vals):
-        bars = ax.bar(names, vals, color=["tab:green", "tab:blue", "tab:orange", "0.6"])
+        bars = ax.bar(names, vals, color=["tab:green", "tab:purple", "tab:blue", "tab:orange", "0.6"])
         ax.bar_label(bars, fmt="%.3g", fontsize=8)
         ax.set_ylabel("lone-feature loss (amplitudes 0..1)")
         positive = [v for v in vals if v > 0]
@@ -288,7 +292,7 @@ FIGURES: list[FigureSpec] = [
                "Multi-feature probe of the most monosemantic instance. Look for red points: neurons the "
                "single-feature probe calls monosemantic but that fire without their own feature."),
     FigureSpec("mechanism", mechanism_plot,
-               "Mechanism of the most monosemantic instance. Look for a polysemantic block of rank at most m close "
-               "to c E^T E + d, mono neurons with positive thresholds, and a full model that beats each block "
-               "alone."),
+               "Mechanism of the most monosemantic instance. Look for a broad (residual polysemantic) block close "
+               "to c E^T E (its rank is at most m by construction), mono neurons with positive thresholds, and a "
+               "full model that beats each block alone."),
 ]
