@@ -25,8 +25,11 @@ import pandas as pd
 from scipy import stats
 
 from ..optim import PAPER_T_MAX
+from ..runner import FINAL_LOSS_LOGS
 from ..store import Results
+from ..train import LOG_EVERY
 from .em_judges import LOSS_TOL, MIN_MONO_NEURONS  # the EM claims' detection floor, in neurons (mono/feature x N)
+from .em_oscillation import trajectory
 
 #: A cell is judged only with at least this many seeds finished (and not diverged) at both of its lrs.
 MIN_SEEDS = 3
@@ -35,10 +38,9 @@ MIN_SEEDS = 3
 #: taken the smallest steps), after t = 1023 mod 1024 (the final step of 2^15 and of 2^17) at the peak.
 LR_PERIOD = 2 * PAPER_T_MAX
 TROUGH_PHASE = PAPER_T_MAX - 1
-#: The loss at a checkpoint: the mean task loss logged (every 16 steps, on the training batch) in the LOSS_WINDOW
-#: steps up to it, the same 8 logs as ``final_loss`` (runner.FINAL_LOSS_LOGS) at the final step. The metrics table
-#: stores no loss evaluated on the checkpoint itself.
-LOSS_WINDOW = 128
+#: The loss at a checkpoint is ``em_oscillation.trajectory``'s: the mean task loss logged (every 16 steps, on the
+#: training batch) in the LOSS_WINDOW steps up to it, the same 8 logs as ``final_loss`` at the final step.
+LOSS_WINDOW = FINAL_LOSS_LOGS * LOG_EVERY
 #: The cell verdicts, in the order the rule tries them.
 EFFECTS = ("too few seeds", "diverged", "no mono", "yes", "mono up, loss up", "reversed", "below floor",
            "mixed seeds")
@@ -67,18 +69,12 @@ def spread(values: np.ndarray) -> dict[str, float]:
                 min=float(values.min()) if n else float("nan"), max=float(values.max()) if n else float("nan"))
 
 
-def window_loss(losses: pd.DataFrame, step: int) -> pd.Series:
-    """Per run_id, the mean logged loss over the LOSS_WINDOW steps ending at ``step`` (rows of the metrics table
-    named ``loss``)."""
-    w = losses[(losses["step"] <= step) & (losses["step"] > step - LOSS_WINDOW)]
-    return w.groupby("run_id")["value"].mean()
-
-
 def checkpoint_table(results: dict[str, Results], where: str = "peak") -> pd.DataFrame:
     """One row per instance of every OPT1 part at its final step (``where="peak"``) or its last lr trough
     (``"trough"``): setting (LR1 / LR3), optimizer, schedule, lr, lr_level (low / high / midI), bias_decay, seed,
     N, step, status (``ok``, or ``diverged`` when no checkpoint metrics exist at that step), mono_neurons,
-    mono_per_feature, mean_bias, dead_neurons and loss (:func:`window_loss`). Empty when a part has no such step."""
+    mono_per_feature, mean_bias, dead_neurons and loss (``em_oscillation.trajectory``). Empty when a part has no
+    such step."""
     frames = []
     for part, res in results.items():
         steps = res.sweep.base.optim.steps
@@ -86,8 +82,8 @@ def checkpoint_table(results: dict[str, Results], where: str = "peak") -> pd.Dat
         if step is None:
             return pd.DataFrame()
         inst = res.instances
-        m = res.metrics[res.metrics["step"] == step].pivot_table(index="run_id", columns="name", values="value")
-        loss = window_loss(res.metrics[res.metrics["name"] == "loss"], step)
+        traj = trajectory(res)
+        m = traj[traj["step"] == step].set_index("run_id")
         lrs = sorted(inst["lr"].unique())
         level = {lr: "low" if i == 0 else "high" if i == len(lrs) - 1 else f"mid{i}" for i, lr in enumerate(lrs)}
         df = inst[["run_id", "optimizer", "schedule", "lr", "bias_decay", "seed", "N"]].copy()
@@ -96,7 +92,7 @@ def checkpoint_table(results: dict[str, Results], where: str = "peak") -> pd.Dat
         df["step"] = step
         for col in ("mono_neurons", "mono_per_feature", "mean_bias", "dead_neurons"):
             df[col] = df["run_id"].map(m[col]) if col in m.columns else float("nan")
-        df["loss"] = df["run_id"].map(loss)
+        df["loss"] = df["run_id"].map(m["loss"])
         df["status"] = np.where(df["mono_neurons"].notna() & df["loss"].notna(), "ok", "diverged")
         frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
