@@ -199,7 +199,8 @@ def write_report(verdicts: list[Verdict], results: dict[str, Results], oscillati
         "|---|---|---|---|",
     ]
     for v in verdicts:
-        sens = "; ".join(f"{s.label}: {s.verdict.verdict}" for s in _sensitivity(v)) or "none"
+        sens = "; ".join(f"{s.label}: {'not run yet' if s.verdict.reason.startswith('not run') else s.verdict.verdict}"
+                         for s in _sensitivity(v)) or "none"
         lines.append(f"| {v.title} | **{v.verdict}** | {sens} | {_short(v)} |")
     lines += ["", "## What was run", "", "| sweep | grid | fixed | instances done | trained at commit |",
               "|---|---|---|---|---|"]
