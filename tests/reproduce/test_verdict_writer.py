@@ -44,6 +44,19 @@ def test_provenance_names_command_version_commit_date_and_machine():
     assert typed_command() is None  # pytest is not the toymodels command
 
 
+def test_provenance_names_the_commits_that_trained_the_results():
+    # a finished results folder is reloaded, not retrained: the document names the commit in its sweep.json
+    from types import SimpleNamespace
+
+    results = [SimpleNamespace(meta={"git_commit": "a" * 40}), SimpleNamespace(meta={"git_commit": "b" * 40}),
+               SimpleNamespace(meta={"git_commit": "a" * 40}), SimpleNamespace(meta={})]
+    p = provenance("cmd", results)
+    assert p.trained_by == ("a" * 12, "b" * 12, "unknown")
+    assert p.line().endswith(f"The results it reads were trained by git commit `{'a' * 12}`, `{'b' * 12}`, "
+                             "`unknown`.")
+    assert "trained by" not in provenance("cmd").line()
+
+
 def test_write_document_layout(tmp_path):
     p = provenance("cmd")
     path = write_document(tmp_path / "docs" / "x.md", "Title", p, lead=["Lead one.", "Lead two."],

@@ -169,7 +169,8 @@ def write_report(found: dict[str, tuple[Verdict, dict]], docs_dir: Path, command
     for name in DICTIONARY_STUDIES:
         if name in found:
             body += study_section(name, found[name][0], found[name][1], figures_dir)
-    return write_document(docs_dir / "dictionary_learning.md", TITLE, provenance(command), LEAD, body)
+    trained = [r for _, results in found.values() for r in results.values()]
+    return write_document(docs_dir / "dictionary_learning.md", TITLE, provenance(command, trained), LEAD, body)
 
 
 def run_dictionary_study(names: Sequence[str], scale: str = "quick", seeds: int = 1,

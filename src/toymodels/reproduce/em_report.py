@@ -225,4 +225,4 @@ def write_report(verdicts: list[Verdict], results: dict[str, Results], oscillati
         if v.numbers and v.claim == "MECH":
             lines += [f"**Numbers:** {v.numbers}.", ""]
         lines += [md_table(v.table), ""]
-    return write_document(path, TITLE, provenance(command), body=lines)
+    return write_document(path, TITLE, provenance(command, results.values()), body=lines)

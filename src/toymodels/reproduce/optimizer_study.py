@@ -369,7 +369,8 @@ def optimizer_study(results: dict[str, Results], docs_dir: Path, command: str, s
               "range against its bottom; the ranges are matched by the size of a step, not tuned.",
               "- The loss at the trough is measured on the training batches of the 128 steps before it, while the "
               "lr falls to ~0; a loss evaluated on the checkpoint itself could differ slightly.", *notes, ""]
-    write_document(docs_dir / "optimizer_study.md", TITLE, provenance(command), lead=[lead], body=lines)
+    write_document(docs_dir / "optimizer_study.md", TITLE, provenance(command, results.values()), lead=[lead],
+                   body=lines)
     return Verdict(claim="OPT1", title=TITLE, verdict=verdict, reason=lead, numbers=short, table=table,
                    figure="figures/opt_effect.png" if figs.get("opt_effect") else None,
                    details={"matched": matched, "cells": peak_cells, "trough_cells": trough_cells,
