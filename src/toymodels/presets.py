@@ -90,8 +90,6 @@ class Preset:
     scale_fn: Any = field(default=None, repr=False)
     #: multi-part presets (OPT1): (part suffix, base overrides, grid) per sweep; see the module docstring.
     parts: tuple = ()
-    #: steps at quick scale when not the default 2^15 (the bias decay follows SCALE_DECAY_RULE)
-    quick_steps: int | None = None
     #: smoke scale keeps the full grid instead of three values per field
     smoke_full_grid: bool = False
 
@@ -112,8 +110,8 @@ class Preset:
         if scale not in SCALES:
             raise ConfigError(f"field 'scale': must be one of {', '.join(SCALES)} (got {scale!r})")
         fn = self.scale_fn or _em_scale
-        view = Preset(name=name, summary=self.summary, base=base, grid=grid, quick_steps=self.quick_steps,
-                      smoke_full_grid=self.smoke_full_grid) if self.parts else self
+        view = (Preset(name=name, summary=self.summary, base=base, grid=grid, smoke_full_grid=self.smoke_full_grid)
+                if self.parts else self)
         base, grid = fn(view, scale)
         return SweepConfig(name=f"{name}-{scale}", base=ExperimentConfig.from_flat(base), grid=grid,
                            seeds=seeds)
@@ -140,7 +138,7 @@ def _em_scale(p: Preset, scale: str) -> tuple[dict[str, Any], dict[str, list[Any
     s = _SIZES[scale]
     base = dict(p.base)
     k_paper = base.pop("k", 1024)
-    steps = p.quick_steps if (scale == "quick" and p.quick_steps) else s["steps"]
+    steps = s["steps"]
     base.update(N=s["N"], m=s["m"], k=max(1, k_paper // s["div"]), batch_size=s["batch_size"], steps=steps)
     if "bias_decay" in base:  # the paper's decay is quoted at its 2^17 steps
         base["bias_decay"] = scaled_bias_decay(base["bias_decay"], PAPER_STEPS, steps)

@@ -15,7 +15,7 @@ from toymodels.optim import schedule_factors
 from toymodels.presets import preset
 from toymodels.reproduce import judge_opt_cell, optimizer_study, run_optimizer_study
 from toymodels.reproduce.optimizer_judges import (
-    checkpoint_table,
+    checkpoint_tables,
     judge_cells,
     last_trough_step,
     peak_vs_trough,
@@ -145,7 +145,7 @@ def peak_trough_run(tmp_path_factory):
 def test_peak_and_trough_of_a_run_with_checkpoint_every(peak_trough_run):
     res = peak_trough_run["OPT1-LR1-lamb"]
     assert res.sweep.base.run.checkpoint_every == 512
-    peak, trough = checkpoint_table(peak_trough_run, "peak"), checkpoint_table(peak_trough_run, "trough")
+    peak, trough = checkpoint_tables(peak_trough_run)
     assert set(peak["step"]) == {1023} and set(trough["step"]) == {511} and len(peak) == len(trough) == 12
     assert set(peak["lr_level"]) == {"low", "high"} and (peak["status"] == "ok").all()
     # the loss at the peak is final_loss; at the trough the mean of the 8 logs at steps 384..496

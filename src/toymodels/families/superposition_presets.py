@@ -57,14 +57,16 @@ def notebook_init_std(n: int, m: int, levels: int) -> float:
     return float(f"{math.sqrt(2.0 / (m * (n + levels))):.6g}")
 
 
-def _notebook_init(n: int, m: int, levels: int) -> dict[str, Any]:
-    return {"init_std": notebook_init_std(n, m, levels)}
+def _notebook_base(n: int, m: int, importance_decay: float, eps: list[float]) -> dict[str, Any]:
+    """A TMS preset's base at the notebook's budget (``_TMS_BASE``) and init scale, one instance per density."""
+    return {**_TMS_BASE, "N": n, "m": m, "importance_decay": importance_decay,
+            "init_std": notebook_init_std(n, m, len(eps))}
 
 
 register_preset(Preset(
     name="TMS-intro", family="tms", figure="TMS intro figure",
     summary="n=5 features in m=2 dims, importance 0.9^i: from 2 orthogonal features (dense) to a pentagon (sparse)",
-    base={**_TMS_BASE, "N": 5, "m": 2, "importance_decay": 0.9, **_notebook_init(5, 2, len(TMS_INTRO_EPS))},
+    base=_notebook_base(5, 2, 0.9, TMS_INTRO_EPS),
     grid={"eps": TMS_INTRO_EPS},
     notes="docs/papers.md §4 row 8; seeds are restarts (keep the lowest loss). quick = paper: the notebook's budget "
           "and init (std 0.258); 5,000 steps were not converged (dense: dropped norms 0.63 -> 0.38 in 900 steps).",
@@ -73,7 +75,7 @@ register_preset(Preset(
 register_preset(Preset(
     name="TMS-basic", family="tms", figure="TMS basic results (Fig. 'Demonstrating superposition')",
     summary="n=20, m=5, importance 0.7^i: ReLU output vs linear model across sparsity",
-    base={**_TMS_BASE, "N": 20, "m": 5, "importance_decay": 0.7, **_notebook_init(20, 5, len(TMS_BASIC_EPS))},
+    base=_notebook_base(20, 5, 0.7, TMS_BASIC_EPS),
     grid={"tms_variant": ["relu", "linear"], "eps": TMS_BASIC_EPS},
     notes="docs/papers.md §4 row 9 (adonath's densities). quick = paper: the notebook's budget (the replication's) "
           "and init (std 0.122; 3 seeds calibrated: 5, 7, 9, 10, 10.3, 10.7, 12.7 represented).",
@@ -82,11 +84,11 @@ register_preset(Preset(
 register_preset(Preset(
     name="TMS-dim", family="tms", figure="TMS feature dimensionality (D* and D_i vs 1/(1-S))",
     summary="n=200, m=20, 20 sparsity levels p=20^(-k/19): D* sticks at 1/2, D_i on polytope fractions",
-    base={**_TMS_BASE, "N": 200, "m": 20, "importance_decay": 1.0, **_notebook_init(200, 20, len(TMS_DIM_EPS))},
+    base=_notebook_base(200, 20, 1.0, TMS_DIM_EPS),
     grid={"eps": TMS_DIM_EPS},
     notes="docs/papers.md §4 row 10. quick = paper: the notebook's budget and init (std 0.0213, not the per-matrix "
           "0.095); ~0.5 s per step for 3 seeds on one busy CPU thread (~1.5 h).",
-    scale_fn=_scaled({"smoke": dict(N=40, m=4, batch_size=64, steps=100, **_notebook_init(40, 4, 3))}),
+    scale_fn=_scaled({"smoke": dict(N=40, m=4, batch_size=64, steps=100, init_std=notebook_init_std(40, 4, 3))}),
 ))
 register_preset(Preset(
     name="TMS-phase", family="tms", figure="TMS phase change (n=2, m=1)",

@@ -3,7 +3,7 @@ what the peak and the trough of paper_cosine's learning rate are.
 
 A *cell* is one (setting, optimizer, schedule); its *effect* is the change from the lowest to the highest lr of
 the optimizer, measured per seed (the two lrs share their seeds, so the differences are paired) in monosemantic
-neurons and in mono/feature (= neurons / N). :func:`judge_opt_cell` states the rule; :func:`checkpoint_table`
+neurons and in mono/feature (= neurons / N). :func:`judge_opt_cell` states the rule; :func:`checkpoint_tables`
 gives the per-instance numbers at one checkpoint (the final step, i.e. paper_cosine's last lr *peak*, or its last
 *trough*), so that the same rule judges the model at both.
 
@@ -69,33 +69,34 @@ def spread(values: np.ndarray) -> dict[str, float]:
                 min=float(values.min()) if n else float("nan"), max=float(values.max()) if n else float("nan"))
 
 
-def checkpoint_table(results: dict[str, Results], where: str = "peak") -> pd.DataFrame:
-    """One row per instance of every OPT1 part at its final step (``where="peak"``) or its last lr trough
-    (``"trough"``): setting (LR1 / LR3), optimizer, schedule, lr, lr_level (low / high / midI), bias_decay, seed,
-    N, step, status (``ok``, or ``diverged`` when no checkpoint metrics exist at that step), mono_neurons,
-    mono_per_feature, mean_bias, dead_neurons and loss (``em_oscillation.trajectory``). Empty when a part has no
-    such step."""
-    frames = []
+def checkpoint_tables(results: dict[str, Results]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(peak, trough): one row per instance of every OPT1 part at its final step (the lr *peak* of paper_cosine) and
+    at its last lr trough, each with setting (LR1 / LR3), optimizer, schedule, lr, lr_level (low / high / midI),
+    bias_decay, seed, N, step, status (``ok``, or ``diverged`` when no checkpoint metrics exist at that step),
+    mono_neurons, mono_per_feature, mean_bias, dead_neurons and loss (``em_oscillation.trajectory``, read once per
+    part for both). The trough table is empty when a part has no trough step."""
+    frames: dict[str, list[pd.DataFrame]] = {"peak": [], "trough": []}
     for part, res in results.items():
         steps = res.sweep.base.optim.steps
-        step = steps - 1 if where == "peak" else last_trough_step(steps)
-        if step is None:
-            return pd.DataFrame()
         inst = res.instances
         traj = trajectory(res)
-        m = traj[traj["step"] == step].set_index("run_id")
         lrs = sorted(inst["lr"].unique())
         level = {lr: "low" if i == 0 else "high" if i == len(lrs) - 1 else f"mid{i}" for i, lr in enumerate(lrs)}
-        df = inst[["run_id", "optimizer", "schedule", "lr", "bias_decay", "seed", "N"]].copy()
-        df.insert(0, "setting", part.split("-")[1])
-        df["lr_level"] = df["lr"].map(level)
-        df["step"] = step
-        for col in ("mono_neurons", "mono_per_feature", "mean_bias", "dead_neurons"):
-            df[col] = df["run_id"].map(m[col]) if col in m.columns else float("nan")
-        df["loss"] = df["run_id"].map(m["loss"])
-        df["status"] = np.where(df["mono_neurons"].notna() & df["loss"].notna(), "ok", "diverged")
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        for where, step in (("peak", steps - 1), ("trough", last_trough_step(steps))):
+            if step is None:
+                continue
+            m = traj[traj["step"] == step].set_index("run_id")
+            df = inst[["run_id", "optimizer", "schedule", "lr", "bias_decay", "seed", "N"]].copy()
+            df.insert(0, "setting", part.split("-")[1])
+            df["lr_level"] = df["lr"].map(level)
+            df["step"] = step
+            for col in ("mono_neurons", "mono_per_feature", "mean_bias", "dead_neurons"):
+                df[col] = df["run_id"].map(m[col]) if col in m.columns else float("nan")
+            df["loss"] = df["run_id"].map(m["loss"])
+            df["status"] = np.where(df["mono_neurons"].notna() & df["loss"].notna(), "ok", "diverged")
+            frames[where].append(df)
+    peak, trough = (pd.concat(f, ignore_index=True) if f else pd.DataFrame() for f in frames.values())
+    return peak, (trough if len(frames["trough"]) == len(results) else pd.DataFrame())
 
 
 def judge_opt_cell(cell: pd.DataFrame) -> dict[str, Any]:
@@ -155,7 +156,7 @@ def judge_opt_cell(cell: pd.DataFrame) -> dict[str, Any]:
 
 
 def judge_cells(df: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """:func:`judge_opt_cell` of every (setting, optimizer, schedule) cell of a :func:`checkpoint_table`."""
+    """:func:`judge_opt_cell` of every (setting, optimizer, schedule) cell of a :func:`checkpoint_tables`."""
     return {key: judge_opt_cell(cell) for key, cell in df.groupby(["setting", "optimizer", "schedule"], sort=False)}
 
 

@@ -42,7 +42,7 @@ from .optimizer_judges import (
     LOSS_WINDOW,
     MIN_MONO_NEURONS,
     MIN_SEEDS,
-    checkpoint_table,
+    checkpoint_tables,
     count_effects,
     judge_cells,
     judge_opt_cell,
@@ -273,7 +273,7 @@ def optimizer_study(results: dict[str, Results], docs_dir: Path, command: str, s
     ``opt_effect.png``, ``opt_peak_trough.png`` (when there is a trough checkpoint), ``opt_matched.png`` and
     ``opt_curves.png``."""
     docs_dir = Path(docs_dir)
-    peak, trough = checkpoint_table(results, "peak"), checkpoint_table(results, "trough")
+    peak, trough = checkpoint_tables(results)
     peak_cells = judge_cells(peak)
     trough_cells = judge_cells(trough) if len(trough) else {}
     pvt = peak_vs_trough(peak, trough)
