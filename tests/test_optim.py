@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from toymodels.optim import make_optimizer, schedule_factors
+from toymodels.optim import make_optimizer, schedule_factors, sqrt_plus_eps
 
 
 def _loss(W, b, x):
@@ -127,3 +127,17 @@ def test_other_schedules():
     assert bool((w[:10][1:] > w[:10][:-1]).all())
     with pytest.raises(ValueError, match="'schedule'"):
         schedule_factors("step", 10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("eps, scale", [(1e-6, 1.0), (1e-8, math.sqrt(1 - 0.999)), (1e-8, 0.7), (1e-3, 1.0)])
+def test_sqrt_plus_eps_is_the_plain_formula_bit_for_bit(dtype, eps, scale):
+    g = torch.Generator().manual_seed(0)
+    # exact zeros (dead neurons), values around and below the floor, ordinary and huge ones, inf and NaN
+    v = torch.cat([torch.zeros(100), 10.0 ** -torch.rand(3000, generator=g).mul(60), torch.rand(1000, generator=g),
+                   torch.tensor([1e30, float("inf"), float("nan")])]).to(dtype)
+    plain = v.sqrt() / scale + eps if scale != 1.0 else v.sqrt().add(eps)
+    out = torch.empty_like(v)
+    got = sqrt_plus_eps(v, eps, scale, out=out)
+    assert got.data_ptr() == out.data_ptr()
+    torch.testing.assert_close(got, plain, rtol=0, atol=0, equal_nan=True)

@@ -112,3 +112,30 @@ def test_resume_from_state_is_bit_identical():
         assert torch.equal(full.final[name], resumed.final[name])
     assert torch.equal(full.losses, resumed.losses)
     assert sorted(resumed.checkpoints) == sorted(full.checkpoints)
+
+
+@pytest.mark.parametrize("extra", [{}, {"task": "abs"}, {"model": "tms", "N": 8, "m": 3, "k": 1}])
+def test_counter_sampler_keeps_group_equal_to_alone_and_resumes_from_the_step(extra):
+    cfgs = [BASE.replace(sampler="counter", steps=96, **extra),
+            BASE.replace(sampler="counter", steps=96, seed=1, lr=0.01, eps=1 / 4, **extra)]
+    full = train_group(cfgs)
+    for i, cfg in enumerate(cfgs):
+        alone = train_group([cfg])
+        assert all(torch.equal(full.final[n][i], alone.final[n][0]) for n in full.final)
+    states = []
+    train_group(cfgs, on_state=states.append, state_every_s=-1)
+    assert states[40].rng == []  # nothing but the step to carry
+    resumed = train_group(cfgs, resume=states[40])
+    assert all(torch.equal(full.final[n], resumed.final[n]) for n in full.final)
+    assert torch.equal(full.losses, resumed.losses)
+    generator = train_group([c.replace(sampler="generator") for c in cfgs])
+    assert any(not torch.equal(generator.final[n], full.final[n]) for n in full.final)  # other batches
+
+
+def test_counter_sampler_is_refused_where_it_cannot_draw_the_inputs():
+    from toymodels.config import ConfigError, ExperimentConfig
+
+    with pytest.raises((ConfigError, ValueError), match="field 'sampler'"):
+        ExperimentConfig.from_flat({"model": "quadratic", "sampler": "counter"})
+    with pytest.raises((ConfigError, ValueError), match="field 'sampler'"):
+        BASE.replace(sampler="counter", firing="exclusive", feature_group_size=2)

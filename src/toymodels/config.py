@@ -31,7 +31,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from . import data
+from . import counter_rng, data
 from .dictionary_config import FiringConfig, SAEConfig
 from .sections import Frozen as _Frozen, number as _number  # every section's base, shared with dictionary_config
 from .registry import get_family
@@ -145,6 +145,9 @@ class RunConfig(_Frozen):
     seed: int = Field(0, ge=0)
     device: str = "cpu"
     dtype: Dtype = "float32"
+    sampler: Literal["auto", "generator", "counter"] = Field("auto", description="'generator': a torch.Generator "
+        "per instance (the CPU's default); 'counter': Philox numbers, the whole group in one pass with no host sync "
+        "(a GPU's default; em and tms, independent features); 'auto': the device's default")
     checkpoint_every: int = Field(
         0, ge=0, description="also keep the model after every step t with t+1 a multiple of this (0: only at steps "
         "2^j-1 and the last); 512 with schedule paper_cosine keeps every lr peak and trough")
@@ -212,6 +215,9 @@ class ExperimentConfig(_Frozen):
     @model_validator(mode="after")
     def _firing_possible(self) -> "ExperimentConfig":
         why = data.firing_config_problem(self)  # fits the family and the task, and is a distribution
+        if why is None and self.run.sampler == "counter" and not counter_rng.supports(self):
+            why = ("field 'sampler': 'counter' draws the independent U[0, 1) features of models em and tms only "
+                   f"(got model {self.model.model!r}, firing {self.firing.firing!r}); use 'generator' or 'auto'")
         if why:
             raise ValueError(why)
         return self
@@ -243,6 +249,7 @@ class ExperimentConfig(_Frozen):
         "model", "task", "N", "m", "k", "nonlinearity", "distribution", "optimizer", "schedule", "batch_size",
         "steps", "device", "dtype", "weight_decay", "momentum", "warmup_frac", "power_law_exponent",
         "tms_variant", "sae_arch", "sae_width", "source", "source_layer", "lamb_clamp", "checkpoint_every",
+        "sampler",
     )
 
     def group_key(self) -> tuple:

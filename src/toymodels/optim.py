@@ -27,6 +27,29 @@ def _per_instance_norm(x: Tensor) -> Tensor:
     return torch.linalg.vector_norm(x.reshape(x.shape[0], -1), dim=1)
 
 
+def sqrt_plus_eps(v: Tensor, eps: float, scale: float = 1.0, out: Tensor | None = None) -> Tensor:
+    """sqrt(v) / scale + eps for v >= 0, bit for bit, at a fraction of torch.sqrt's cost on exact zeros.
+
+    The second moments of a dead neuron's weights are exactly 0, and torch's CPU sqrt is ~6x slower on zeros than
+    on other numbers (measured 1050 vs 165 us for 2^19 floats): in the monosemantic regime most of a step's sqrt
+    time. Raising v to a floor first changes nothing that survives the + eps: sqrt(floor) / scale is below a
+    quarter of eps's ulp, so eps + it rounds back to eps exactly, as eps + sqrt(v) / scale does for any v below
+    the floor.
+
+    >>> v = torch.tensor([0.0, 1e-30, 4.0])
+    >>> torch.equal(sqrt_plus_eps(v, 1e-6), v.sqrt().add(1e-6))
+    True
+    """
+    floor = (eps * scale * torch.finfo(v.dtype).eps / 8) ** 2
+    if floor > torch.finfo(v.dtype).tiny:  # always, unless eps is 0 or absurdly small
+        out = torch.clamp_min(v, floor, out=out).sqrt_()
+    else:
+        out = torch.sqrt(v, out=out)
+    if scale != 1.0:
+        out.div_(scale)
+    return out.add_(eps)
+
+
 def _bcast(v: Tensor, like: Tensor) -> Tensor:
     """(I,) -> (I, 1, 1, ...) to broadcast against a parameter."""
     return v.view(-1, *([1] * (like.dim() - 1)))
@@ -36,18 +59,22 @@ class InstanceOptimizer:
     """Base class: keeps per-parameter state tensors with the instance axis; subclasses define the update."""
 
     state_names: tuple[str, ...] = ()
+    #: per-parameter scratch tensors reused every step (not state: never saved)
+    buffer_names: tuple[str, ...] = ()
 
     def __init__(self, params: list[Tensor], **hyper: float):
         self.params = list(params)
         self.hyper = hyper
         self.t = 0
         self.state = [{n: torch.zeros_like(p) for n in self.state_names} for p in self.params]
+        self.buffers = [{n: torch.empty_like(p) for n in self.buffer_names} for p in self.params]
 
     @torch.no_grad()
     def updates(self, lr: Tensor) -> list[Tensor]:
-        """Advance the state by one step and return each parameter's update (not yet applied)."""
+        """Advance the state by one step and return each parameter's update (not yet applied; it may live in a
+        buffer that the next call overwrites)."""
         self.t += 1
-        return [self.update(p, p.grad, st, lr) for p, st in zip(self.params, self.state)]
+        return [self.update(p, p.grad, st | buf, lr) for p, st, buf in zip(self.params, self.state, self.buffers)]
 
     @torch.no_grad()
     def finite(self, updates: list[Tensor]) -> Tensor:
@@ -92,6 +119,7 @@ class Lamb(InstanceOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    buffer_names = ("step",)  # the update is built in it
 
     def __init__(self, params, betas=(0.9, 0.999), eps=1e-6, clamp=10.0, weight_decay=0.0):
         super().__init__(params, beta1=betas[0], beta2=betas[1], eps=eps, clamp=clamp, weight_decay=weight_decay)
@@ -107,9 +135,9 @@ class Lamb(InstanceOptimizer):
         h = self.hyper
         st["exp_avg"].mul_(h["beta1"]).add_(g, alpha=1 - h["beta1"])
         st["exp_avg_sq"].mul_(h["beta2"]).addcmul_(g, g, value=1 - h["beta2"])
-        # the same operations as m / (sqrt(v) + eps), written into one buffer: each temporary of a large parameter
-        # is a pass over memory (the optimizer is a sixth of a small-batch step)
-        step = st["exp_avg_sq"].sqrt().add_(h["eps"])
+        # the same operations as m / (sqrt(v) + eps), written into one buffer kept across steps: each temporary of
+        # a large parameter is a pass over memory (the optimizer is a sixth of a small-batch step)
+        step = sqrt_plus_eps(st["exp_avg_sq"], h["eps"], out=st["step"])
         torch.div(st["exp_avg"], step, out=step)
         if h["weight_decay"]:
             step.add_(p, alpha=h["weight_decay"])
@@ -140,6 +168,7 @@ class Adam(InstanceOptimizer):
     """Adam / AdamW with bias correction, as torch.optim.Adam(W) computes it, with per-instance lr."""
 
     state_names = ("exp_avg", "exp_avg_sq")
+    buffer_names = ("denom",)
 
     def __init__(self, params, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False):
         super().__init__(params, beta1=betas[0], beta2=betas[1], eps=eps, weight_decay=weight_decay,
@@ -154,7 +183,7 @@ class Adam(InstanceOptimizer):
         st["exp_avg_sq"].mul_(h["beta2"]).addcmul_(g, g, value=1 - h["beta2"])
         bc1 = 1 - h["beta1"] ** self.t
         bc2 = 1 - h["beta2"] ** self.t
-        denom = (st["exp_avg_sq"].sqrt() / math.sqrt(bc2)).add_(h["eps"])
+        denom = sqrt_plus_eps(st["exp_avg_sq"], h["eps"], math.sqrt(bc2), out=st["denom"])
         upd = st["exp_avg"] / denom * (-lr_b / bc1)
         if h["weight_decay"] and h["decoupled"]:
             upd.sub_(p * lr_b * h["weight_decay"])

@@ -1,6 +1,7 @@
 """One training loop for a group of instances that share tensor shapes.
 
-Per step: each instance draws its own batch, the per-instance losses are summed (so each instance gets its own
+Per step: each instance draws its own batch (from its own generator, or on a GPU the whole group in one
+counter-based pass: config field ``sampler``), the per-instance losses are summed (so each instance gets its own
 gradient), a divergence guard freezes any instance whose loss, gradient or next parameters are not finite, the
 per-instance optimizer steps with each instance's scheduled lr, and bias decay pulls the first-layer bias toward 0
 during the first half. The task loss is logged every 16 steps; models are kept at steps 2^j - 1 and at the end.
@@ -25,6 +26,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
+from . import counter_rng
 from .config import ExperimentConfig
 from .families import get_family
 from .optim import make_optimizer, schedule_factors
@@ -101,6 +103,15 @@ def tune_allocator() -> None:
         pass
 
 
+def sampler_kind(cfg: ExperimentConfig, device: torch.device) -> str:
+    """'counter' or 'generator': the config field ``sampler``, 'auto' resolved by device (counter off the CPU where
+    the family and features allow it)."""
+    kind = cfg.run.sampler
+    if kind == "auto":
+        kind = "counter" if device.type != "cpu" and counter_rng.supports(cfg) else "generator"
+    return kind
+
+
 @dataclass
 class GroupResult:
     """What a group's training produced; tensors are on the CPU with the instance axis first."""
@@ -167,7 +178,10 @@ def train_group(
     model = family.build(cfgs).to(device=device, dtype=dtype)
     params = [getattr(model, n) for n in model.param_names]
     post_step = getattr(model, "post_step", None)
-    samplers = [family.sampler(c, device) for c in cfgs]
+    # one pass for the whole group (no per-instance loop, no host sync, resume needs only the step), or one
+    # generator per instance (the CPU's default: every earlier result)
+    group_sampler = family.group_sampler(cfgs, device) if sampler_kind(c0, device) == "counter" else None
+    samplers = [] if group_sampler else [family.sampler(c, device) for c in cfgs]
     opt = make_optimizer(o.optimizer, params, weight_decay=o.weight_decay, momentum=o.momentum,
                          lamb_clamp=o.lamb_clamp)
     I = len(cfgs)
@@ -207,6 +221,8 @@ def train_group(
     last_state = time.monotonic()
     with _cpu_settings(sum(family.flops_per_step(c) for c in cfgs), device):
         for t in range(start, o.steps):
+            if group_sampler is not None:
+                group_sampler.fill(v, t)
             for i, s in enumerate(samplers):
                 s.fill(v[i])
             task_loss, l1_term = model.losses(v, task, with_l1=use_l1)

@@ -90,3 +90,12 @@ def test_lamb_guard_flags_equal_the_sum_test():
         ups = opt.updates(torch.tensor([0.01, 0.01, 0.01, 1e38]))
         assert torch.equal(opt.finite(ups), InstanceOptimizer.finite(opt, ups))
         assert opt.finite(ups).tolist()[:3] == [True, False, False]
+
+
+@pytest.mark.parametrize("B, out, inp", [(128, 1024, 64), (128, 256, 16), (1024, 512, 32), (32, 2048, 20)])
+def test_weight_grad_in_its_own_layout_is_bit_identical(B, out, inp):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, B, inp, generator=g)
+    grad = torch.randn(2, B, out, generator=g) * (torch.rand(2, B, out, generator=g) < 0.5)
+    direct = layers.weight_grad(x, grad)
+    assert torch.equal(direct, torch.bmm(x.transpose(1, 2), grad).transpose(1, 2))

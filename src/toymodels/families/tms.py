@@ -14,6 +14,7 @@ from torch import Tensor
 
 from .. import metrics
 from ..config import ExperimentConfig
+from ..counter_rng import CounterFeatureSampler, group_feature_sampler
 from ..data import DATA_STREAM, INIT_STREAM, Sampler, feature_sampler, generator
 from ..dictionary_config import FIRING_FIELDS
 from ..registry import register
@@ -157,6 +158,10 @@ class TMSFamily(WeightsBiasFamily):
         """This instance's batches: its feature law (``firing`` section) from its own data stream."""
         gen = generator(cfg.run.seed, DATA_STREAM, device)
         return feature_sampler(cfg.data, cfg.firing, cfg.optim.batch_size, gen, device)
+
+    def group_sampler(self, cfgs: Sequence[ExperimentConfig], device: torch.device) -> CounterFeatureSampler:
+        """The whole group's batches in one pass (config field ``sampler``: 'counter', a GPU's default)."""
+        return group_feature_sampler(cfgs, device, signed=False)
 
     def evaluate(self, cfgs: Sequence[ExperimentConfig], tensors: dict[str, Tensor]) -> dict[str, Tensor]:
         return tms_evaluate(cfgs, tensors)

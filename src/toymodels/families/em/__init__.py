@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from ...config import ExperimentConfig
+from ...counter_rng import CounterFeatureSampler, group_feature_sampler
 from ...data import DATA_STREAM, Sampler, feature_sampler, generator
 from ...dictionary_config import FIRING_FIELDS
 from ...registry import register
@@ -57,6 +58,10 @@ class EMFamily:
         """This instance's batches: its feature law (``firing`` section), its own data stream; abs draws v1 - v2."""
         gen = generator(cfg.run.seed, DATA_STREAM, device)
         return feature_sampler(cfg.data, cfg.firing, cfg.optim.batch_size, gen, device, signed=cfg.task.task == "abs")
+
+    def group_sampler(self, cfgs: Sequence[ExperimentConfig], device: torch.device) -> CounterFeatureSampler:
+        """The whole group's batches in one pass (config field ``sampler``: 'counter', a GPU's default)."""
+        return group_feature_sampler(cfgs, device, signed=cfgs[0].task.task == "abs")
 
     def input_size(self, cfg: ExperimentConfig) -> int:
         return cfg.data.N

@@ -17,8 +17,10 @@ import warnings
 import torch
 from torch import Tensor
 
-#: From this many entries per weight matrix its gradient is computed in its own layout (``weight_grad``).
-DIRECT_GRAD_MIN = 1 << 17
+#: From this many entries per weight matrix, and this many inputs, its gradient is computed in its own layout
+#: (``weight_grad``): the paper-size W1 (1024 x 64) and W2; the quick-size ones stay as they were.
+DIRECT_GRAD_MIN = 1 << 15
+DIRECT_GRAD_MIN_IN = 16
 #: An instance takes the sparse layer 2 when at most this share of its hidden activations is non-zero ...
 #: Measured per step on the paper-size model at batch 128 (2 cores): 1.30x at 0.1% non-zero, 1.06x at 1%, 0.94x at
 #: 3.7%.
@@ -38,11 +40,12 @@ def weight_grad(x: Tensor, g: Tensor) -> Tensor:
 
     bmm's own backward computes x^T g, the gradient of the view W^T, which autograd then copies into W's layout: a
     transposing copy of the largest tensor every step (~10% of a batch-128 step). For large matrices on the CPU g^T x
-    is computed directly: MKL sums the same products in the same order there (bit-identical in all 160 shapes tried:
-    batch 128-4096, in 256-2048, out 128-1024, 1 and 2 threads), but not for small ones (inner sizes 4-8 differ in
-    the last bit), which keep the product and the copy (cheap at that size). GPUs keep it too (the copy is cheap).
+    is computed directly: MKL sums the same products in the same order there (bit-identical in all 480 shapes tried:
+    batch 32-4096, in 16-2048, out 16-2048, 1 and 2 threads, 1 and 3 instances), but not for inner sizes 4 and 8
+    (they differ in the last bit), which keep the product and the copy (cheap at that size). GPUs keep it too (the
+    copy is cheap there).
     """
-    if g.device.type == "cpu" and g.shape[-1] * x.shape[-1] >= DIRECT_GRAD_MIN:
+    if g.device.type == "cpu" and x.shape[-1] >= DIRECT_GRAD_MIN_IN and g.shape[-1] * x.shape[-1] >= DIRECT_GRAD_MIN:
         return torch.bmm(g.transpose(1, 2), x)
     return torch.bmm(x.transpose(1, 2), g).transpose(1, 2).contiguous()
 
@@ -133,13 +136,14 @@ class SparseLinear(torch.autograd.Function):
         n_out = W.shape[1]
         listed = set(sparse)
         dense = [i for i in range(I) if i not in listed]
-        out = h.new_empty(I, B, n_out)
+        out = None
         if dense:
+            out = h.new_empty(I, B, n_out)
             d = torch.tensor(dense, device=h.device)
             out[d] = torch.bmm(h[d], W[d].transpose(1, 2))
         S = len(sparse)
         s = torch.tensor(sparse, device=h.device)
-        hs = h[s].reshape(-1)
+        hs = (h[s] if dense else h).reshape(-1)  # all sparse: no gathering copy
         flat = hs.nonzero().squeeze(1)
         vals = hs[flat]
         row = flat // k  # row of the stacked (S*B, active) matrix
@@ -148,9 +152,13 @@ class SparseLinear(torch.autograd.Function):
         crow = torch.zeros(S * B + 1, dtype=torch.long, device=h.device)
         crow[1:] = torch.bincount(row, minlength=S * B).cumsum(0)
         if flat.numel():
-            out[s] = torch.sparse.mm(csr(crow, col, vals, (S * B, active.numel())), Wa).view(S, B, n_out)
+            product = torch.sparse.mm(csr(crow, col, vals, (S * B, active.numel())), Wa).view(S, B, n_out)
         else:
-            out[s] = 0.0
+            product = h.new_zeros(S, B, n_out)
+        if dense:
+            out[s] = product
+        else:  # every instance sparse (the usual case): no scatter into a second buffer
+            out = product
         ctx.save_for_backward(h, W, flat, row, col, vals, active, Wa)
         ctx.sparse, ctx.dense, ctx.relu = sparse, dense, relu
         return out
@@ -163,24 +171,28 @@ class SparseLinear(torch.autograd.Function):
         S = len(ctx.sparse)
         s = torch.tensor(ctx.sparse, device=h.device)
         d = torch.tensor(ctx.dense, device=h.device)
-        gs = g[s].reshape(S * B, n_out)
+        gs = (g[s] if ctx.dense else g).reshape(S * B, n_out)
         dh = None
         if ctx.needs_input_grad[0]:
             if ctx.relu and flat.numel() <= DOT_MAX_DENSITY * S * B * k:
-                dh = torch.zeros_like(h)
-                if ctx.dense:
-                    dh[d] = torch.bmm(g[d], W[d])
                 dots = torch.zeros(S * B * k, dtype=h.dtype, device=h.device)
                 dots[flat] = (gs[row] * Wa[col]).sum(1)
-                dh[s] = dots.view(S, B, k)
+                if ctx.dense:
+                    dh = torch.zeros_like(h)
+                    dh[d] = torch.bmm(g[d], W[d])
+                    dh[s] = dots.view(S, B, k)
+                else:
+                    dh = dots.view(S, B, k)
             else:
                 dh = torch.bmm(g, W)
         dW = None
         if ctx.needs_input_grad[1]:
-            dW = torch.empty_like(W)
             if ctx.dense:
+                dW = torch.empty_like(W)
                 dW[d] = weight_grad(h[d], g[d])
-            dW[s] = 0.0
+                dW[s] = 0.0
+            else:
+                dW = torch.zeros_like(W)
             if flat.numel():
                 # H^T as CSR: the non-zeros ordered by active neuron, then row
                 order = torch.argsort(col * (S * B) + row)
