@@ -24,11 +24,24 @@ from .train import GroupResult, TrainingInterrupted, TrainState, train_group
 FINAL_LOSS_LOGS = 8  # final_loss = mean of the last 8 logged losses (less noisy than one batch)
 
 
+#: Instances are evaluated a few at a time, so that the metrics' float64 (instances, neurons, features) temporaries
+#: stay near this many entries (the largest part of a sweep's peak memory when all instances ran at once).
+EVAL_BLOCK_ELEMENTS = 1 << 20
+
+
 @torch.no_grad()
 def evaluate(cfgs: Sequence[ExperimentConfig], tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The family's metrics of one checkpoint of a group: metric name -> (instances,) tensor on the CPU."""
+    """The family's metrics of one checkpoint of a group: metric name -> (instances,) tensor on the CPU.
+
+    Every metric is per instance (each draws from its own streams), so evaluating the instances in blocks gives
+    the numbers of evaluating them all at once.
+    """
     family = get_family(cfgs[0].model.model)
-    return {name: v.detach().cpu() for name, v in family.evaluate(cfgs, tensors).items()}
+    per_instance = max(v[0].numel() for v in tensors.values() if v.dim() > 0)
+    block = max(1, EVAL_BLOCK_ELEMENTS // max(1, per_instance))
+    parts = [family.evaluate(cfgs[i:i + block], {k: v[i:i + block] for k, v in tensors.items()})
+             for i in range(0, len(cfgs), block)]
+    return {name: torch.cat([p[name].detach().cpu() for p in parts]) for name in parts[0]}
 
 
 def state_step(folder: Path, gid: str) -> int | None:
