@@ -2,8 +2,8 @@
 saves. Skipped where torch sees no CUDA device (the CI machine); on a GPU machine run `python -m pytest -q
 tests/test_cuda.py` (about a minute).
 
-On CUDA the data streams come from CUDA generators, so a run is not bit-equal to the CPU run of the same seed; the
-comparisons here are within one device, at the tolerance of the CPU tests.
+On CUDA the batches come from the counter-based group sampler (config field ``sampler``), the same numbers as a CPU
+run with ``sampler=counter``; the products round differently, so runs are compared at a float tolerance.
 """
 
 import pytest
@@ -64,3 +64,36 @@ def test_cli_run_on_cuda_saves_a_loadable_folder(name, tmp_path):
     assert (inst["device"] == "cuda").all() and (inst["status"] == "ok").all()
     assert inst["final_loss"].notna().all()
     assert (out / "report.html").exists()
+
+
+def test_a_cuda_run_draws_the_batches_of_a_cpu_counter_run():
+    cfgs = [BASE.replace(steps=32, seed=s) for s in range(2)]
+    gpu = train_group(cfgs)  # sampler auto: counter on CUDA
+    cpu = train_group([c.replace(device="cpu", sampler="counter") for c in cfgs])
+    for i in range(2):
+        assert_same_instance(gpu, cpu, i, i, rtol=1e-3, atol=1e-5)
+
+
+def test_no_host_sync_inside_the_training_step():
+    cfgs = [BASE.replace(steps=128), BASE.replace(steps=128, seed=1, lr=0.01, bias_decay=0.03)]
+    seen = []
+
+    def should_stop() -> bool:  # called after every step: steps 70-109 run with synchronisation forbidden
+        seen.append(len(seen))
+        torch.cuda.set_sync_debug_mode("error" if 70 <= len(seen) < 110 else "default")
+        return False
+
+    try:
+        res = train_group(cfgs, should_stop=should_stop)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert res.status == ["ok", "ok"] and len(seen) == 128
+
+
+@pytest.mark.parametrize("dtype", ["tf32", "bfloat16"])
+def test_reduced_precision_matmuls_train_on_cuda(dtype):
+    cfgs = [BASE.replace(seed=s) for s in range(2)]
+    fast = train_group([c.replace(dtype=dtype) for c in cfgs])
+    full = train_group(cfgs)
+    assert fast.status == ["ok", "ok"] and all(v.dtype == torch.float32 for v in fast.final.values())
+    torch.testing.assert_close(fast.losses[:, -4:], full.losses[:, -4:], rtol=0.05, atol=1e-3)

@@ -139,3 +139,20 @@ def test_counter_sampler_is_refused_where_it_cannot_draw_the_inputs():
         ExperimentConfig.from_flat({"model": "quadratic", "sampler": "counter"})
     with pytest.raises((ConfigError, ValueError), match="field 'sampler'"):
         BASE.replace(sampler="counter", firing="exclusive", feature_group_size=2)
+
+
+def test_bfloat16_matmuls_keep_float32_weights_and_the_group_equal_to_alone():
+    cfgs = [BASE.replace(dtype="bfloat16", steps=128), BASE.replace(dtype="bfloat16", steps=128, seed=1, lr=0.01)]
+    bf16 = train_group(cfgs)
+    f32 = train_group([c.replace(dtype="float32") for c in cfgs])
+    assert all(v.dtype == torch.float32 for v in bf16.final.values())
+    assert not torch.equal(bf16.final["W1"], f32.final["W1"])  # the products really ran in bf16
+    # bf16 keeps 8 bits of mantissa: the same training to a few percent of the loss
+    torch.testing.assert_close(bf16.losses[:, -4:], f32.losses[:, -4:], rtol=0.05, atol=1e-3)
+    alone = train_group(cfgs[1:])
+    assert all(torch.equal(bf16.final[n][1], alone.final[n][0]) for n in bf16.final)
+
+
+def test_tf32_is_refused_off_cuda():
+    with pytest.raises(ValueError, match="field 'dtype'"):
+        BASE.replace(dtype="tf32")

@@ -41,7 +41,7 @@ Distribution = Literal["uniform", "power_law"]
 Nonlinearity = Literal["relu", "gelu", "solu"]
 Optimizer = Literal["lamb", "adam", "adamw", "sgd"]
 Schedule = Literal["paper_cosine", "cosine", "constant", "warmup_cosine"]
-Dtype = Literal["float32", "float64"]
+Dtype = Literal["float32", "float64", "bfloat16", "tf32"]
 TMSVariant = Literal["relu", "linear", "hidden_relu"]
 InputKind = Literal["auto", "gaussian", "sign"]
 
@@ -144,13 +144,21 @@ class OptimConfig(_Frozen):
 class RunConfig(_Frozen):
     seed: int = Field(0, ge=0)
     device: str = "cpu"
-    dtype: Dtype = "float32"
+    dtype: Dtype = Field("float32", description="float32, float64; bfloat16: float32 weights and optimizer, "
+                         "matmuls in bf16 (autocast); tf32: float32 with TF32 matmuls (CUDA only)")
     sampler: Literal["auto", "generator", "counter"] = Field("auto", description="'generator': a torch.Generator "
         "per instance (the CPU's default); 'counter': Philox numbers, the whole group in one pass with no host sync "
         "(a GPU's default; em and tms, independent features); 'auto': the device's default")
     checkpoint_every: int = Field(
         0, ge=0, description="also keep the model after every step t with t+1 a multiple of this (0: only at steps "
         "2^j-1 and the last); 512 with schedule paper_cosine keeps every lr peak and trough")
+
+    @model_validator(mode="after")
+    def _tf32_on_cuda(self) -> "RunConfig":
+        if self.dtype == "tf32" and not self.device.startswith("cuda"):
+            raise ValueError(f"field 'dtype': 'tf32' is a matmul mode of CUDA GPUs (got device {self.device!r}); "
+                             "use float32, float64 or bfloat16")
+        return self
 
     @field_validator("device")
     @classmethod

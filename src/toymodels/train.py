@@ -91,6 +91,26 @@ def _cpu_settings(flops: float, device: torch.device):
             torch.set_flush_denormal(False)
 
 
+@contextlib.contextmanager
+def matmul_precision(dtype: str, device: torch.device):
+    """The config field ``dtype``'s matmul mode while training: bfloat16 runs forward and backward under autocast
+    (weights, optimizer state and the loss stay float32), tf32 lets CUDA matmuls use TF32 tensor cores."""
+    if dtype == "bfloat16":
+        # backward inside autocast too: the hand-written backward products (families/em/layers.py) then run in
+        # bf16 like the forward ones, and autograd casts each gradient back to its float32 parameter
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            yield
+    elif dtype == "tf32":
+        before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+    else:
+        yield
+
+
 def tune_allocator() -> None:
     """Keep glibc from returning large temporaries to the OS every step (measured at 5-43% of a step on this project's 2-core machine)."""
     if not sys.platform.startswith("linux"):
@@ -170,7 +190,7 @@ def train_group(
     c0 = cfgs[0]
     o = c0.optim
     device = torch.device(c0.run.device)
-    dtype = getattr(torch, c0.run.dtype)
+    dtype = torch.float64 if c0.run.dtype == "float64" else torch.float32  # storage: bf16 and tf32 are matmul modes
     tune_allocator()
     t_start = time.perf_counter()
 
@@ -219,7 +239,7 @@ def train_group(
                         else torch.nan_to_num(resume.losses[:, 0]))
     v = torch.zeros(I, o.batch_size, family.input_size(c0), device=device, dtype=dtype)
     last_state = time.monotonic()
-    with _cpu_settings(sum(family.flops_per_step(c) for c in cfgs), device):
+    with _cpu_settings(sum(family.flops_per_step(c) for c in cfgs), device), matmul_precision(c0.run.dtype, device):
         for t in range(start, o.steps):
             if group_sampler is not None:
                 group_sampler.fill(v, t)

@@ -104,7 +104,8 @@ def sparse_instances(h: Tensor, n_out: int, mode: str) -> list[int]:
     if mode != "auto":
         raise ValueError(f"EMModel.sparse: must be one of 'auto', 'on', 'off' (got {mode!r})")
     I, B, k = h.shape
-    if h.device.type != "cpu" or B * k * n_out < SPARSE_MIN_MACS:
+    # MKL's sparse products are float32/float64 only (a bf16 autocast run stays dense)
+    if h.device.type != "cpu" or h.dtype not in (torch.float32, torch.float64) or B * k * n_out < SPARSE_MIN_MACS:
         return []
     # the first rows of the batch estimate the density well (thousands of entries) at a fraction of a full pass
     rows = min(B, DENSITY_ROWS)
