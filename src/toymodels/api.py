@@ -14,7 +14,6 @@ from pathlib import Path
 from .config import ConfigError, ExperimentConfig, SweepConfig
 from .presets import PRESETS, Preset
 from .presets import preset as preset
-from .report import write_report
 from .store import Results
 from .store import load as load
 from .sweep import run_sweep
@@ -50,6 +49,8 @@ def run(
     results = run_sweep(cfg, out, resume=resume, progress=progress,
                         on_group_done=mirror.group_done if mirror else None)
     if report:
+        from .report import write_report  # matplotlib: loaded only when a report is written
+
         write_report(results)
     if mirror is not None:  # after the report: its figures go along
         mirror.finish(results.folder)

@@ -28,8 +28,6 @@ from .launch import LaunchError, latest_tasks, task_log, task_states
 from .plan import estimate_seconds, instance_records, instance_steps, plan
 from .presets import PRESETS, SCALES, preset
 from .report import summary_text, write_report
-from .reproduce import DICTIONARY_STUDIES, EM_CLAIMS, SUPERPOSITION_CLAIMS, reproduce
-from .reproduce.writer import typed_command
 from .runner import state_step
 from .store import ResultsError, done_groups, load, merge_tables, read_sweep
 from .sweep import run_sweep
@@ -251,6 +249,10 @@ def reproduce_cmd(
     """Run the paper's checks, judge each claim and write docs/reproduction.md with figures."""
     if not names and not all_:
         _fail("name the claims to check (e.g. LR1 LR3) or pass --all")
+    # the studies (scipy, every judge) are loaded only by this command: a training run starts faster and smaller
+    from .reproduce import DICTIONARY_STUDIES, EM_CLAIMS, SUPERPOSITION_CLAIMS, reproduce
+    from .reproduce.writer import typed_command  # part of the same package
+
     everything = [*EM_CLAIMS, "OPT1", *SUPERPOSITION_CLAIMS] if all_ else []
     chosen = list(dict.fromkeys([*everything, *(names or [])]))
     try:

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import itertools
+import math
 from contextlib import contextmanager
 from contextvars import ContextVar
 import json
@@ -29,7 +30,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from . import counter_rng, data
 from .dictionary_config import FiringConfig, SAEConfig
@@ -85,12 +86,8 @@ class DataConfig(_Frozen):
         "auto", description="quadratic only: s_i standard normal (gaussian, needs K >= 3) or a random sign "
         "(sign, any K >= 1); auto = sign below K=3, gaussian from K=3")
 
-    _numbers = field_validator("eps", "power_law_exponent", "importance_decay", mode="before")(
-        classmethod(lambda cls, v: _number(v))
-    )
-    _numbers_superposition = field_validator("importance_ratio", "kurtosis", mode="before")(
-        classmethod(lambda cls, v: _number(v))
-    )
+    _numbers = field_validator("eps", "power_law_exponent", "importance_decay", "importance_ratio", "kurtosis",
+                               mode="before")(classmethod(lambda cls, v: _number(v)))
 
     @model_validator(mode="after")
     def _input_kind_reaches_kurtosis(self) -> "DataConfig":
@@ -144,8 +141,7 @@ class OptimConfig(_Frozen):
 class RunConfig(_Frozen):
     seed: int = Field(0, ge=0)
     device: str = "cpu"
-    dtype: Dtype = Field("float32", description="float32, float64; bfloat16: float32 weights and optimizer, "
-                         "matmuls in bf16 (autocast); tf32: float32 with TF32 matmuls (CUDA only)")
+    dtype: Dtype = Field("float32", description="bfloat16: bf16 matmuls, float32 weights; tf32: CUDA's TF32 matmuls")
     sampler: Literal["auto", "generator", "counter"] = Field("auto", description="'generator': a torch.Generator "
         "per instance (the CPU's default); 'counter': Philox numbers, the whole group in one pass with no host sync "
         "(a GPU's default; em and tms, independent features); 'auto': the device's default")
@@ -153,18 +149,13 @@ class RunConfig(_Frozen):
         0, ge=0, description="also keep the model after every step t with t+1 a multiple of this (0: only at steps "
         "2^j-1 and the last); 512 with schedule paper_cosine keeps every lr peak and trough")
 
-    @model_validator(mode="after")
-    def _tf32_on_cuda(self) -> "RunConfig":
-        if self.dtype == "tf32" and not self.device.startswith("cuda"):
-            raise ValueError(f"field 'dtype': 'tf32' is a matmul mode of CUDA GPUs (got device {self.device!r}); "
-                             "use float32, float64 or bfloat16")
-        return self
-
-    @field_validator("device")
+    @field_validator("device", "dtype")
     @classmethod
-    def _device(cls, v: str) -> str:
-        if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", v):
+    def _device_and_dtype(cls, v: str, info: ValidationInfo) -> str:
+        if info.field_name == "device" and not re.fullmatch(r"cpu|cuda(:\d+)?|mps", v):
             raise ValueError("must be one of cpu, cuda, cuda:N, mps")
+        if info.field_name == "dtype" and v == "tf32" and not info.data.get("device", "").startswith("cuda"):
+            raise ValueError("'tf32' is a matmul mode of CUDA GPUs; use float32, float64 or bfloat16 off CUDA")
         return v
 
 
@@ -305,10 +296,7 @@ class SweepConfig(_Frozen):
 
     def size(self) -> int:
         """How many instances the sweep has (the grid's product times the seeds), without expanding it."""
-        count = self.seeds
-        for values in self.grid.values():
-            count *= len(values)
-        return count
+        return self.seeds * math.prod(len(values) for values in self.grid.values())
 
     def instances(self) -> list[ExperimentConfig]:
         """Every instance of the sweep, in a fixed order: grid product (first key outermost), seeds innermost."""

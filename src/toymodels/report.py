@@ -32,7 +32,6 @@ import pandas as pd
 
 from .analysis import explain, has_neurons, most_monosemantic
 from .families.base import FigureSpec
-from .figures import figure_specs
 from .registry import get_family
 from .store import write_text
 from .tables import format_number, format_value, seed_stats, setting_fields, settings
@@ -185,6 +184,8 @@ def _mechanism_html(results: Any) -> str:
 
 def write_report(results: Any) -> Path:
     """Draw figures/*.png and write the self-contained report.html into the results folder; returns its path."""
+    from .figures import figure_specs  # matplotlib: loaded only when figures are drawn
+
     folder = Path(results.folder)
     inst = results.instances
     figures: list[tuple[FigureSpec, Path]] = []
