@@ -201,7 +201,7 @@ def train_group(
     # one pass for the whole group (no per-instance loop, no host sync, resume needs only the step), or one
     # generator per instance (the CPU's default: every earlier result)
     group_sampler = family.group_sampler(cfgs, device) if sampler_kind(c0, device) == "counter" else None
-    samplers = [] if group_sampler else [family.sampler(c, device) for c in cfgs]
+    samplers = [family.sampler(c, device) for c in cfgs] if group_sampler is None else []
     opt = make_optimizer(o.optimizer, params, weight_decay=o.weight_decay, momentum=o.momentum,
                          lamb_clamp=o.lamb_clamp)
     I = len(cfgs)
