@@ -265,6 +265,19 @@ def schedule_factors(name: str, steps: int, warmup_frac: float = 0.05) -> Tensor
                      f"(got {name!r})")
 
 
+def last_trough_step(steps: int) -> int | None:
+    """The last step of a ``steps``-step run after which a paper_cosine model sits at an lr trough (t = 511 mod
+    1024, a 'trough' of :func:`lr_phases`), or None for runs shorter than that. Studies that compare schedules read
+    every schedule's model at this step, the others as controls whose lr does not oscillate.
+
+    >>> last_trough_step(32768), last_trough_step(256)
+    (32255, None)
+    """
+    period, phase = 2 * PAPER_T_MAX, PAPER_T_MAX - 1
+    t = (steps - 1 - phase) // period * period + phase
+    return t if t >= phase else None
+
+
 #: a checkpoint is "at peak lr" when the step that produced it ran at >= this fraction of the base lr, "at a trough"
 #: when at <= 1 - this (paper_cosine: 0.99999 at t = 1023 mod 1024, 1e-5 at t = 511 mod 1024)
 LR_PHASE_EDGE = 0.99

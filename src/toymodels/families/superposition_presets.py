@@ -57,6 +57,10 @@ def notebook_init_std(n: int, m: int, levels: int) -> float:
     return float(f"{math.sqrt(2.0 / (m * (n + levels))):.6g}")
 
 
+#: the smoke scale of the small notebook presets (TMS-intro, TMS-basic): seconds, not a result
+_NOTEBOOK_SMOKE = _scaled({"smoke": dict(steps=100, batch_size=64)})
+
+
 def _notebook_base(n: int, m: int, importance_decay: float, eps: list[float]) -> dict[str, Any]:
     """A TMS preset's base at the notebook's budget (``_TMS_BASE``) and init scale, one instance per density."""
     return {**_TMS_BASE, "N": n, "m": m, "importance_decay": importance_decay,
@@ -70,7 +74,7 @@ register_preset(Preset(
     grid={"eps": TMS_INTRO_EPS},
     notes="docs/papers.md §4 row 8; seeds are restarts (keep the lowest loss). quick = paper: the notebook's budget "
           "and init (std 0.258); 5,000 steps were not converged (dense: dropped norms 0.63 -> 0.38 in 900 steps).",
-    scale_fn=_scaled({"smoke": dict(steps=100, batch_size=64)}),
+    scale_fn=_NOTEBOOK_SMOKE,
 ))
 register_preset(Preset(
     name="TMS-basic", family="tms", figure="TMS basic results (Fig. 'Demonstrating superposition')",
@@ -79,7 +83,7 @@ register_preset(Preset(
     grid={"tms_variant": ["relu", "linear"], "eps": TMS_BASIC_EPS},
     notes="docs/papers.md §4 row 9 (adonath's densities). quick = paper: the notebook's budget (the replication's) "
           "and init (std 0.122; 3 seeds calibrated: 5, 7, 9, 10, 10.3, 10.7, 12.7 represented).",
-    scale_fn=_scaled({"smoke": dict(steps=100, batch_size=64)}),
+    scale_fn=_NOTEBOOK_SMOKE,
 ))
 register_preset(Preset(
     name="TMS-dim", family="tms", figure="TMS feature dimensionality (D* and D_i vs 1/(1-S))",
@@ -87,7 +91,7 @@ register_preset(Preset(
     base=_notebook_base(200, 20, 1.0, TMS_DIM_EPS),
     grid={"eps": TMS_DIM_EPS},
     notes="docs/papers.md §4 row 10. quick = paper: the notebook's budget and init (std 0.0213, not the per-matrix "
-          "0.095); ~0.5 s per step for 3 seeds on one busy CPU thread (~1.5 h).",
+          "0.095); ~0.4 s per step for 3 seeds on one CPU thread (69 min measured).",
     scale_fn=_scaled({"smoke": dict(N=40, m=4, batch_size=64, steps=100, init_std=notebook_init_std(40, 4, 3))}),
 ))
 register_preset(Preset(

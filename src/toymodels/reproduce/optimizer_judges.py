@@ -1,5 +1,5 @@
-"""The rules of the optimizer study (OPT1), fixed before its runs: what counts as the paper's effect in one cell, and
-what the peak and the trough of paper_cosine's learning rate are.
+"""The rules of the optimizer study (OPT1), fixed before its runs: what counts as the paper's effect in one cell, read
+at paper_cosine's final lr peak and at its last trough (``optim.last_trough_step``).
 
 A *cell* is one (setting, optimizer, schedule); its *effect* is the change from the lowest to the highest lr of
 the optimizer, measured per seed (the two lrs share their seeds, so the differences are paired) in monosemantic
@@ -8,8 +8,6 @@ gives the per-instance numbers at one checkpoint (the final step, i.e. paper_cos
 *trough*), so that the same rule judges the model at both.
 
 Example:
-    >>> last_trough_step(32768), last_trough_step(256)
-    (32255, None)
     >>> round(t_quantile(2), 3)  # 3 seeds: the interval is mean ± 4.3 sd / sqrt(3)
     4.303
 """
@@ -24,7 +22,7 @@ import pandas as pd
 
 from scipy import stats
 
-from ..optim import PAPER_T_MAX
+from ..optim import last_trough_step  # the trough of paper_cosine; the peak is the final step
 from ..runner import FINAL_LOSS_LOGS
 from ..store import Results
 from ..train import LOG_EVERY
@@ -33,11 +31,6 @@ from .em_oscillation import trajectory
 
 #: A cell is judged only with at least this many seeds finished (and not diverged) at both of its lrs.
 MIN_SEEDS = 3
-#: paper_cosine is CosineAnnealingLR(T_max=512) stepped every step: period 1024, lr ~0 at the update of step
-#: 512 mod 1024 and at its peak at 0 mod 1024. The model after step t = 511 mod 1024 is at the trough (it has just
-#: taken the smallest steps), after t = 1023 mod 1024 (the final step of 2^15 and of 2^17) at the peak.
-LR_PERIOD = 2 * PAPER_T_MAX
-TROUGH_PHASE = PAPER_T_MAX - 1
 #: The loss at a checkpoint is ``em_oscillation.trajectory``'s: the mean task loss logged (every 16 steps, on the
 #: training batch) in the LOSS_WINDOW steps up to it, the same 8 logs as ``final_loss`` at the final step.
 LOSS_WINDOW = FINAL_LOSS_LOGS * LOG_EVERY
@@ -50,12 +43,6 @@ def t_quantile(dof: int) -> float:
     if dof < 1:
         return float("nan")
     return float(stats.t.ppf(0.975, dof))
-
-
-def last_trough_step(steps: int) -> int | None:
-    """The last checkpoint step at paper_cosine's lr trough (t = 511 mod 1024), or None for runs shorter than one."""
-    t = (steps - 1 - TROUGH_PHASE) // LR_PERIOD * LR_PERIOD + TROUGH_PHASE
-    return t if t >= TROUGH_PHASE else None
 
 
 def spread(values: np.ndarray) -> dict[str, float]:
