@@ -17,35 +17,27 @@ step: forward E, W1, W2; backward dW2, dH, dW1). Three implementations train it:
 Every round runs all of them one after another (in a rotating order) and the ratios are taken inside the round;
 the table shows medians over rounds and the spread (min-max) of each ratio, because a shared machine is noisy.
 Rates are steady-state: timed from the end of step 0 to the end of the last logged step, so set-up is excluded.
-The last section times dense and sparse layer-2 steps of a model trained briefly into the sparse regime.
+The dense bound times the step's six matrix products alone (no optimizer, sampling or anything else): a ratio to a
+loop that is above the bound's ratio to it cannot be reached by any dense step. The last section times dense and
+sparse layer-2 steps of a model trained briefly into the sparse regime.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import time
 
 import torch
-import torch_optimizer
+from seed_loop import BIAS_DECAY, EPS, LR, K, M, N, embedder, seed_rate, sync  # beside this file
 from torch import nn
 
 from toymodels.config import ExperimentConfig
-from toymodels.data import feature_probs, generator
+from toymodels.data import feature_probs
 from toymodels.families import get_family
 from toymodels.families.em import EMModel, layers
 from toymodels.plan import flops_per_step
 from toymodels.train import TrainingInterrupted, TrainState, train_group, tune_allocator
-
-N, M, K, EPS = 512, 64, 1024, 1 / 64
-LR, BIAS_DECAY = 0.003, 0.03
-
-
-def sync(device: str) -> None:
-    """Wait for queued GPU work, so that wall-clock times cover it."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
 
 
 def gemm_peak(device: str, n: int = 2048, reps: int = 10) -> float:
@@ -81,14 +73,34 @@ def engine_rate(batch: int, instances: int, steps: int, device: str) -> float:
     return (s1 - s0) / (t1 - t0)
 
 
-def _embedder(device: str) -> torch.Tensor:
-    E = torch.randn(M, N, generator=generator(0, 0))
-    return (E / E.norm(dim=0)).to(device)
+def gemm_bound_rate(batch: int, steps: int, device: str) -> float:
+    """Steps/s of the six matrix products of one step alone, in the engine's layouts (forward E, W1, W2; backward dW2,
+    dH, dW1) on random operands: the dense bound, which no loop doing these products can beat."""
+    g = torch.Generator().manual_seed(0)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g).to(device)
+
+    v, E, W1, b1, W2 = rand(1, batch, N), rand(1, M, N), rand(1, K, M), rand(1, K), rand(1, N, K)
+    x, h, dout, dh = rand(1, batch, M), rand(1, batch, K), rand(1, batch, N), rand(1, batch, K)
+    t0 = 0.0
+    for t in range(steps):
+        torch.bmm(v, E.transpose(1, 2))
+        torch.baddbmm(b1.unsqueeze(1), x, W1.transpose(1, 2))
+        torch.bmm(h, W2.transpose(1, 2))
+        torch.bmm(dout.transpose(1, 2), h)
+        torch.bmm(dout, W2)
+        torch.bmm(dh.transpose(1, 2), x)
+        if t == 0:
+            sync(device)
+            t0 = time.perf_counter()
+    sync(device)
+    return (steps - 1) / (time.perf_counter() - t0)
 
 
 def plain_rate(batch: int, steps: int, device: str) -> float:
     """The loop a user would write: one nn.Sequential, torch.optim.Adam, dense Bernoulli sampling."""
-    E = _embedder(device)
+    E = embedder(device)
     model = nn.Sequential(nn.Linear(M, K), nn.ReLU(), nn.Linear(K, N, bias=False)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     p = feature_probs(N, EPS, "uniform").float().to(device)
@@ -99,50 +111,6 @@ def plain_rate(batch: int, steps: int, device: str) -> float:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if t == 0:
-            sync(device)
-            t0 = time.perf_counter()
-    sync(device)
-    return (steps - 1) / (time.perf_counter() - t0)
-
-
-class SeedModel(nn.Module):
-    """The paper's model as its code writes it: Linear(m, k) + ReLU + Linear(k, N, bias=False)."""
-
-    def __init__(self):
-        super().__init__()
-        self.W1 = nn.Linear(M, K)
-        self.W2 = nn.Linear(K, N, bias=False)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = torch.relu(self.W1(x))
-        return self.W2(h), h
-
-
-def seed_rate(batch: int, steps: int, device: str, l1: float = 0.0) -> float:
-    """What the paper's code does each step (see the module docstring); checkpoints are kept in memory."""
-    E = _embedder(device)
-    model = SeedModel().to(device)
-    model.W1.bias.data -= 1.0  # the paper's bias offset
-    opt = torch_optimizer.Lamb(model.parameters(), lr=LR)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=512)
-    p = feature_probs(N, EPS, "uniform").float().to(device)
-    checkpoints = []
-    t0 = 0.0
-    for t in range(steps):
-        v = torch.rand(batch, N, device=device) * torch.bernoulli(p.expand(batch, N))
-        out, h = model(v @ E.T)
-        loss = ((out - v) ** 2).sum() / batch + l1 * h.abs().sum() / batch
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if t < steps / 2:
-            state = model.state_dict()
-            state["W1.bias"] = state["W1.bias"] * (1 - BIAS_DECAY * LR)
-            model.load_state_dict(state)
-        if (t & (t + 1)) == 0:
-            checkpoints.append(copy.deepcopy(model))
         if t == 0:
             sync(device)
             t0 = time.perf_counter()
@@ -219,7 +187,8 @@ def main() -> None:
         small = max(17, steps // 3)  # the six-instance group costs six times as much per step
         fns = {"engine": lambda b=batch, s=steps: engine_rate(b, 1, s, dev),
                "plain": lambda b=batch, s=steps: plain_rate(b, s, dev),
-               "seed": lambda b=batch, s=steps: seed_rate(b, s, dev)}
+               "seed": lambda b=batch, s=steps: seed_rate(b, s, dev),
+               "bound": lambda b=batch, s=steps: gemm_bound_rate(b, s, dev)}
         if batch == 128:
             fns["engine6"] = lambda b=batch, s=small: engine_rate(b, 6, s, dev) * 6
         r = rounds_of(fns, rounds)
@@ -228,7 +197,10 @@ def main() -> None:
                "seed": statistics.median(r["seed"]),
                "vs_plain": [e / p for e, p in zip(eng, r["plain"])],
                "vs_seed": [e / s for e, s in zip(eng, r["seed"])],
-               "peak": statistics.median(eng) * flops * batch / 1e9 / peak}
+               "peak": statistics.median(eng) * flops * batch / 1e9 / peak,
+               "bound": statistics.median(r["bound"]),
+               "bound_plain": [x / p for x, p in zip(r["bound"], r["plain"])],
+               "bound_seed": [x / s for x, s in zip(r["bound"], r["seed"])]}
         if "engine6" in r:
             row["six"] = [s / e for s, e in zip(r["engine6"], eng)]
             row["engine6"] = statistics.median(r["engine6"])
@@ -238,12 +210,18 @@ def main() -> None:
     print(f"{'batch':>6}  {'engine / plain Adam':>22}  {'engine / seed-style':>22}  {'of GEMM peak':>12}")
     for row in rows:
         print(f"{row['batch']:>6}  {spread(row['vs_plain']):>22}  {spread(row['vs_seed']):>22}  {row['peak']:>12.0%}")
+    print("\ndense bound (the step's six matrix products alone, no optimizer, no sampling): the most any loop can do")
+    print(f"{'batch':>6}  {'bound / plain Adam':>22}  {'bound / seed-style':>22}  {'of GEMM peak':>12}")
+    for row in rows:
+        print(f"{row['batch']:>6}  {spread(row['bound_plain']):>22}  {spread(row['bound_seed']):>22}  "
+              f"{row['bound'] * flops * row['batch'] / 1e9 / peak:>12.0%}")
     six = rows[0]
     print(f"six-instance group per instance-step / one instance, batch 128: {spread(six['six'])}")
-    print(f"\nsteps/s (instance-steps/s)\n{'batch':>6} {'engine':>8} {'6-group':>8} {'plain':>8} {'seed-style':>10}")
+    print(f"\nsteps/s (instance-steps/s)\n{'batch':>6} {'engine':>8} {'6-group':>8} {'plain':>8} {'seed-style':>10} "
+          f"{'bound':>8}")
     for row in rows:
         e6 = f"{row['engine6']:8.1f}" if "engine6" in row else f"{'':>8}"
-        print(f"{row['batch']:>6} {row['engine']:8.1f} {e6} {row['plain']:8.1f} {row['seed']:10.1f}")
+        print(f"{row['batch']:>6} {row['engine']:8.1f} {e6} {row['plain']:8.1f} {row['seed']:10.1f} {row['bound']:8.1f}")
 
     train_steps = 512  # later the neurons revive (density ~4% after 1024 steps, ~6% after 4096)
     cfg, state = sparse_state(train_steps, dev)

@@ -1,6 +1,6 @@
 """Local mid-group resume: a `toymodels run` killed with SIGKILL mid-group, then `--resume`, gives bit-identical
-results to an uninterrupted run (the group's state file holds parameters, optimizer and RNG states, logs and
-checkpoints), and finished groups are not re-run."""
+results to an uninterrupted run (the group's state file holds parameters, optimizer and RNG states and logs; its
+checkpoints so far are in the partial checkpoints file), and finished groups are not re-run."""
 
 from __future__ import annotations
 

@@ -33,13 +33,15 @@ Computation is in float64 (single instances are small, and exact numbers make th
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import torch
 from einops import einsum, rearrange
 from jaxtyping import Bool, Float
 from torch import Tensor
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from toymodels import store
 from toymodels.activations import Nonlinearity, activation
@@ -127,6 +129,8 @@ def explain_instance(
       ``sign``: the sign of the lone input it answers most (+1, or -1 for ReLU(-v_i) neurons of the abs task; +1
         for dead neurons).
     """
+    import pandas as pd  # deferred: ~70 MB that a training process does not need
+
     W1, b1, W2, E = map(_f64, (W1, b1, W2, E))
     N = E.shape[1]
     sfa = signed_probe(W1, b1, E, nonlinearity, signed)

@@ -17,9 +17,10 @@ Faults:
 
 * A task that fails or is cancelled leaves its group without DONE; ``toymodels run ... --resume`` re-submits only
   such groups (groups whose task is still pending or running are waited for, not submitted twice).
-* A group's full training state (parameters, optimizer state, RNG states, logged losses, checkpoints so far) is
-  written to ``groups/<gid>/state.safetensors`` every ``TOYMODELS_STATE_EVERY_S`` seconds (300 by default), and
-  ``run_group`` continues from it: the final result is bit-identical to an uninterrupted run on CPU.
+* A group's full training state (parameters, optimizer state, RNG states, logged losses; the checkpoints so far
+  are on disk already, in ``checkpoints.partial.safetensors``) is written to ``groups/<gid>/state.safetensors``
+  every ``TOYMODELS_STATE_EVERY_S`` seconds (300 by default), and ``run_group`` continues from it: the final
+  result is bit-identical to an uninterrupted run on CPU.
 * Preemption and time-outs use submitit's checkpointing: SLURM signals the task (USR2, 90 s before its time limit
   or at preemption), ``GroupTask.checkpoint`` requeues the same ``(folder, gid)`` and the requeued task continues
   from the latest state file (so at most ``TOYMODELS_STATE_EVERY_S`` seconds of training are redone). A task that

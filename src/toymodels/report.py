@@ -26,9 +26,10 @@ import base64
 import html
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from .analysis import explain, has_neurons, most_monosemantic
 from .families.base import FigureSpec
@@ -56,6 +57,8 @@ def summary_table(results: Any) -> pd.DataFrame:
     instance has no final loss, and its other metrics describe its last finite parameters, not a trained model, so
     they are left out of the mean.
     """
+    import pandas as pd  # deferred: ~70 MB that a training process does not need
+
     inst = results.instances
     fields = setting_fields(results)
     summary = get_family(results.sweep.base.model.model).presentation.summary_metrics
@@ -77,6 +80,8 @@ def summary_table(results: Any) -> pd.DataFrame:
 
 def format_summary(table: pd.DataFrame) -> pd.DataFrame:
     """The summary table as text: 'mean ± std' per metric ('-' where every seed diverged), swept values short."""
+    import pandas as pd  # deferred: ~70 MB that a training process does not need
+
     out = pd.DataFrame(index=table.index)
     metric_cols = [c for c in table.columns if f"{c}_std" in table.columns]
     for col in table.columns:

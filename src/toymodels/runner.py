@@ -1,7 +1,8 @@
 """Run one group of a sweep and write its files: the unit of work of every launcher (local, SLURM task).
 
 ``run_group`` trains the group (continuing from ``groups/<gid>/state.safetensors`` if an earlier attempt left one),
-evaluates its checkpoints with the family's metrics, and writes checkpoints, tables and ``DONE`` last.
+streaming its checkpoints to disk as they are taken (``checkpoint_stream``), evaluates them one at a time with the
+family's metrics, and writes the tables and ``DONE`` last.
 """
 
 from __future__ import annotations
@@ -9,24 +10,28 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
-import pandas as pd
 import torch
 from safetensors import safe_open
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 from . import store
+from .checkpoint_stream import CheckpointStream, iter_checkpoints, partial_path
 from .config import ExperimentConfig
 from .families import get_family
 from .plan import Instance
-from .train import GroupResult, TrainingInterrupted, TrainState, train_group
+from .train import GroupResult, TrainingInterrupted, TrainState, checkpoint_steps, train_group
 
 FINAL_LOSS_LOGS = 8  # final_loss = mean of the last 8 logged losses (less noisy than one batch)
 
 
 #: Instances are evaluated a few at a time, so that the metrics' float64 (instances, neurons, features) temporaries
-#: stay near this many entries (the largest part of a sweep's peak memory when all instances ran at once).
-EVAL_BLOCK_ELEMENTS = 1 << 20
+#: stay near this many entries (the largest part of a sweep's peak memory when all instances ran at once): one
+#: paper-size instance (1024 x 512) at a time. The metrics are the same to the bit for any block size.
+EVAL_BLOCK_ELEMENTS = 1 << 19
 
 
 @torch.no_grad()
@@ -45,15 +50,21 @@ def evaluate(cfgs: Sequence[ExperimentConfig], tensors: dict[str, torch.Tensor])
 
 
 def state_step(folder: Path, gid: str) -> int | None:
-    """The step a group's mid-run state file would continue from, or None if it has none (or it is unreadable)."""
-    path = store.group_dir(folder, gid) / "state.safetensors"
+    """The step a group's mid-run state file would continue from, or None if it has none, it is unreadable, or the
+    checkpoints taken before it are gone (the partial checkpoints file; a state of an earlier version holds them)."""
+    gdir = store.group_dir(folder, gid)
+    path = gdir / "state.safetensors"
     if not path.exists():
         return None
     try:
         with safe_open(str(path), framework="pt") as f:
-            return int(f.get_tensor("step")[0])
+            holds_checkpoints = any(k.startswith("ckpt/") for k in f.keys())
+            step = int(f.get_tensor("step")[0])
     except Exception:  # damaged or vanished between exists() and open: run_group reports it clearly
         return None
+    if not holds_checkpoints and not partial_path(gdir / "checkpoints.safetensors").is_file():
+        return None
+    return step
 
 
 def device_missing(device: str) -> str | None:
@@ -98,8 +109,11 @@ def _state_from_tensors(t: dict[str, torch.Tensor]) -> TrainState:
     )
 
 
-def _group_tables(instances: list[Instance], res: GroupResult) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The group's row per instance (config, status, final loss and metrics) and its long metrics table."""
+def _group_tables(
+    instances: list[Instance], res: GroupResult, checkpoints: Iterable[tuple[int, dict[str, torch.Tensor]]],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The group's row per instance (config, status, final loss and metrics) and its long metrics table, from the
+    training result and its checkpoints (step, tensors) in step order."""
     run_ids = [inst.run_id for inst in instances]
     final_metrics = evaluate(res.cfgs, res.final)
     tail = res.losses[:, -FINAL_LOSS_LOGS:]
@@ -119,11 +133,14 @@ def _group_tables(instances: list[Instance], res: GroupResult) -> tuple[pd.DataF
             if math.isfinite(value):
                 long.append((rid, step, "loss", value))
     diverged_at = res.diverged_at.tolist()
-    for step, tensors in sorted(res.checkpoints.items()):
+    for step, tensors in checkpoints:
         kept = [i for i, d in enumerate(diverged_at) if d < 0 or step < d]  # checkpoints before the blow-up only
         for name, v in evaluate(res.cfgs, tensors).items():
             values = v.tolist()
             long.extend((run_ids[i], step, name, float(values[i])) for i in kept)
+    # deferred until the evaluation's temporaries are freed: ~70 MB that a training process does not need
+    import pandas as pd
+
     metrics = pd.DataFrame(long, columns=["run_id", "step", "name", "value"]).astype({"step": "int64"})
     return pd.DataFrame(rows), metrics
 
@@ -140,21 +157,32 @@ def run_group(
     """
     gdir = store.group_dir(folder, gid)
     state_path = gdir / "state.safetensors"
-    resume = _state_from_tensors(store.read_tensors(state_path)) if state_path.exists() else None
+    resume = _state_from_tensors(store.read_tensors(state_path)) if state_path.exists() else None  # damaged: said
+    if resume is not None and not resume.checkpoints and not partial_path(gdir / "checkpoints.safetensors").is_file():
+        resume = None  # the checkpoints taken before the state are gone: the group trains again from step 0
     every = state_every_s if state_every_s is not None else float(os.environ.get("TOYMODELS_STATE_EVERY_S", 300))
+    cfg = instances[0].cfg
+    steps = checkpoint_steps(cfg.optim.steps, cfg.run.checkpoint_every)
+    stream = CheckpointStream(gdir / "checkpoints.safetensors", steps,
+                              metadata={"run_ids": ",".join(i.run_id for i in instances)},
+                              resume_step=resume.step if resume is not None and not resume.checkpoints else 0)
+
+    def save_state(state: TrainState) -> None:
+        stream.sync()  # the checkpoints the state relies on are on disk before it
+        store.write_tensors(state_path, _state_tensors(state))
+
     try:
         res = train_group(
-            [inst.cfg for inst in instances], on_progress=on_progress, resume=resume,
-            on_state=lambda st: store.write_tensors(state_path, _state_tensors(st)), state_every_s=every,
-            should_stop=should_stop,
+            [inst.cfg for inst in instances], on_progress=on_progress, resume=resume, on_state=save_state,
+            state_every_s=every, should_stop=should_stop, on_checkpoint=stream.write,
         )
-    except TrainingInterrupted as stop:
-        stop.group = gid
+    except BaseException as err:
+        stream.close()  # an interrupted group keeps its partial file for the resume
+        if isinstance(err, TrainingInterrupted):
+            err.group = gid
         raise
-    tensors = {f"{step}/{k}": v for step, d in res.checkpoints.items() for k, v in d.items()}
-    store.write_tensors(gdir / "checkpoints.safetensors", tensors,
-                        metadata={"run_ids": ",".join(i.run_id for i in instances)})
-    inst_df, met_df = _group_tables(instances, res)
+    stream.finish()
+    inst_df, met_df = _group_tables(instances, res, iter_checkpoints(gdir / "checkpoints.safetensors"))
     store.write_parquet(gdir / "instances.parquet", inst_df)
     store.write_parquet(gdir / "metrics.parquet", met_df)
     store.write_done(folder, gid)

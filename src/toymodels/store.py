@@ -9,6 +9,8 @@ Layout::
       groups/<gid>/checkpoints.safetensors   "<step>/<tensor>" with the instance axis, embedders included
       groups/<gid>/instances.parquet, metrics.parquet   the group's own rows (merged into the top-level tables)
       groups/<gid>/state.safetensors         mid-run training state (only while unfinished)
+      groups/<gid>/checkpoints.partial.safetensors   the checkpoints so far, written as they are taken (only while
+                                 unfinished; ``checkpoint_stream``)
       groups/<gid>/DONE          written last, with each file's size and SHA-256: a group without it, or whose
                                  files no longer match it, is re-run on --resume
       figures/*.png, report.html
@@ -18,6 +20,7 @@ Layout::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -26,12 +29,14 @@ import tempfile
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator
 
-import pandas as pd
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from .config import ConfigError, SweepConfig, stored_configs
 
@@ -102,12 +107,26 @@ def read_json(path: Path) -> Any:
 
 
 def read_parquet(path: Path) -> pd.DataFrame:
+    import pandas as pd  # deferred: ~70 MB that a training process does not need
+
     try:
         return pd.read_parquet(path)
     except FileNotFoundError:
         raise ResultsError(f"{path}: missing") from None
     except Exception as err:  # pyarrow raises several types for a damaged file
         raise ResultsError(f"{path}: damaged Parquet file ({type(err).__name__}: {err})") from None
+
+
+@contextlib.contextmanager
+def open_tensors(path: Path) -> Iterator[Any]:
+    """safetensors' lazy reader of ``path`` (tensors read one by one), its errors as ``ResultsError``."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            yield f
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: missing") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ResultsError(f"{path}: damaged safetensors file ({err})") from None
 
 
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -248,6 +267,8 @@ def _with_columns(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
 
 def collect_tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The finished groups' tables, concatenated (reads only)."""
+    import pandas as pd  # deferred: ~70 MB that a training process does not need
+
     folder = Path(folder)
     inst, mets = [], []
     for gid in done_groups(folder):
@@ -286,21 +307,24 @@ class Results:
     meta: dict[str, Any]
     instances: pd.DataFrame
     metrics: pd.DataFrame
-    _ckpt_cache: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)
+    _ckpt_keys: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     @property
     def complete(self) -> bool:
         return len(self.instances) == self.sweep.size()
 
     def checkpoint_tensors(self, gid: str) -> dict[str, torch.Tensor]:
-        if gid not in self._ckpt_cache:
-            self._ckpt_cache[gid] = read_tensors(group_dir(self.folder, gid) / "checkpoints.safetensors")
-        return self._ckpt_cache[gid]
+        """Every tensor of a group's checkpoints file ("<step>/<name>", instance axis first), read whole."""
+        return read_tensors(group_dir(self.folder, gid) / "checkpoints.safetensors")
+
+    def _checkpoint_keys(self, gid: str) -> list[str]:
+        if gid not in self._ckpt_keys:
+            with open_tensors(group_dir(self.folder, gid) / "checkpoints.safetensors") as f:
+                self._ckpt_keys[gid] = list(f.keys())
+        return self._ckpt_keys[gid]
 
     def checkpoint_steps(self, run_id: str) -> list[int]:
-        row = self.row(run_id)
-        keys = self.checkpoint_tensors(row["group"]).keys()
-        return sorted({int(k.split("/")[0]) for k in keys})
+        return sorted({int(k.split("/")[0]) for k in self._checkpoint_keys(self.row(run_id)["group"])})
 
     def row(self, run_id: str) -> pd.Series:
         rows = self.instances[self.instances["run_id"] == run_id]
@@ -309,16 +333,20 @@ class Results:
         return rows.iloc[0]
 
     def params(self, run_id: str, step: int | None = None) -> dict[str, torch.Tensor]:
-        """One instance's tensors (no instance axis) at a checkpoint step (default: the final model)."""
+        """One instance's tensors (no instance axis) at a checkpoint step (default: the final model).
+
+        Only that instance's slice of that step is read (a paper-scale group's file holds gigabytes).
+        """
         row = self.row(run_id)
-        tensors = self.checkpoint_tensors(row["group"])
-        steps = sorted({int(k.split("/")[0]) for k in tensors})
+        steps = self.checkpoint_steps(run_id)
         step = steps[-1] if step is None else step
         if step not in steps:
             raise KeyError(f"instance {run_id} has no checkpoint at step {step}; available: {steps}")
         idx = int(row["index_in_group"])
         prefix = f"{step}/"
-        return {k[len(prefix):]: v[idx] for k, v in tensors.items() if k.startswith(prefix)}
+        with open_tensors(group_dir(self.folder, row["group"]) / "checkpoints.safetensors") as f:
+            return {k[len(prefix):]: f.get_slice(k)[idx] for k in self._checkpoint_keys(row["group"])
+                    if k.startswith(prefix)}
 
     def curve(self, run_id: str, name: str) -> pd.DataFrame:
         m = self.metrics

@@ -17,10 +17,12 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def py_value(value: Any) -> Any:
@@ -69,6 +71,8 @@ def seed_stats(instances: pd.DataFrame, by: Sequence[str], columns: Sequence[str
     with status ``ok``, ``n`` (those instances) and ``instances`` (all of the setting's). Settings whose every
     instance diverged keep a row with NaN means. Sorted by ``by``; with no ``by``, one row for all instances.
     """
+    import pandas as pd  # deferred: ~70 MB that a training process does not need
+
     by = list(by)
     cols = [c for c in columns if c in instances.columns]
     frame = instances.assign(_all=0) if not by else instances
