@@ -124,6 +124,7 @@ def rounds_of(fns: dict, rounds: int) -> dict[str, list[float]]:
     names = list(fns)
     for r in range(rounds):
         for name in names[r % len(names):] + names[: r % len(names)]:
+            tune_allocator()  # the engine sets it for its loop (and gives memory back after it): every loop gets it
             out[name].append(fns[name]())
     return out
 
@@ -173,7 +174,6 @@ def main() -> None:
     rounds = args.rounds or (3 if args.quick else 5)
     scale = 0.3 if args.quick else 1.0
     gpu = 8 if dev.startswith("cuda") else 1  # GPU steps are short; more of them for a stable time
-    tune_allocator()  # the engine does this itself; the hand-written loops get the same process setting
     peak = gemm_peak(dev)
     where = torch.cuda.get_device_name(dev) if dev.startswith("cuda") else f"{torch.get_num_threads()} threads"
     print(f"torch {torch.__version__}, {where}; fp32 GEMM peak {peak:.0f} GFLOP/s; {rounds} interleaved rounds, "

@@ -148,7 +148,7 @@ def test_nothing_cites_files_users_do_not_have():
 # The rows of docs/architecture.md's layer table, bottom first; a module belongs to the row of its longest prefix.
 LAYERS = [
     ["registry", "activations", "data", "firing", "counter_rng", "optim", "tables", "interrupts", "lock", "sections",
-     "dictionary_config", "config", "store", "checkpoint_stream", "presets", "tracking", "figures.save",
+     "dictionary_config", "config", "store", "checkpoint_stream", "group_sampling", "presets", "tracking", "figures.save",
      "figures.common"],
     ["metrics", "dictionary_metrics"],
     ["families", "analysis"],

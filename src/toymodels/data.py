@@ -70,6 +70,13 @@ def make_embedder(N: int, m: int, gen: torch.Generator) -> Float[Tensor, "m N"]:
     return u.T.contiguous().float()
 
 
+def gap_draws(total: int, p: float) -> int:
+    """How many geometric gaps one draw of ``_bernoulli_positions`` takes: the mean plus 8 standard deviations (a
+    draw that still runs short continues)."""
+    mean = total * p
+    return int(mean + 8.0 * math.sqrt(mean) + 16)
+
+
 def _bernoulli_positions(total: int, p: float, gen: torch.Generator, device: torch.device) -> Tensor:
     """Positions of the successes of `total` Bernoulli(p) trials, drawn exactly via geometric gaps.
 
@@ -79,8 +86,7 @@ def _bernoulli_positions(total: int, p: float, gen: torch.Generator, device: tor
     if p >= 1.0:
         return torch.arange(total, device=device)
     log_q = math.log1p(-p)
-    mean = total * p
-    n = int(mean + 8.0 * math.sqrt(mean) + 16)
+    n = gap_draws(total, p)
     pieces, start = [], -1
     while True:
         u = torch.rand(n, generator=gen, device=device)

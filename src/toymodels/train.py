@@ -29,6 +29,7 @@ from torch import Tensor
 from . import counter_rng
 from .config import ExperimentConfig
 from .families import get_family
+from .group_sampling import GroupFill
 from .optim import make_optimizer, schedule_factors
 
 LOG_EVERY = 16
@@ -270,14 +271,14 @@ def train_group(
         reference.copy_(resume.blowup_reference if resume.blowup_reference is not None
                         else torch.nan_to_num(resume.losses[:, 0]))
     v = torch.zeros(I, o.batch_size, family.input_size(c0), device=device, dtype=dtype)
+    fill = GroupFill(samplers)  # the per-instance generators' batches, computed together where it can
     last_state = time.monotonic()
     with fast_allocator(), _cpu_settings(sum(family.flops_per_step(c) for c in cfgs), device), \
             matmul_precision(c0.run.dtype, device):
         for t in range(start, o.steps):
             if group_sampler is not None:
                 group_sampler.fill(v, t)
-            for i, s in enumerate(samplers):
-                s.fill(v[i])
+            fill(v)
             task_loss, l1_term = model.losses(v, task, with_l1=use_l1)
             total = task_loss + l1 * l1_term if use_l1 else task_loss
             for p in params:
