@@ -70,6 +70,12 @@ def make_embedder(N: int, m: int, gen: torch.Generator) -> Float[Tensor, "m N"]:
     return u.T.contiguous().float()
 
 
+def success_positions(u: Tensor, log_q: float, start: int) -> Tensor:
+    """Bernoulli successes after position ``start`` from uniforms ``u`` on [0, 1), one per success, along the last
+    axis: gap = floor(log(1 - u) / log(1 - p)) + 1, positions the running sums of the gaps."""
+    return torch.cumsum(torch.floor(torch.log1p(-u) / log_q).long() + 1, -1) + start
+
+
 def gap_draws(total: int, p: float) -> int:
     """How many geometric gaps one draw of ``_bernoulli_positions`` takes: the mean plus 8 standard deviations (a
     draw that still runs short continues)."""
@@ -89,9 +95,7 @@ def _bernoulli_positions(total: int, p: float, gen: torch.Generator, device: tor
     n = gap_draws(total, p)
     pieces, start = [], -1
     while True:
-        u = torch.rand(n, generator=gen, device=device)
-        gaps = torch.floor(torch.log1p(-u) / log_q).long() + 1
-        pos = torch.cumsum(gaps, 0) + start
+        pos = success_positions(torch.rand(n, generator=gen, device=device), log_q, start)
         pieces.append(pos)
         last = int(pos[-1])
         if last >= total:

@@ -72,7 +72,7 @@ class GroupFill:
         log_q = math.log1p(-s0.p)
         n = data.gap_draws(total, s0.p)
         u = torch.stack([torch.rand(n, generator=s.gen, device=s0.device) for s in self.samplers])
-        pos = torch.cumsum(torch.floor(torch.log1p(-u) / log_q).long() + 1, 1) + -1
+        pos = data.success_positions(u, log_q, -1)
         if bool((pos[:, -1] >= total).all()):  # the usual case: every draw reached the end
             inside = pos < total
             return (pos + offsets)[inside], inside.sum(1).tolist()
@@ -80,8 +80,7 @@ class GroupFill:
         for i, s in enumerate(self.samplers):  # extremely rare: a draw ran short; continue it as data's does
             pieces, start = [pos[i]], int(pos[i, -1])
             while start < total:
-                more = torch.rand(n, generator=s.gen, device=s0.device)
-                pieces.append(torch.cumsum(torch.floor(torch.log1p(-more) / log_q).long() + 1, 0) + start)
+                pieces.append(data.success_positions(torch.rand(n, generator=s.gen, device=s0.device), log_q, start))
                 start = int(pieces[-1][-1])
             row = torch.cat(pieces)
             rows.append(row[row < total])
