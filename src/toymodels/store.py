@@ -118,24 +118,25 @@ def read_parquet(path: Path) -> pd.DataFrame:
 
 
 @contextlib.contextmanager
-def open_tensors(path: Path) -> Iterator[Any]:
-    """safetensors' lazy reader of ``path`` (tensors read one by one), its errors as ``ResultsError``."""
+def _safetensors_errors(path: Path) -> Iterator[None]:
     try:
-        with safe_open(str(path), framework="pt") as f:
-            yield f
+        yield
     except FileNotFoundError:
         raise ResultsError(f"{path}: missing") from None
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise ResultsError(f"{path}: damaged safetensors file ({err})") from None
+
+
+@contextlib.contextmanager
+def open_tensors(path: Path) -> Iterator[Any]:
+    """safetensors' lazy reader of ``path`` (tensors read one by one), its errors as ``ResultsError``."""
+    with _safetensors_errors(path), safe_open(str(path), framework="pt") as f:
+        yield f
 
 
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    try:
+    with _safetensors_errors(path):
         return load_file(str(path))
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: missing") from None
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise ResultsError(f"{path}: damaged safetensors file ({err})") from None
 
 
 def package_version() -> str:

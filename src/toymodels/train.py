@@ -127,7 +127,8 @@ def _mallopt(*settings: tuple[int, int], trim: bool = False) -> None:
 
 def tune_allocator() -> None:
     """Keep glibc from returning large temporaries to the OS every step (measured at 5-43% of a step on this
-    project's 2-core machine). ``lean_allocator`` undoes it when the training loop ends."""
+    project's 2-core machine). The settings are process-wide (glibc has no scoped ones): ``lean_allocator`` replaces
+    them when the training loop ends."""
     _mallopt((-4, 0), (-1, 1 << 36))  # M_MMAP_MAX 0: big blocks from the heap; M_TRIM_THRESHOLD: never trim
 
 
@@ -313,7 +314,7 @@ def train_group(
                     if on_checkpoint is None:
                         checkpoints[t] = _cpu(model.state_tensors())
                     else:  # no copy on the CPU: the sink writes the live tensors
-                        on_checkpoint(t, {k: v.detach().cpu() for k, v in model.state_tensors().items()})
+                        on_checkpoint(t, {name: x.detach().cpu() for name, x in model.state_tensors().items()})
 
             stop = should_stop is not None and should_stop() and t + 1 < o.steps
             if on_state is not None and (stop or (time.monotonic() - last_state > state_every_s and t + 1 < o.steps)):
