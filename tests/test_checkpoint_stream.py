@@ -10,7 +10,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from toymodels import store
-from toymodels.checkpoint_stream import PARTIAL_NAME, CheckpointStream, iter_checkpoints
+from toymodels.store import iter_checkpoints
+from toymodels.checkpoint_stream import PARTIAL_NAME, CheckpointStream
 from toymodels.config import SweepConfig
 from toymodels.plan import plan
 from toymodels.runner import run_group, state_step

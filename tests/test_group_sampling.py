@@ -34,10 +34,10 @@ def test_group_fill_equals_filling_each_instance(case):
     assert fill.batched == (case in ("quick size", "abs task"))  # the others: dense draws, one by one
     v_alone = torch.zeros(5, alone[0].batch, size)
     v_together = torch.full_like(v_alone, 7.0)  # anything there is overwritten
-    for _ in range(6):
+    for step in range(6):
         for i, s in enumerate(alone):
             s.fill(v_alone[i])
-        fill(v_together)
+        fill.fill(v_together, step)
         assert torch.equal(v_alone, v_together)
     assert all(torch.equal(a.get_state(), b.get_state()) for a, b in zip(alone, together))
 
@@ -49,5 +49,5 @@ def test_a_draw_that_runs_short_continues_as_alone(monkeypatch):
     v_alone, v_together = torch.zeros(3, 128, size), torch.zeros(3, 128, size)
     for i, s in enumerate(alone):
         s.fill(v_alone[i])
-    GroupFill(together)(v_together)
+    GroupFill(together).fill(v_together, 0)
     assert torch.equal(v_alone, v_together) and v_alone.count_nonzero() > 0

@@ -8,7 +8,8 @@ checkpoint (every checkpoint step, each with the same tensor names, shapes and d
 and the file sized; every later checkpoint's bytes are written in place. Until the last one is in, the file is
 ``checkpoints.partial.safetensors``; then it is moved over ``checkpoints.safetensors`` in one step, as every write in
 a results folder is. Reading never needs this module: the result is an ordinary safetensors file
-(``tests/test_checkpoint_stream.py`` reads it back with the library and compares it with ``save_file``'s).
+(``store.iter_checkpoints`` reads it a checkpoint at a time; ``tests/test_checkpoint_stream.py`` compares it with
+``save_file``'s).
 
 A resumed group (``runner.run_group`` from a mid-run state) reopens the partial file: the state is written only after
 the file is synced (``sync``), so every checkpoint before the state's step is already in it.
@@ -20,10 +21,9 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
-from safetensors import safe_open
 from torch import Tensor
 
 #: torch dtypes and their names in the safetensors format.
@@ -144,13 +144,3 @@ class CheckpointStream:
             os.close(self._fd)
             self._fd = None
 
-
-def iter_checkpoints(path: Path) -> Iterator[tuple[int, dict[str, Tensor]]]:
-    """A checkpoints file's checkpoints in step order, one at a time (only one step's tensors in memory)."""
-    with safe_open(str(path), framework="pt") as f:
-        by_step: dict[int, list[str]] = {}
-        for key in f.keys():
-            step, _ = key.split("/", 1)
-            by_step.setdefault(int(step), []).append(key)
-        for step in sorted(by_step):
-            yield step, {key.split("/", 1)[1]: f.get_tensor(key) for key in by_step[step]}

@@ -9,6 +9,7 @@ resuming needs only the step, and the integer arithmetic is exact, so CPU and CU
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -78,9 +79,7 @@ def counter_uniform(keys: Int64[Tensor, "I 2"], step: int | Tensor, shape: tuple
     >>> u.shape, bool(((0 <= u) & (u < 1)).all())
     (torch.Size([1, 2, 5]), True)
     """
-    n = 1
-    for d in shape:
-        n *= d
+    n = math.prod(shape)
     blocks = (n + 3) // 4
     if isinstance(step, Tensor):
         step = step.to(keys.device, torch.int64)

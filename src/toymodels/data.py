@@ -77,30 +77,29 @@ def success_positions(u: Tensor, log_q: float, start: int) -> Tensor:
 
 
 def gap_draws(total: int, p: float) -> int:
-    """How many geometric gaps one draw of ``_bernoulli_positions`` takes: the mean plus 8 standard deviations (a
+    """How many geometric gaps one draw of ``bernoulli_positions`` takes: the mean plus 8 standard deviations (a
     draw that still runs short continues)."""
     mean = total * p
     return int(mean + 8.0 * math.sqrt(mean) + 16)
 
 
-def _bernoulli_positions(total: int, p: float, gen: torch.Generator, device: torch.device) -> Tensor:
+def bernoulli_positions(total: int, p: float, gen: torch.Generator, device: torch.device,
+                        first: Tensor | None = None) -> Tensor:
     """Positions of the successes of `total` Bernoulli(p) trials, drawn exactly via geometric gaps.
 
     Gap-1 ~ floor(log U / log(1-p)) with U uniform on (0, 1]; cumulative sums of the gaps are the positions.
-    Draws about total*p numbers instead of total.
+    Draws about total*p numbers instead of total. ``first``: the positions of the first draw when it was already
+    made (``group_sampling`` makes it for a whole group at once).
     """
     if p >= 1.0:
         return torch.arange(total, device=device)
     log_q = math.log1p(-p)
     n = gap_draws(total, p)
-    pieces, start = [], -1
-    while True:
-        pos = success_positions(torch.rand(n, generator=gen, device=device), log_q, start)
+    pos = success_positions(torch.rand(n, generator=gen, device=device), log_q, -1) if first is None else first
+    pieces = [pos]
+    while int(pos[-1]) < total:  # extremely rare: the draw ran short, continue the process from the last success
+        pos = success_positions(torch.rand(n, generator=gen, device=device), log_q, int(pos[-1]))
         pieces.append(pos)
-        last = int(pos[-1])
-        if last >= total:
-            break
-        start = last  # extremely rare: the draw ran short, continue the process from the last success
     pos = torch.cat(pieces)
     return pos[pos < total]
 
@@ -152,7 +151,7 @@ class FeatureSampler(Sampler):
 
     def _draw(self, out_flat: Tensor, sign: float) -> None:
         if self.sparse:
-            pos = _bernoulli_positions(out_flat.numel(), self.p, self.gen, self.device)
+            pos = bernoulli_positions(out_flat.numel(), self.p, self.gen, self.device)
             vals = torch.rand(pos.numel(), generator=self.gen, device=self.device, dtype=out_flat.dtype)
             out_flat.index_add_(0, pos, vals if sign > 0 else -vals)  # adds: abs draws v1 - v2 may overlap
             self._last.append(pos)

@@ -35,16 +35,22 @@ def _batchable(samplers: Sequence[Sampler]) -> bool:
 class GroupFill:
     """Fills ``v[i]`` from ``samplers[i]`` for every instance: the numbers of calling each sampler's ``fill`` in turn.
 
-    >>> fill = GroupFill(samplers)   # doctest: +SKIP
-    >>> fill(v)                      # v: (instances, batch, N), overwritten  # doctest: +SKIP
+    ``fill(v, step)`` has the signature of ``counter_rng.CounterFeatureSampler.fill``, so the training loop draws
+    through either; ``step`` is not needed here (each generator carries its own position).
+
+    >>> GroupFill(samplers).fill(v, step)   # v: (instances, batch, N), overwritten  # doctest: +SKIP
     """
 
     def __init__(self, samplers: Sequence[Sampler]):
         self.samplers = list(samplers)
         self.batched = _batchable(self.samplers)
+        if self.batched:
+            s0 = self.samplers[0]
+            self.total = s0.batch * s0.N  # trials per instance and draw
+            self.offsets = torch.arange(len(self.samplers), device=s0.device).unsqueeze(1) * self.total
         self._written: list[Tensor] = []  # flat positions of the last batch's non-zeros, to clear them
 
-    def __call__(self, v: Float[Tensor, "I B N"]) -> None:
+    def fill(self, v: Float[Tensor, "I B N"], step: int | None = None) -> None:
         if not self.batched:
             for i, s in enumerate(self.samplers):
                 s.fill(v[i])
@@ -57,31 +63,23 @@ class GroupFill:
             flat.zero_()
         self._written = []
         for sign in ((1.0, -1.0) if self.samplers[0].signed else (1.0,)):  # the abs task's v1 - v2
-            pos, counts = self._positions(v.shape[1] * v.shape[2])
+            pos, counts = self._positions()
             vals = torch.cat([torch.rand(n, generator=s.gen, device=v.device, dtype=v.dtype)
                               for s, n in zip(self.samplers, counts)])
             flat.index_add_(0, pos, vals if sign > 0 else -vals)  # adds: the two abs draws may overlap
             self._written.append(pos)
 
-    def _positions(self, total: int) -> tuple[Tensor, list[int]]:
-        """Every instance's Bernoulli(p) successes among ``total`` trials (``data._bernoulli_positions``: the same
-        draws and arithmetic), offset by the instance's place in the flat group buffer, in instance order; and how
-        many each instance has."""
-        s0, I = self.samplers[0], len(self.samplers)
-        offsets = torch.arange(I, device=s0.device).unsqueeze(1) * total
-        log_q = math.log1p(-s0.p)
+    def _positions(self) -> tuple[Tensor, list[int]]:
+        """Every instance's Bernoulli(p) successes (``data.bernoulli_positions``: the same draws and arithmetic),
+        offset by the instance's place in the flat group buffer, in instance order; and how many each has."""
+        s0, total = self.samplers[0], self.total
         n = data.gap_draws(total, s0.p)
         u = torch.stack([torch.rand(n, generator=s.gen, device=s0.device) for s in self.samplers])
-        pos = data.success_positions(u, log_q, -1)
+        pos = data.success_positions(u, math.log1p(-s0.p), -1)
         if bool((pos[:, -1] >= total).all()):  # the usual case: every draw reached the end
             inside = pos < total
-            return (pos + offsets)[inside], inside.sum(1).tolist()
-        rows = []
-        for i, s in enumerate(self.samplers):  # extremely rare: a draw ran short; continue it as data's does
-            pieces, start = [pos[i]], int(pos[i, -1])
-            while start < total:
-                pieces.append(data.success_positions(torch.rand(n, generator=s.gen, device=s0.device), log_q, start))
-                start = int(pieces[-1][-1])
-            row = torch.cat(pieces)
-            rows.append(row[row < total])
+            return (pos + self.offsets)[inside], inside.sum(1).tolist()
+        # extremely rare: a draw ran short; each instance goes on as it does alone
+        rows = [data.bernoulli_positions(total, s.p, s.gen, s.device, first=pos[i])
+                for i, s in enumerate(self.samplers)]
         return torch.cat([row + i * total for i, row in enumerate(rows)]), [row.numel() for row in rows]

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from . import store
-from .checkpoint_stream import CheckpointStream, iter_checkpoints, partial_path
+from .checkpoint_stream import CheckpointStream, partial_path
 from .config import ExperimentConfig
 from .families import get_family
 from .plan import Instance
@@ -49,6 +49,13 @@ def evaluate(cfgs: Sequence[ExperimentConfig], tensors: dict[str, torch.Tensor])
     return {name: torch.cat([p[name].detach().cpu() for p in parts]) for name in parts[0]}
 
 
+def _checkpoints_kept(gdir: Path, state_keys: Iterable[str]) -> bool:
+    """Whether the checkpoints taken before a mid-run state still exist: in the partial checkpoints file, or in the
+    state itself (written by an earlier version)."""
+    return (any(k.startswith("ckpt/") for k in state_keys)
+            or partial_path(gdir / "checkpoints.safetensors").is_file())
+
+
 def state_step(folder: Path, gid: str) -> int | None:
     """The step a group's mid-run state file would continue from, or None if it has none, it is unreadable, or the
     checkpoints taken before it are gone (the partial checkpoints file; a state of an earlier version holds them)."""
@@ -58,13 +65,9 @@ def state_step(folder: Path, gid: str) -> int | None:
         return None
     try:
         with safe_open(str(path), framework="pt") as f:
-            holds_checkpoints = any(k.startswith("ckpt/") for k in f.keys())
-            step = int(f.get_tensor("step")[0])
+            return int(f.get_tensor("step")[0]) if _checkpoints_kept(gdir, f.keys()) else None
     except Exception:  # damaged or vanished between exists() and open: run_group reports it clearly
         return None
-    if not holds_checkpoints and not partial_path(gdir / "checkpoints.safetensors").is_file():
-        return None
-    return step
 
 
 def device_missing(device: str) -> str | None:
@@ -157,9 +160,9 @@ def run_group(
     """
     gdir = store.group_dir(folder, gid)
     state_path = gdir / "state.safetensors"
-    resume = _state_from_tensors(store.read_tensors(state_path)) if state_path.exists() else None  # damaged: said
-    if resume is not None and not resume.checkpoints and not partial_path(gdir / "checkpoints.safetensors").is_file():
-        resume = None  # the checkpoints taken before the state are gone: the group trains again from step 0
+    state = store.read_tensors(state_path) if state_path.exists() else None  # a damaged one is said, not skipped
+    # a state whose earlier checkpoints are gone cannot finish the group: it trains again from step 0
+    resume = _state_from_tensors(state) if state is not None and _checkpoints_kept(gdir, state) else None
     every = state_every_s if state_every_s is not None else float(os.environ.get("TOYMODELS_STATE_EVERY_S", 300))
     cfg = instances[0].cfg
     steps = checkpoint_steps(cfg.optim.steps, cfg.run.checkpoint_every)
@@ -182,7 +185,7 @@ def run_group(
             err.group = gid
         raise
     stream.finish()
-    inst_df, met_df = _group_tables(instances, res, iter_checkpoints(gdir / "checkpoints.safetensors"))
+    inst_df, met_df = _group_tables(instances, res, store.iter_checkpoints(gdir / "checkpoints.safetensors"))
     store.write_parquet(gdir / "instances.parquet", inst_df)
     store.write_parquet(gdir / "metrics.parquet", met_df)
     store.write_done(folder, gid)

@@ -139,6 +139,16 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
 
 
+def iter_checkpoints(path: Path) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
+    """A checkpoints file's checkpoints ("<step>/<tensor>") in step order, one at a time (one step in memory)."""
+    with open_tensors(path) as f:
+        by_step: dict[int, list[str]] = {}
+        for key in f.keys():
+            by_step.setdefault(int(key.split("/", 1)[0]), []).append(key)
+        for step in sorted(by_step):
+            yield step, {key.split("/", 1)[1]: f.get_tensor(key) for key in by_step[step]}
+
+
 def package_version() -> str:
     """The installed toymodels version (from the package metadata)."""
     try:
@@ -324,8 +334,11 @@ class Results:
                 self._ckpt_keys[gid] = list(f.keys())
         return self._ckpt_keys[gid]
 
+    def _checkpoint_steps(self, gid: str) -> list[int]:
+        return sorted({int(k.split("/")[0]) for k in self._checkpoint_keys(gid)})
+
     def checkpoint_steps(self, run_id: str) -> list[int]:
-        return sorted({int(k.split("/")[0]) for k in self._checkpoint_keys(self.row(run_id)["group"])})
+        return self._checkpoint_steps(self.row(run_id)["group"])
 
     def row(self, run_id: str) -> pd.Series:
         rows = self.instances[self.instances["run_id"] == run_id]
@@ -339,7 +352,7 @@ class Results:
         Only that instance's slice of that step is read (a paper-scale group's file holds gigabytes).
         """
         row = self.row(run_id)
-        steps = self.checkpoint_steps(run_id)
+        steps = self._checkpoint_steps(row["group"])
         step = steps[-1] if step is None else step
         if step not in steps:
             raise KeyError(f"instance {run_id} has no checkpoint at step {step}; available: {steps}")

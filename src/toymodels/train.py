@@ -272,14 +272,13 @@ def train_group(
         reference.copy_(resume.blowup_reference if resume.blowup_reference is not None
                         else torch.nan_to_num(resume.losses[:, 0]))
     v = torch.zeros(I, o.batch_size, family.input_size(c0), device=device, dtype=dtype)
-    fill = GroupFill(samplers)  # the per-instance generators' batches, computed together where it can
+    # counter-based, or the per-instance generators' batches computed together where they can be: fill(v, step)
+    draw = group_sampler if group_sampler is not None else GroupFill(samplers)
     last_state = time.monotonic()
     with fast_allocator(), _cpu_settings(sum(family.flops_per_step(c) for c in cfgs), device), \
             matmul_precision(c0.run.dtype, device):
         for t in range(start, o.steps):
-            if group_sampler is not None:
-                group_sampler.fill(v, t)
-            fill(v)
+            draw.fill(v, t)
             task_loss, l1_term = model.losses(v, task, with_l1=use_l1)
             total = task_loss + l1 * l1_term if use_l1 else task_loss
             for p in params:
