@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from toymodels import store
@@ -16,6 +17,11 @@ from toymodels.cli import resolve_sweep
 from toymodels.config import ExperimentConfig, SweepConfig
 from toymodels.sweep import run_sweep
 from toymodels.train import train_group
+
+def need_extra(module: str, extra: str):
+    """Import an optional dependency, or skip the test with a reason naming the extra that installs it."""
+    return pytest.importorskip(module, reason=f"needs the '{extra}' extra: pip install -e '.[{extra}]'")
+
 
 #: a small EM instance that trains in well under a second
 SMALL_EM = ExperimentConfig.from_flat({"N": 32, "m": 8, "k": 48, "batch_size": 32, "steps": 256, "eps": 1 / 16})

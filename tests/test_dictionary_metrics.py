@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from helpers import need_extra
 
 from toymodels import dictionary_metrics as dm
 
@@ -101,8 +102,8 @@ def random_case(seed: int = 0, L: int = 12, N: int = 10, d: int = 6, B: int = 50
 
 
 def test_every_metric_agrees_with_sae_lens_synthetic_evals():
-    ev = pytest.importorskip("sae_lens.synthetic.evals")
-    sl_evals = pytest.importorskip("sae_lens.evals")
+    ev = need_extra("sae_lens.synthetic.evals", "test")
+    sl_evals = need_extra("sae_lens.evals", "test")
     for seed in range(3):
         F, D, feats, acts, x, x_hat = random_case(seed)
         ours = dm.dictionary_metrics(D[None], F[None], acts[None], feats[None], x[None], x_hat[None])

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from helpers import sae_config
+from helpers import need_extra, sae_config
 from typer.testing import CliRunner
 
 from toymodels.cli import app
@@ -30,7 +30,7 @@ def sae_runs(tmp_path_factory):
 
 @pytest.mark.parametrize("arch", list(ARCHS))
 def test_sae_lens_loads_the_export_and_encodes_and_decodes_as_we_do(arch, sae_runs, tmp_path):
-    sae_lens = pytest.importorskip("sae_lens")
+    sae_lens = need_extra("sae_lens", "test")
     out = tmp_path / arch
     res = CliRunner().invoke(app, ["export-sae", str(sae_runs / arch), "r0000", str(out)])
     assert res.exit_code == 0, res.output

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import need_extra
 
 from toymodels.config import ExperimentConfig, SweepConfig
 from toymodels.sweep import run_sweep
 
-duckdb = pytest.importorskip("duckdb")
+duckdb = need_extra("duckdb", "test")
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 EM = ExperimentConfig.from_flat({"N": 32, "m": 8, "k": 48, "batch_size": 32, "steps": 64, "eps": 1 / 16})

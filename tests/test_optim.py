@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from helpers import need_extra
 
 from toymodels.optim import make_optimizer, schedule_factors, sqrt_plus_eps
 
@@ -15,7 +16,7 @@ def _loss(W, b, x):
 
 @pytest.mark.parametrize("name", ["lamb", "adam", "adamw", "sgd"])
 def test_single_instance_matches_library(name):
-    torch_optimizer = pytest.importorskip("torch_optimizer")
+    torch_optimizer = need_extra("torch_optimizer", "test")
     g = torch.Generator().manual_seed(0)
     W0, b0 = torch.randn(6, 5, generator=g), torch.randn(6, generator=g) * 0
     ref = [W0.clone().requires_grad_(), b0.clone().requires_grad_()]
@@ -43,7 +44,7 @@ def test_single_instance_matches_library(name):
 
 def test_lamb_clamp_matches_library():
     # the config field lamb_clamp is torch-optimizer's clamp_value; a weight norm of ~3.7 is clamped at 2
-    torch_optimizer = pytest.importorskip("torch_optimizer")
+    torch_optimizer = need_extra("torch_optimizer", "test")
     g = torch.Generator().manual_seed(3)
     W0 = torch.randn(6, 5, generator=g)
     assert W0.norm() > 3

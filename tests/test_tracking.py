@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import need_extra
 from typer.testing import CliRunner
 
 import toymodels as tm
@@ -18,7 +19,7 @@ from toymodels import store, tracking
 from toymodels.cli import app
 from toymodels.config import FIELDS, ConfigError
 
-wandb = pytest.importorskip("wandb")
+wandb = need_extra("wandb", "wandb")
 from wandb.proto import wandb_internal_pb2  # noqa: E402  (only with the extra)
 
 PROJECT = "toymodels-test"

@@ -294,12 +294,12 @@ def dashboard(
     headless: bool = typer.Option(False, help="do not open a browser (for servers)"),
 ) -> None:
     """Open the streamlit dashboard over the results folders in FOLDER (needs the optional `app` extra)."""
+    if not folder.is_dir():  # what the user typed first, then the environment
+        _fail(f"no folder '{folder}'; train a sweep first, e.g. "
+              f"toymodels run LR1 --scale quick --out {folder}/LR1-quick")
     missing = [m for m in ("streamlit", "plotly") if importlib.util.find_spec(m) is None]
     if missing:
         _fail(f"the dashboard needs {' and '.join(missing)}: pip install 'toymodels[app]'")
-    if not folder.is_dir():
-        _fail(f"no folder '{folder}'; train a sweep first, e.g. "
-              f"toymodels run LR1 --scale quick --out {folder}/LR1-quick")
     script = SCRIPT
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none",  # the app reruns on new results, not on edits of its source

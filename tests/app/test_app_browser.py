@@ -9,6 +9,7 @@ fails, so CI cannot pass by skipping it).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -20,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import sae_config
+from helpers import need_extra, sae_config
 from typer.testing import CliRunner
 
 import toymodels.cli as cli
@@ -40,15 +41,14 @@ STEP_TIMEOUT_MS = 30_000  # each later interaction
 
 
 def _need_browser() -> None:
-    problems = []
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        problems.append("the playwright package is not installed")
+    """Skip (or fail, under TOYMODELS_REQUIRE_BROWSER=1) naming what is missing, before any fixture does work."""
+    problems = [f"{module} (the '{extra}' extra)" for module, extra in
+                (("streamlit", "app"), ("plotly", "app"), ("playwright", "browser"))
+                if importlib.util.find_spec(module) is None]
     if not os.access(CHROMIUM, os.X_OK):
-        problems.append(f"Debian's chromium is not installed ({CHROMIUM})")
+        problems.append(f"Debian's chromium ({CHROMIUM})")
     if problems:
-        msg = "; ".join(problems) + ": run .ci/install-browser.sh"
+        msg = "needs " + ", ".join(problems) + ": run .ci/install-browser.sh"
         if os.environ.get("TOYMODELS_REQUIRE_BROWSER"):
             pytest.fail(msg)
         pytest.skip(msg)
@@ -64,6 +64,7 @@ def _free_port() -> int:
 def results_root(tmp_path_factory) -> Path:
     """runs/LR1-smoke (trained), runs/damaged (a group table overwritten), runs/running (no group finished, a live
     process holds its lock: this test) and runs/stopped (no group finished, nobody writing it)."""
+    _need_browser()
     root = tmp_path_factory.mktemp("runs")
     run_sweep(preset("LR1", scale="smoke"), root / "LR1-smoke", progress=False)
     shutil.copytree(root / "LR1-smoke", root / "damaged")
@@ -80,6 +81,7 @@ def results_root(tmp_path_factory) -> Path:
 @pytest.fixture
 def app_url(results_root):
     """Start the app on a free port; stop it by its process id (terminate, then kill) afterwards."""
+    _need_browser()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     log = open(ARTIFACTS / "server.log", "w")
@@ -117,7 +119,6 @@ def app_url(results_root):
 
 @pytest.mark.browser
 def test_dashboard_in_browser(app_url, results_root, capsys):
-    _need_browser()
     from playwright.sync_api import (  # optional: the `browser` extra
         expect,
         sync_playwright,
@@ -220,8 +221,8 @@ def test_dashboard_in_browser(app_url, results_root, capsys):
 # ---- the CLI command (no browser) ---------------------------------------------------------------------------------
 def test_app_command_starts_streamlit_on_the_folder(tmp_path, monkeypatch):
     """`toymodels app DIR --port P --headless` runs `python -m streamlit run app/main.py ... -- DIR`."""
-    pytest.importorskip("streamlit", reason="the app extra is not installed")
-    pytest.importorskip("plotly", reason="the app extra is not installed")
+    need_extra("streamlit", "app")
+    need_extra("plotly", "app")
     calls = []
 
     class FakePopen:
@@ -246,6 +247,16 @@ def test_app_command_starts_streamlit_on_the_folder(tmp_path, monkeypatch):
 
 
 def test_app_command_rejects_a_missing_folder(tmp_path):
+    """The folder the user typed is checked first, with or without the app extra."""
     result = CliRunner().invoke(cli.app, ["app", str(tmp_path / "nope")])
     assert result.exit_code == 2
     assert "no folder" in result.output
+
+
+def test_app_command_without_the_extra_names_it(tmp_path, monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *rest: None if name == "streamlit" else real_find_spec(name, *rest))
+    result = CliRunner().invoke(cli.app, ["app", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: the dashboard needs streamlit: pip install 'toymodels[app]'"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import need_extra
 
-pytest.importorskip("plotly", reason="the app extra is not installed")
+need_extra("plotly", "app")
 
 from toymodels import metrics  # noqa: E402
 from toymodels.app import figures as app_figures  # noqa: E402

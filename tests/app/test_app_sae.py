@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import SMALL_EM, sae_config
+from helpers import SMALL_EM, need_extra, sae_config
 
 from toymodels.config import SweepConfig
 from toymodels.sweep import run_sweep
 
-pytest.importorskip("plotly")
+need_extra("plotly", "app")
 from toymodels.app.sae import cosine_figure, has_dictionary, mcc_l0_figure, metrics_table, sae_view  # noqa: E402
 
 

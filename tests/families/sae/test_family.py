@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import assert_same_instance, sae_config, trained_source
+from helpers import assert_same_instance, need_extra, sae_config, trained_source
 
 from toymodels import metrics, store
 from toymodels.config import ConfigError, SweepConfig
@@ -127,7 +127,7 @@ def test_bad_sources_fail_in_one_line_before_any_work(em_source, tms_source):
 
 
 def test_metrics_of_a_trained_sae_agree_with_sae_lens():
-    ev = pytest.importorskip("sae_lens.synthetic.evals")
+    ev = need_extra("sae_lens.synthetic.evals", "test")
     cfg = sae_config(sae_arch="topk", l1=0.0, sae_k=2, steps=128)
     res = train_group([cfg])
     ours = get_family("sae").evaluate([cfg], res.final)
