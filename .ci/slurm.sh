@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start or stop the single-node SLURM cluster that the slurm tests (tests/test_launch.py, marker `slurm`) run
+# Start or stop the single-node SLURM cluster that the slurm tests (tests/running/test_launch.py, marker `slurm`) run
 # against, with the scripts in ../shared/slurm/ beside the clone (they need root; start takes ~30-60 s, and installs
 # Debian's slurm packages first if they are missing).
 #

@@ -5,7 +5,7 @@
     python benchmarks/sae_throughput.py --sae-lens # also one sae-lens synthetic SAE of the same size (test extra)
     python benchmarks/sae_throughput.py --threads 1  # both runs on one thread (a busy shared machine)
 
-Both runs call ``toymodels.train.train_group``: once with the 16 configs (one batched group: l1, lr and seed vary
+Both runs call ``toymodels.engine.train.train_group``: once with the 16 configs (one batched group: l1, lr and seed vary
 per instance) and 16 times with one config each. Prints wall times, SAE-steps per second and their ratio. With
 ``--sae-lens`` it also trains one SAE of the same size with ``sae_lens.synthetic.train_toy_sae`` on the same number
 of samples and reports 16 x its time (sae-lens trains one SAE at a time).
@@ -25,7 +25,7 @@ import time
 import torch
 
 from toymodels.config import ExperimentConfig
-from toymodels.train import train_group
+from toymodels.engine.train import train_group
 
 N, D, WIDTH, BATCH, EPS = 128, 32, 128, 128, 1 / 32
 N_SAES = 16

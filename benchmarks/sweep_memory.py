@@ -74,7 +74,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         return child(args.child, args.steps, args.out)
-    from toymodels.presets import preset  # only to check the workload is LR1's
+    from toymodels.config.presets import preset  # only to check the workload is LR1's
 
     lrs = tuple(float(x) for x in preset("LR1", scale="paper").grid["lr"])
     assert lrs == LRS, f"LR1's paper-scale lrs changed: {lrs}"

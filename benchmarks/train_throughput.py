@@ -7,7 +7,7 @@
 The workload is the EM model at the paper's size (N=512, m=64, k=1024, eps=1/64; 3,473,408 FLOPs per sample per
 step: forward E, W1, W2; backward dW2, dH, dW1). Three implementations train it:
 
-* engine: ``toymodels.train.train_group`` with everything on (per-instance LAMB, the paper's cosine schedule,
+* engine: ``toymodels.engine.train.train_group`` with everything on (per-instance LAMB, the paper's cosine schedule,
   divergence guard, bias decay, loss logging, checkpoints at 2^j - 1), one instance or a group of six;
 * plain: the loop a user would write in ten minutes (nn.Sequential, torch.optim.Adam, dense Bernoulli sampling);
 * seed-style: what the paper's code does every step (torch-optimizer's Lamb, CosineAnnealingLR stepped every step,
@@ -33,11 +33,12 @@ from seed_loop import BIAS_DECAY, EPS, LR, K, M, N, embedder, seed_rate, sync  #
 from torch import nn
 
 from toymodels.config import ExperimentConfig
-from toymodels.data import feature_probs
+from toymodels.engine.data import feature_probs
 from toymodels.families import get_family
-from toymodels.families.em import EMModel, layers
-from toymodels.plan import flops_per_step
-from toymodels.train import TrainingInterrupted, TrainState, train_group, tune_allocator
+from toymodels.families.em import EMModel
+from toymodels.families.em import layers
+from toymodels.running.plan import flops_per_step
+from toymodels.engine.train import TrainingInterrupted, TrainState, train_group, tune_allocator
 
 
 def gemm_peak(device: str, n: int = 2048, reps: int = 10) -> float:

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 import torch
 
-from toymodels import store
+from toymodels.results import store
 from toymodels.cli import resolve_sweep
 from toymodels.config import ExperimentConfig, SweepConfig
-from toymodels.sweep import run_sweep
-from toymodels.train import train_group
+from toymodels.running.sweep import run_sweep
+from toymodels.engine.train import train_group
 
 def need_extra(module: str, extra: str):
     """Import an optional dependency, or skip the test with a reason naming the extra that installs it."""

@@ -11,9 +11,9 @@ import torch
 from helpers import SMALL_EM, assert_same_instance
 from typer.testing import CliRunner
 
-from toymodels import store
+from toymodels.results import store
 from toymodels.cli import app
-from toymodels.train import train_group
+from toymodels.engine.train import train_group
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 

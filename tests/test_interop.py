@@ -12,7 +12,7 @@ import pytest
 from helpers import need_extra
 
 from toymodels.config import ExperimentConfig, SweepConfig
-from toymodels.sweep import run_sweep
+from toymodels.running.sweep import run_sweep
 
 duckdb = need_extra("duckdb", "test")
 

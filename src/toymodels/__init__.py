@@ -7,15 +7,16 @@ Example:
     >>> tm.load("runs/LR1-smoke").instances              # doctest: +SKIP
 """
 
-from .store import package_version
+from toymodels.results.store import package_version
 
 __version__ = package_version()
 
 # The families register themselves on import: every config check and every run needs them.
-from . import analysis, families  # noqa: E402
-from .api import load, preset, presets, run  # noqa: E402
-from .config import ConfigError, ExperimentConfig, SweepConfig  # noqa: E402
-from .store import Results, ResultsError  # noqa: E402
+from toymodels.families.em import analysis  # noqa: E402
+from toymodels import families  # noqa: E402
+from toymodels.api import load, preset, presets, run  # noqa: E402
+from toymodels.config import ConfigError, ExperimentConfig, SweepConfig  # noqa: E402
+from toymodels.results.store import Results, ResultsError  # noqa: E402
 
 __all__ = [
     "ConfigError", "ExperimentConfig", "Results", "ResultsError", "SweepConfig",

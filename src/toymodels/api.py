@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import ConfigError, ExperimentConfig, SweepConfig
-from .presets import PRESETS, Preset
-from .presets import preset as preset
-from .store import Results
-from .store import load as load
-from .sweep import run_sweep
-from .tracking import mirror_for
+from toymodels.config import ConfigError, ExperimentConfig, SweepConfig
+from toymodels.config.presets import PRESETS, Preset
+from toymodels.config.presets import preset as preset
+from toymodels.results.store import Results
+from toymodels.results.store import load as load
+from toymodels.running.sweep import run_sweep
+from toymodels.running.tracking import mirror_for
 
 
 def presets() -> list[Preset]:
@@ -33,7 +33,7 @@ def run(
 
     ``report=True`` also draws the figures and ``report.html`` into the results folder. ``wandb=PROJECT`` (or the
     environment variable TOYMODELS_WANDB_PROJECT) mirrors each instance, and then the figures, to that Weights &
-    Biases project (needs ``pip install 'toymodels[wandb]'``; see ``toymodels.tracking``).
+    Biases project (needs ``pip install 'toymodels[wandb]'``; see ``toymodels.running.tracking``).
     """
     if isinstance(cfg, str):
         cfg = preset(cfg)
@@ -49,7 +49,7 @@ def run(
     results = run_sweep(cfg, out, resume=resume, progress=progress,
                         on_group_done=mirror.group_done if mirror else None)
     if report:
-        from .report import write_report  # matplotlib: loaded only when a report is written
+        from toymodels.report.html import write_report  # matplotlib: loaded only when a report is written
 
         write_report(results)
     if mirror is not None:  # after the report: its figures go along

@@ -20,19 +20,19 @@ from typing import Optional
 
 import typer
 
-from .app import SCRIPT
-from .config import ConfigError, SweepConfig, one_line, parse_assignment
-from .export import export_sae
-from .interrupts import EXIT_CODES
-from .launch import LaunchError, latest_tasks, task_log, task_states
-from .plan import estimate_seconds, instance_records, instance_steps, plan
-from .presets import PRESETS, SCALES, preset
-from .report import summary_text, write_report
-from .runner import state_step
-from .store import ResultsError, done_groups, load, merge_tables, read_sweep
-from .sweep import run_sweep
-from .tracking import mirror_for
-from .train import TrainingInterrupted
+from toymodels.app import SCRIPT
+from toymodels.config import ConfigError, SweepConfig, one_line, parse_assignment
+from toymodels.families.sae.export import export_sae
+from toymodels.running.interrupts import EXIT_CODES
+from toymodels.running.launch import LaunchError, latest_tasks, task_log, task_states
+from toymodels.running.plan import estimate_seconds, instance_records, instance_steps, plan
+from toymodels.config.presets import PRESETS, SCALES, preset
+from toymodels.report.html import summary_text, write_report
+from toymodels.running.runner import state_step
+from toymodels.results.store import ResultsError, done_groups, load, merge_tables, read_sweep
+from toymodels.running.sweep import run_sweep
+from toymodels.running.tracking import mirror_for
+from toymodels.engine.train import TrainingInterrupted
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Superposition and monosemanticity in toy models: sweeps, metrics, figures.")
@@ -241,7 +241,7 @@ def reproduce_cmd(
     out: Path = typer.Option(Path("runs/reproduce"), help="folder of the results folders (finished ones are reused)"),
     docs: Path = typer.Option(Path("docs"), help="where reproduction.md and figures/em_*.png go"),
     steps: Optional[str] = typer.Option(None, help="train every sweep this many steps, e.g. 4096, or per claim: "
-                                        "4096,B=2048,K1=2048 (bias decay: see toymodels.reproduce.em_sweeps); "
+                                        "4096,B=2048,K1=2048 (bias decay: see toymodels.reproduce.em_claims.sweeps); "
                                         "default: the scale's"),
     progress: bool = typer.Option(False, help="show progress bars"),
     train: bool = typer.Option(True, help="--no-train: only reload what OUT already holds and write the report"),
@@ -250,8 +250,8 @@ def reproduce_cmd(
     if not names and not all_:
         _fail("name the claims to check (e.g. LR1 LR3) or pass --all")
     # the studies (scipy, every judge) are loaded only by this command: a training run starts faster and smaller
-    from .reproduce import DICTIONARY_STUDIES, EM_CLAIMS, SUPERPOSITION_CLAIMS, reproduce
-    from .reproduce.writer import typed_command  # part of the same package
+    from toymodels.reproduce import DICTIONARY_STUDIES, EM_CLAIMS, SUPERPOSITION_CLAIMS, reproduce
+    from toymodels.reproduce.writer import typed_command  # part of the same package
 
     everything = [*EM_CLAIMS, "OPT1", *SUPERPOSITION_CLAIMS] if all_ else []
     chosen = list(dict.fromkeys([*everything, *(names or [])]))

@@ -27,9 +27,9 @@ from typer.testing import CliRunner
 import toymodels.cli as cli
 from toymodels.app import SCRIPT
 from toymodels.config import SweepConfig
-from toymodels.lock import FolderLock
-from toymodels.presets import preset
-from toymodels.sweep import run_sweep
+from toymodels.running.lock import FolderLock
+from toymodels.config.presets import preset
+from toymodels.running.sweep import run_sweep
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",

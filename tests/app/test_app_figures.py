@@ -13,7 +13,7 @@ from toymodels import metrics  # noqa: E402
 from toymodels.app import figures as app_figures  # noqa: E402
 from toymodels.app import neurons  # noqa: E402
 from toymodels.app.data import family_metrics  # noqa: E402
-from toymodels.figures import ColourScale  # noqa: E402
+from toymodels.report.figures import ColourScale  # noqa: E402
 
 
 def test_training_and_final_figures_handle_diverged_instances(diverging_results):

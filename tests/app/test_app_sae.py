@@ -7,7 +7,7 @@ import torch
 from helpers import SMALL_EM, need_extra, sae_config
 
 from toymodels.config import SweepConfig
-from toymodels.sweep import run_sweep
+from toymodels.running.sweep import run_sweep
 
 need_extra("plotly", "app")
 from toymodels.app.sae import cosine_figure, has_dictionary, mcc_l0_figure, metrics_table, sae_view  # noqa: E402

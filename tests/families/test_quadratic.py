@@ -10,7 +10,7 @@ import torch
 from helpers import assert_group_equals_alone
 
 from toymodels.config import ExperimentConfig
-from toymodels.data import KurtosisSampler, generator, importance, kurtosis_input
+from toymodels.engine.data import KurtosisSampler, generator, importance, kurtosis_input
 from toymodels.families.quadratic import (
     QuadraticModel,
     quadratic_capacity_theory,
@@ -20,8 +20,8 @@ from toymodels.families.quadratic import (
 from toymodels.metrics import (
     capacity,
 )
-from toymodels.runner import evaluate
-from toymodels.train import train_group
+from toymodels.running.runner import evaluate
+from toymodels.engine.train import train_group
 
 
 # ------------------------------------------------------------------------------------------- quadratic model

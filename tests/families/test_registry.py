@@ -11,10 +11,10 @@ import torch
 from torch import Tensor, nn
 from typer.testing import CliRunner
 
-from toymodels import store
+from toymodels.results import store
 from toymodels.cli import app
 from toymodels.config import ConfigError, ExperimentConfig
-from toymodels.data import (
+from toymodels.engine.data import (
     DATA_STREAM,
     INIT_STREAM,
     FeatureSampler,

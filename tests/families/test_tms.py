@@ -10,7 +10,7 @@ import torch
 from helpers import assert_group_equals_alone
 
 from toymodels.config import ConfigError, ExperimentConfig
-from toymodels.data import importance
+from toymodels.engine.data import importance
 from toymodels.families import get_family
 from toymodels.families.quadratic import (
     QuadraticModel,
@@ -22,7 +22,7 @@ from toymodels.metrics import (
     feature_dimensionality,
     superposition,
 )
-from toymodels.runner import evaluate
+from toymodels.running.runner import evaluate
 
 
 def unit(angles_deg: list[float]) -> torch.Tensor:

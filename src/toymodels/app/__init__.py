@@ -12,11 +12,11 @@ What it shows, for the sweep picked in the sidebar (the first one when the page 
   coloured by the swept value) and its final metrics against the swept value (the family's ``presentation``);
 * for models with a neuron layer (``analysis.has_neurons``), one instance (the first when the page opens): a
   checkpoint slider over the single-feature-activation heatmap (``metrics.neuron_order``) with each neuron's bias
-  above it, and the mechanism analysis of ``toymodels.analysis`` (mono / poly / dead neurons, the rank of the
+  above it, and the mechanism analysis of ``toymodels.families.em.analysis`` (mono / poly / dead neurons, the rank of the
   polysemantic block, lone-feature losses of each block);
 * two sweeps side by side (e.g. LR1 against LR3) with their config differences.
 
-Results are read only through ``toymodels.store.load`` and cached per folder and file modification times, so a large
+Results are read only through ``toymodels.results.store.load`` and cached per folder and file modification times, so a large
 sweep is read once and a sweep that is still running (fewer instances than the sweep has) is re-read when its files
 change; its page shows a notice and checks for new results every few seconds. A damaged folder, or one written by
 another results-format version, shows the loader's message (which names the file) instead of a traceback.

@@ -1,6 +1,6 @@
 """Finding, reading and tabulating results folders for the dashboard (no streamlit, no plotly: testable as is).
 
-Results are read only through ``toymodels.store.load``; ``signature`` is the cache key of a folder's contents, so a
+Results are read only through ``toymodels.results.store.load``; ``signature`` is the cache key of a folder's contents, so a
 sweep that is still running is re-read when its files change.
 """
 
@@ -13,10 +13,10 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from .. import store
-from ..lock import lock_holder
-from ..registry import get_family
-from ..tables import format_value
+from toymodels.results import store
+from toymodels.running.lock import lock_holder
+from toymodels.config.registry import get_family
+from toymodels.results.tables import format_value
 
 MAX_FOLDER_DEPTH = 2  # DIR/<sweep> and DIR/<project>/<sweep>
 

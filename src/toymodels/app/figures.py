@@ -1,5 +1,5 @@
 """The dashboard's sweep figures (plotly): training curves, final metrics against the swept value, two sweeps side
-by side. Colours come from ``toymodels.figures.common.ColourScale``, the scale of the report's figures too; metric
+by side. Colours come from ``toymodels.plotting.common.ColourScale``, the scale of the report's figures too; metric
 names and labels from the model family's ``presentation``.
 """
 
@@ -13,11 +13,11 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .. import store
-from ..figures.common import ColourScale
-from ..registry import get_family
-from ..tables import format_value, seed_stats
-from .data import family_metrics, instance_label, swept_fields
+from toymodels.results import store
+from toymodels.plotting.common import ColourScale
+from toymodels.config.registry import get_family
+from toymodels.results.tables import format_value, seed_stats
+from toymodels.app.data import family_metrics, instance_label, swept_fields
 
 MAX_CURVE_POINTS = 400  # per training curve sent to the browser (paper runs log 8192 losses per instance)
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}

@@ -15,8 +15,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from toymodels import store
-from toymodels.analysis import has_neurons
+from toymodels.results import store
+from toymodels.families.em.analysis import has_neurons
 from toymodels.app.data import (
     choice_key,
     config_differences,
@@ -47,8 +47,8 @@ from toymodels.app.neurons import (
 from toymodels.app.sae import has_dictionary
 from toymodels.app.sae_page import sae_panel
 from toymodels.app.widgets import pick_instance_and_step
-from toymodels.figures.common import sort_key
-from toymodels.tables import format_value
+from toymodels.plotting.common import sort_key
+from toymodels.results.tables import format_value
 
 REFRESH_SECONDS = 5  # how often the page of a running sweep checks for new results
 
@@ -259,7 +259,7 @@ def instance_panel(results, folder, cache, shown, fields, inst_key, ck) -> None:
              f"{s['n_mono']} mono, {s['n_narrow']} narrow, {s['n_broad']} broad, {s['n_dead']} dead")
     with st.container(key="sfa-figure"):
         st.plotly_chart(neuron_figure(view, title), config=PLOTLY_CONFIG, key="sfa")
-    st.markdown("**Mechanism** (`toymodels.analysis.explain_summary`): mono neurons threshold their own "
+    st.markdown("**Mechanism** (`toymodels.families.em.analysis.explain_summary`): mono neurons threshold their own "
                 "feature; the broad polysemantic block acts as a low-rank linear map.")
     m1, m2 = st.columns([3, 2])
     with m1, st.container(key="mechanism"):

@@ -1,5 +1,5 @@
 """The dashboard's per-neuron panels of one instance at one checkpoint: single-feature activations with each
-neuron's bias above them, and the mechanism of ``toymodels.analysis`` (mono / narrow / broad / dead neurons, the
+neuron's bias above them, and the mechanism of ``toymodels.families.em.analysis`` (mono / narrow / broad / dead neurons, the
 broad block's fit and rank, lone-feature losses of each block).
 
 They apply to models whose checkpoints hold a neuron layer (``analysis.has_neurons``). Neurons and features are in
@@ -17,9 +17,11 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from .. import analysis, metrics, store
-from ..tables import format_number
-from .figures import layout
+from toymodels import metrics
+from toymodels.families.em import analysis
+from toymodels.results import store
+from toymodels.results.tables import format_number
+from toymodels.app.figures import layout
 
 KIND_COLOURS = {"mono": "#2a9d8f", "narrow": "#9b5de5", "broad": "#e76f51", "dead": "#adb5bd"}
 MECHANISM_ROWS = [

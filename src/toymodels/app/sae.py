@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .. import store
-from ..families.sae.figures import ARCH_COLOURS, matched_cosines
+from toymodels.results import store
+from toymodels.families.sae.figures import ARCH_COLOURS, matched_cosines
 
 #: the checkpoint tensors that make a sweep's instances scorable dictionaries
 DICTIONARY_TENSORS = ("W_dec", "truth")

@@ -9,9 +9,9 @@ from typing import Any, Sequence
 
 import streamlit as st
 
-from .figures import PLOTLY_CONFIG
-from .sae import cosine_figure, mcc_l0_figure, metrics_table, sae_view
-from .widgets import pick_instance_and_step
+from toymodels.app.figures import PLOTLY_CONFIG
+from toymodels.app.sae import cosine_figure, mcc_l0_figure, metrics_table, sae_view
+from toymodels.app.widgets import pick_instance_and_step
 
 
 def sae_panel(results: Any, shown: Any, fields: Sequence[str], inst_key: str, ck: str

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import streamlit as st
 
-from .data import instance_label
+from toymodels.app.data import instance_label
 
 
 def pick_instance_and_step(results: Any, shown: Any, fields: Sequence[str], inst_key: str, step_key: str

@@ -10,11 +10,13 @@ presets of the superposition papers (``superposition_presets``).
 from __future__ import annotations
 
 # registration order = the order error messages and `toymodels presets` list them
-from . import em, tms, quadratic  # noqa: I001
-from . import superposition_presets  # noqa: F401, I001  (registers the TMS-* and PC-* presets)
-from . import sae  # noqa: I001
-from .base import FigureSpec, InstanceModel, ModelFamily, Presentation
-from ..registry import FamilyError, family_names, get_family, register, unregister
+from toymodels.families import em  # noqa: I001
+from toymodels.families import tms  # noqa: I001
+from toymodels.families import quadratic  # noqa: I001
+from toymodels.families.tms import presets as superposition_presets  # noqa: F401, I001  (registers the TMS-* and PC-* presets)
+from toymodels.families import sae  # noqa: I001
+from toymodels.families.base import FigureSpec, InstanceModel, ModelFamily, Presentation
+from toymodels.config.registry import FamilyError, family_names, get_family, register, unregister
 
 __all__ = [
     "FamilyError", "FigureSpec", "InstanceModel", "ModelFamily", "Presentation",

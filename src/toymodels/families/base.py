@@ -19,8 +19,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 if TYPE_CHECKING:  # type names only: config imports the registry, so a runtime import would be a cycle
-    from ..config import ExperimentConfig
-    from ..data import Sampler
+    from toymodels.config import ExperimentConfig
+    from toymodels.engine.data import Sampler
 
 
 @runtime_checkable

@@ -9,8 +9,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..config import ExperimentConfig
-from ..data import importance
+from toymodels.config import ExperimentConfig
+from toymodels.engine.data import importance
 
 
 def xavier_normal(m: int, n: int, gen: torch.Generator) -> Tensor:

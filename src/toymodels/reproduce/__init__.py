@@ -26,19 +26,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from ..config import ConfigError
-from .dictionary import run_dictionary_study
-from .dictionary_study import DICTIONARY_STUDIES
-from .em_claims import CLAIMS as EM_CLAIM_REGISTRY
-from .em_claims import reproduce_em_claims
-from .em_grid_judges import judge_bias, judge_l1, judge_neurons
-from .em_judges import judge_lr, judge_negative_bias, judge_power_law
-from .em_mechanism import judge_mechanism
-from .em_sweeps import B_BIASES, EM_CLAIMS, claim_sweeps, parse_steps
-from .optimizer_study import judge_opt_cell, optimizer_study, run_optimizer_study
-from .superposition import CLAIMS as SUPERPOSITION_CLAIMS
-from .superposition import reproduce_superposition
-from .verdict import VERDICTS, Check, Verdict
+from toymodels.config import ConfigError
+from toymodels.reproduce.dictionary_learning.study import run_dictionary_study
+from toymodels.reproduce.dictionary_learning.judges import DICTIONARY_STUDIES
+from toymodels.reproduce.em_claims.study import CLAIMS as EM_CLAIM_REGISTRY
+from toymodels.reproduce.em_claims.study import reproduce_em_claims
+from toymodels.reproduce.em_claims.grid_judges import judge_bias, judge_l1, judge_neurons
+from toymodels.reproduce.em_claims.judges import judge_lr, judge_negative_bias, judge_power_law
+from toymodels.reproduce.em_claims.mechanism import judge_mechanism
+from toymodels.reproduce.em_claims.sweeps import B_BIASES, EM_CLAIMS, claim_sweeps, parse_steps
+from toymodels.reproduce.optimizer.study import judge_opt_cell, optimizer_study, run_optimizer_study
+from toymodels.reproduce.superposition.study import CLAIMS as SUPERPOSITION_CLAIMS
+from toymodels.reproduce.superposition.study import reproduce_superposition
+from toymodels.reproduce.verdict import VERDICTS, Check, Verdict
 
 STUDIES = ("OPT1",)
 

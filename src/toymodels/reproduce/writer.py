@@ -25,7 +25,7 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 import torch
 
-from ..store import git_commit, package_version, write_text
+from toymodels.results.store import git_commit, package_version, write_text
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,13 @@ import pytest
 import torch
 from helpers import assert_same_instance, need_extra, sae_config, trained_source
 
-from toymodels import metrics, store
+from toymodels import metrics
+from toymodels.results import store
 from toymodels.config import ConfigError, SweepConfig
 from toymodels.families import get_family
 from toymodels.families.sae import eval_batch, source_for
-from toymodels.sweep import run_sweep
-from toymodels.train import train_group
+from toymodels.running.sweep import run_sweep
+from toymodels.engine.train import train_group
 
 ARCH = {"relu_l1": dict(l1=0.01), "topk": dict(l1=0.0, sae_k=3), "batchtopk": dict(l1=0.0, sae_k=3),
         "jumprelu": dict(l1=0.01, sae_threshold=0.05, sae_bandwidth=0.05)}
@@ -166,10 +167,10 @@ def test_a_relative_source_folder_is_kept_absolute(em_source, monkeypatch):
 def test_results_stay_readable_after_their_source_folder_is_gone(tmp_path):
     import shutil
 
-    from toymodels import store
+    from toymodels.results import store
     from toymodels.config import SweepConfig
-    from toymodels.report import write_report
-    from toymodels.sweep import run_sweep
+    from toymodels.report.html import write_report
+    from toymodels.running.sweep import run_sweep
 
     source = trained_source(tmp_path / "src", "em", seeds=1)
     cfg = sae_config(source=str(source), source_run="r0000", source_layer="h", N=32, m=48, steps=32)

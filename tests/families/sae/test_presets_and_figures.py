@@ -10,7 +10,7 @@ from toymodels.config import ConfigError, SweepConfig
 from toymodels.families import get_family
 from toymodels.families.sae.figures import best_instance, matched_cosines
 from toymodels.families.sae.presets import SAE_PRESETS, sae_sweeps
-from toymodels.sweep import run_sweep
+from toymodels.running.sweep import run_sweep
 
 
 @pytest.fixture(scope="module")

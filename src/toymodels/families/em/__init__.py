@@ -12,14 +12,14 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ...config import ExperimentConfig
-from ...counter_rng import CounterFeatureSampler, group_feature_sampler
-from ...data import DATA_STREAM, Sampler, feature_sampler, generator
-from ...dictionary_config import FIRING_FIELDS
-from ...registry import register
-from ..base import FigureSpec, Presentation
-from .evaluate import PROBE_SAMPLES, em_evaluate, em_probe, probe_inputs
-from .model import EMModel
+from toymodels.config import ExperimentConfig
+from toymodels.engine.counter_rng import CounterFeatureSampler, group_feature_sampler
+from toymodels.engine.data import DATA_STREAM, Sampler, feature_sampler, generator
+from toymodels.config.dictionary import FIRING_FIELDS
+from toymodels.config.registry import register
+from toymodels.families.base import FigureSpec, Presentation
+from toymodels.families.em.evaluate import PROBE_SAMPLES, em_evaluate, em_probe, probe_inputs
+from toymodels.families.em.model import EMModel
 
 __all__ = ["EM", "EMFamily", "EMModel", "PROBE_SAMPLES", "em_evaluate", "em_probe", "probe_inputs"]
 
@@ -84,7 +84,7 @@ class EMFamily:
 
     def figures(self) -> list[FigureSpec]:
         # deferred: the figures import matplotlib, which training (and SLURM workers) never need
-        from .figures import FIGURES
+        from toymodels.families.em.figures import FIGURES
 
         return list(FIGURES)
 

@@ -23,9 +23,9 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ... import metrics
-from ...config import ExperimentConfig
-from ...data import PROBE_STREAM, feature_probs, generator
+from toymodels import metrics
+from toymodels.config import ExperimentConfig
+from toymodels.engine.data import PROBE_STREAM, feature_probs, generator
 
 # Random inputs of the multi-feature probe per instance and checkpoint: enough to find neurons that fire on
 # feature combinations, small enough to run at every checkpoint (I * k * N * 512 multiply-adds).

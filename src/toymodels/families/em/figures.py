@@ -19,12 +19,12 @@ from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from ... import metrics
-from ...analysis import instance_config, instance_summary, most_monosemantic, neuron_kinds
-from ...figures.common import instance_panels, instance_title, write_figure
-from ...figures.save import new_figure
-from ..base import FigureSpec
-from .evaluate import em_probe
+from toymodels import metrics
+from toymodels.families.em.analysis import instance_config, instance_summary, most_monosemantic, neuron_kinds
+from toymodels.plotting.common import instance_panels, instance_title, write_figure
+from toymodels.plotting.save import new_figure
+from toymodels.families.base import FigureSpec
+from toymodels.families.em.evaluate import em_probe
 
 KIND_COLOURS = {"mono": "tab:blue", "false mono": "tab:red", "narrow": "tab:purple", "broad": "tab:orange",
                 "dead": "0.6"}

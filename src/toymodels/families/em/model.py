@@ -15,14 +15,14 @@ from einops import einsum
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from ...activations import activation
-from ...config import ExperimentConfig
-from ...data import (
+from toymodels.engine.activations import activation
+from toymodels.config import ExperimentConfig
+from toymodels.engine.data import (
     INIT_STREAM,
     generator,
     make_embedder,
 )
-from .layers import InstanceLinear, SparseLinear, SquaredError, sparse_instances
+from toymodels.families.em.layers import InstanceLinear, SparseLinear, SquaredError, sparse_instances
 
 
 def _uniform(shape: tuple[int, ...], bound: float, gen: torch.Generator) -> Tensor:

@@ -24,16 +24,16 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ...config import ExperimentConfig
-from ...dictionary_config import FIRING_FIELDS, SAEConfig
-from ...data import DATA_STREAM, generator
-from ...registry import register
-from ..base import FigureSpec, Presentation
-from . import relu_l1, topk, batchtopk, jumprelu  # noqa: F401, I001  (registers them; this order in messages)
-from . import presets  # noqa: F401  (registers the synthetic studies as presets)
-from .architecture import SAE, architecture_names, get_architecture, register_architecture
-from .evaluate import EVAL_SAMPLES, eval_batch, sae_evaluate, sae_model
-from .sources import LAYERS, SourceSampler, source_for, source_problem
+from toymodels.config import ExperimentConfig
+from toymodels.config.dictionary import FIRING_FIELDS, SAEConfig
+from toymodels.engine.data import DATA_STREAM, generator
+from toymodels.config.registry import register
+from toymodels.families.base import FigureSpec, Presentation
+from toymodels.families.sae import relu_l1, topk, batchtopk, jumprelu  # noqa: F401, I001  (registers them; this order in messages)
+from toymodels.families.sae import presets  # noqa: F401  (registers the synthetic studies as presets)
+from toymodels.families.sae.architecture import SAE, architecture_names, get_architecture, register_architecture
+from toymodels.families.sae.evaluate import EVAL_SAMPLES, eval_batch, sae_evaluate, sae_model
+from toymodels.families.sae.sources import LAYERS, SourceSampler, source_for, source_problem
 
 __all__ = ["EVAL_SAMPLES", "LAYERS", "SAE", "SAEFamily", "SAE_FAMILY", "architecture_names", "eval_batch",
            "get_architecture", "register_architecture", "sae_evaluate", "sae_model", "source_for"]
@@ -100,7 +100,7 @@ class SAEFamily:
 
     def figures(self) -> list[FigureSpec]:
         # deferred: the figures import matplotlib, which training (and SLURM workers) never need
-        from .figures import FIGURES
+        from toymodels.families.sae.figures import FIGURES
 
         return list(FIGURES)
 

@@ -28,8 +28,8 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
-from ...config import ExperimentConfig
-from ...data import INIT_STREAM, generator
+from toymodels.config import ExperimentConfig
+from toymodels.engine.data import INIT_STREAM, generator
 
 
 class SAE(nn.Module):

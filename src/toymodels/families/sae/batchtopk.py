@@ -13,8 +13,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from .architecture import keep_top, register_architecture
-from .topk import TopKSAE
+from toymodels.families.sae.architecture import keep_top, register_architecture
+from toymodels.families.sae.topk import TopKSAE
 
 
 class BatchTopKSAE(TopKSAE):

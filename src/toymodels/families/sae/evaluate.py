@@ -2,7 +2,7 @@
 
 Each instance is evaluated on EVAL_SAMPLES activations drawn from its source with its own seed's probe stream (the
 same samples at every checkpoint, whatever the group), with the true feature activations that produced them, and
-:func:`toymodels.dictionary_metrics.dictionary_metrics` gives every number (docs/dictionary_learning.md §Metrics):
+:func:`toymodels.metrics.dictionary.dictionary_metrics` gives every number (docs/dictionary_learning.md §Metrics):
 ``mcc``, ``features_recovered``, ``uniqueness``, ``precision``, ``recall``, ``f1``, ``accuracy``, ``l0``,
 ``true_l0``, ``dead_latents``, ``shrinkage``, ``explained_variance`` and, for hierarchical features,
 ``absorption_gap``.
@@ -15,11 +15,11 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ...config import ExperimentConfig
-from ...data import PROBE_STREAM, generator
-from ...dictionary_metrics import dictionary_metrics
-from .architecture import SAE, get_architecture
-from .sources import SourceSampler, source_for
+from toymodels.config import ExperimentConfig
+from toymodels.engine.data import PROBE_STREAM, generator
+from toymodels.metrics.dictionary import dictionary_metrics
+from toymodels.families.sae.architecture import SAE, get_architecture
+from toymodels.families.sae.sources import SourceSampler, source_for
 
 #: evaluation samples per instance and checkpoint: every feature of a 1/64-dense dictionary fires ~32 times
 EVAL_SAMPLES = 2048

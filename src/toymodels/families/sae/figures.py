@@ -16,10 +16,10 @@ from jaxtyping import Float
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from ...dictionary_metrics import abs_cosines
-from ...figures.common import write_figure
-from ...figures.save import new_figure
-from ..base import FigureSpec
+from toymodels.metrics.dictionary import abs_cosines
+from toymodels.plotting.common import write_figure
+from toymodels.plotting.save import new_figure
+from toymodels.families.base import FigureSpec
 
 #: matplotlib's tab10 blue, orange, green, red as hex, so that plotly (the dashboard) reads them too
 ARCH_COLOURS = {"relu_l1": "#1f77b4", "topk": "#ff7f0e", "batchtopk": "#2ca02c", "jumprelu": "#d62728"}

@@ -17,8 +17,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ...config import ExperimentConfig
-from .architecture import SAE, per_instance, register_architecture
+from toymodels.config import ExperimentConfig
+from toymodels.families.sae.architecture import SAE, per_instance, register_architecture
 
 
 def _kernel(z: Tensor, theta: Tensor, bandwidth: Tensor) -> Tensor:

@@ -22,9 +22,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ...config import ConfigError, ExperimentConfig, SweepConfig
-from ...presets import Preset, register_preset
-from .sources import LAYERS
+from toymodels.config import ConfigError, ExperimentConfig, SweepConfig
+from toymodels.config.presets import Preset, register_preset
+from toymodels.families.sae.sources import LAYERS
 
 #: optimisation of every SAE study: Adam at a constant lr (SAELens' synthetic default is Adam, constant lr)
 SAE_BASE = dict(model="sae", task="decoder", optimizer="adam", schedule="constant", lr=3e-3, k=1, bias_decay=0.0)

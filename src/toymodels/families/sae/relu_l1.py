@@ -12,8 +12,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ...config import ExperimentConfig
-from .architecture import SAE, register_architecture
+from toymodels.config import ExperimentConfig
+from toymodels.families.sae.architecture import SAE, register_architecture
 
 
 class ReLUL1SAE(SAE):

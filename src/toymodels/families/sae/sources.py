@@ -29,11 +29,12 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from ... import metrics, store
-from ...config import FIELDS, ExperimentConfig
-from ...data import STRUCTURE_STREAM, Sampler, feature_sampler, firing_structure, generator
-from ...registry import get_family
-from ...tables import py_value
+from toymodels import metrics
+from toymodels.results import store
+from toymodels.config import FIELDS, ExperimentConfig
+from toymodels.engine.data import STRUCTURE_STREAM, Sampler, feature_sampler, firing_structure, generator
+from toymodels.config.registry import get_family
+from toymodels.results.tables import py_value
 
 #: the synthetic dictionary's directions come from this stream of ``structure_seed`` (the correlation matrix uses
 #: STRUCTURE_STREAM), so changing the firing never changes the dictionary

@@ -13,8 +13,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ...config import ExperimentConfig
-from .architecture import SAE, keep_top, per_instance, register_architecture
+from toymodels.config import ExperimentConfig
+from toymodels.families.sae.architecture import SAE, keep_top, per_instance, register_architecture
 
 
 def k_problem(cfg: ExperimentConfig, name: str) -> str | None:

@@ -1,0 +1,56 @@
+"""What every config section shares: frozen pydantic models that refuse unknown fields, booleans for numbers,
+inf and NaN and integers no tensor can hold, and the number syntax users may type ("1/64", "2**17").
+
+``toymodels.config`` (data, model, task, optim, run) and ``toymodels.config.dictionary`` (firing, sae) build their
+sections on :class:`Frozen`.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+#: integer fields above this cannot be a tensor size, a step count or a seed torch accepts
+MAX_INT = 2**63 - 1
+
+
+def number(value: Any) -> Any:
+    """Accept fractions such as "1/64" where a float is expected (the paper writes eps that way)."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*/\s*\d+\s*", value):
+        try:
+            return float(Fraction(value.replace(" ", "")))
+        except ZeroDivisionError:
+            return value
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*\*\*\s*[-+]?\d+\s*", value):
+        base, exp = value.split("**")
+        return float(int(base)) ** int(exp)
+    return value
+
+
+class Frozen(BaseModel):
+    """The base of every config section."""
+
+    # allow_inf_nan=False: an inf or NaN (lr=inf) is refused here instead of training and being saved as null
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools_for_numbers(cls, data: Any) -> Any:
+        # JSON `true` would otherwise become N=1
+        if isinstance(data, dict):
+            for name, value in data.items():
+                info = cls.model_fields.get(name)
+                if isinstance(value, bool) and info is not None and info.annotation in (int, float, "int", "float"):
+                    raise ValueError(f"field '{name}': must be a number (got {value!r})")
+        return data
+
+    @model_validator(mode="after")
+    def _ints_in_range(self) -> "Frozen":
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if info.annotation in (int, "int") and isinstance(value, int) and abs(value) > MAX_INT:
+                raise ValueError(f"field '{name}': must be at most {MAX_INT} (got {value})")
+        return self

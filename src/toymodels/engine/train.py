@@ -1,0 +1,335 @@
+"""One training loop for a group of instances that share tensor shapes.
+
+Per step: each instance draws its own batch (from its own generator, or on a GPU the whole group in one
+counter-based pass: config field ``sampler``), the per-instance losses are summed (so each instance gets its own
+gradient), a divergence guard freezes any instance whose loss, gradient or next parameters are not finite, the
+per-instance optimizer steps with each instance's scheduled lr, and bias decay pulls the first-layer bias toward 0
+during the first half. The task loss is logged every 16 steps; models are kept at steps 2^j - 1 and at the end.
+
+Example:
+    >>> from toymodels.config import ExperimentConfig
+    >>> cfg = ExperimentConfig.from_flat({"N": 16, "m": 4, "k": 32, "batch_size": 32, "steps": 64})
+    >>> res = train_group([cfg, cfg.replace(seed=1)])
+    >>> res.losses.shape
+    torch.Size([2, 4])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import torch
+from torch import Tensor
+
+from toymodels.engine import counter_rng
+from toymodels.config import ExperimentConfig
+from toymodels.families import get_family
+from toymodels.engine.group_sampling import GroupFill
+from toymodels.engine.optim import make_optimizer, schedule_factors
+
+LOG_EVERY = 16
+#: An instance whose task loss rises above this multiple of its first positive task loss is marked diverged and
+#: frozen, even when every number stays finite. Healthy runs stay far below it: a loss rarely rises at all after
+#: its first steps.
+BLOWUP_FACTOR = 1e4
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on request (Ctrl-C, SIGTERM) after its state was handed to ``on_state``."""
+
+    def __init__(self, step: int, steps: int, signum: int | None = None, group: str | None = None):
+        super().__init__(f"stopped at step {step} of {steps}")
+        self.step, self.steps, self.signum, self.group = step, steps, signum, group
+
+
+def is_checkpoint_step(t: int, steps: int, every: int = 0) -> bool:
+    """Steps 2^j - 1 (t+1 a power of two) and the last step, as in the paper's code, and with ``every`` > 0 also
+    every step with t+1 a multiple of ``every`` (the config field ``checkpoint_every``)."""
+    return (t & (t + 1)) == 0 or t == steps - 1 or (every > 0 and (t + 1) % every == 0)
+
+
+def checkpoint_steps(steps: int, every: int = 0) -> list[int]:
+    """The steps after which :func:`train_group` keeps the model.
+
+    >>> checkpoint_steps(3072, every=512)[-6:]
+    [511, 1023, 1535, 2047, 2559, 3071]
+    """
+    return [t for t in range(steps) if is_checkpoint_step(t, steps, every)]
+
+
+def logged_steps(steps: int) -> list[int]:
+    return list(range(0, steps, LOG_EVERY))
+
+
+# Below this many FLOPs per group step, one thread beats two: the matmuls are too small to split, and extra threads
+# only add synchronisation (up to 14x slower on a busy 2-core machine).
+SINGLE_THREAD_FLOPS = 2e7
+
+
+@contextlib.contextmanager
+def _cpu_settings(flops: float, device: torch.device):
+    """One thread for tiny groups; denormals flushed to zero while training.
+
+    Dead neurons get exactly-zero gradients, so their Adam/LAMB moments decay geometrically through the denormal
+    range, where every CPU float op is many times slower.
+    """
+    prev = torch.get_num_threads()
+    small = device.type == "cpu" and flops < SINGLE_THREAD_FLOPS and prev > 1
+    if small:
+        torch.set_num_threads(1)
+    flushing = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if small:
+            torch.set_num_threads(prev)
+        if flushing:
+            torch.set_flush_denormal(False)
+
+
+@contextlib.contextmanager
+def matmul_precision(dtype: str, device: torch.device):
+    """The config field ``dtype``'s matmul mode while training: bfloat16 runs forward and backward under autocast
+    (weights, optimizer state and the loss stay float32), tf32 lets CUDA matmuls use TF32 tensor cores."""
+    if dtype == "bfloat16":
+        # backward inside autocast too: the hand-written backward products (families/em/layers.py) then run in
+        # bf16 like the forward ones, and autograd casts each gradient back to its float32 parameter
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            yield
+    elif dtype == "tf32":
+        before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+    else:
+        yield
+
+
+def _mallopt(*settings: tuple[int, int], trim: bool = False) -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        for option, value in settings:
+            libc.mallopt(option, value)
+        if trim:
+            libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def tune_allocator() -> None:
+    """Keep glibc from returning large temporaries to the OS every step (measured at 5-43% of a step on this
+    project's 2-core machine). The settings are process-wide (glibc has no scoped ones): ``lean_allocator`` replaces
+    them when the training loop ends."""
+    _mallopt((-4, 0), (-1, 1 << 36))  # M_MMAP_MAX 0: big blocks from the heap; M_TRIM_THRESHOLD: never trim
+
+
+def lean_allocator() -> None:
+    """Give freed memory back to the OS at once: big blocks (>= 256 KiB) mapped and unmapped one by one, the heap
+    trimmed. Evaluation allocates many (instances, neurons, features) temporaries of varied sizes, which glibc's
+    default (a threshold that rises to the largest block freed) kept in the heap: 2.5x the live peak, the largest
+    part of a paper-size sweep's peak memory (193 -> 79 MB for a six-instance checkpoint)."""
+    _mallopt((-4, 1 << 16), (-3, 1 << 18), (-1, 1 << 17), trim=True)  # M_MMAP_MAX, M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+
+
+@contextlib.contextmanager
+def fast_allocator() -> Iterator[None]:
+    """``tune_allocator`` for the training loop, ``lean_allocator`` after it (also when it is interrupted)."""
+    tune_allocator()
+    try:
+        yield
+    finally:
+        lean_allocator()
+
+
+def sampler_kind(cfg: ExperimentConfig, device: torch.device) -> str:
+    """'counter' or 'generator': the config field ``sampler``, 'auto' resolved by device (counter off the CPU where
+    the family and features allow it)."""
+    kind = cfg.run.sampler
+    if kind == "auto":
+        kind = "counter" if device.type != "cpu" and counter_rng.supports(cfg) else "generator"
+    return kind
+
+
+@dataclass
+class GroupResult:
+    """What a group's training produced; tensors are on the CPU with the instance axis first."""
+
+    cfgs: list[ExperimentConfig]
+    final: dict[str, Tensor]
+    checkpoints: dict[int, dict[str, Tensor]]
+    loss_steps: list[int]
+    losses: Tensor  # (I, n_logs) task loss, NaN after an instance diverged
+    diverged_at: Tensor  # (I,) step of divergence, -1 if none
+    seconds: float = 0.0
+
+    @property
+    def status(self) -> list[str]:
+        return ["diverged" if int(d) >= 0 else "ok" for d in self.diverged_at]
+
+
+@dataclass
+class TrainState:
+    """Everything that changes during training: enough to resume mid-run and finish bit-identically."""
+
+    step: int  # next step to run
+    params: dict[str, Tensor]
+    optimizer: dict[str, Tensor]
+    alive: Tensor
+    diverged_at: Tensor
+    losses: Tensor
+    rng: list[Tensor]
+    checkpoints: dict[int, dict[str, Tensor]] = field(default_factory=dict)
+    blowup_reference: Tensor | None = None  # per instance: the first positive task loss (0 until there is one)
+
+
+def _cpu(t: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in t.items()}
+
+
+def train_group(
+    cfgs: Sequence[ExperimentConfig],
+    on_progress: Callable[[int, Tensor], None] | None = None,
+    resume: TrainState | None = None,
+    on_state: Callable[[TrainState], None] | None = None,
+    state_every_s: float = 300.0,
+    should_stop: Callable[[], bool] | None = None,
+    on_checkpoint: Callable[[int, dict[str, Tensor]], None] | None = None,
+) -> GroupResult:
+    """Train instances that share shapes and loop settings (see ``ExperimentConfig.GROUP_FIELDS``) together.
+
+    ``on_progress(steps_done, task_losses)`` is called every 16 steps; ``on_state(state)`` every ``state_every_s``
+    seconds with the full training state, and ``resume`` restarts from such a state. ``should_stop()`` is asked
+    after every step: when it says yes, the state is handed to ``on_state`` and :class:`TrainingInterrupted` is
+    raised (Ctrl-C and SIGTERM, see ``toymodels.running.interrupts``). ``on_checkpoint(step, tensors)``, when given,
+    receives each checkpoint as it is taken instead of the result keeping it (``GroupResult.checkpoints`` and the
+    states' ``checkpoints`` then stay empty); on the CPU the tensors are the live parameters, so it must write or
+    copy them before it returns (``runner.run_group`` streams them to disk: ``toymodels.results.checkpoint_stream``).
+    """
+    cfgs = list(cfgs)
+    keys = {c.group_key() for c in cfgs}
+    if len(keys) != 1:
+        raise ValueError("train_group needs instances with equal group fields; use toymodels.running.sweep to group them")
+    c0 = cfgs[0]
+    o = c0.optim
+    device = torch.device(c0.run.device)
+    dtype = torch.float64 if c0.run.dtype == "float64" else torch.float32  # storage: bf16 and tf32 are matmul modes
+    t_start = time.perf_counter()
+
+    family = get_family(c0.model.model)
+    model = family.build(cfgs).to(device=device, dtype=dtype)
+    params = [getattr(model, n) for n in model.param_names]
+    post_step = getattr(model, "post_step", None)
+    # one pass for the whole group (no per-instance loop, no host sync, resume needs only the step), or one
+    # generator per instance (the CPU's default: every earlier result)
+    group_sampler = family.group_sampler(cfgs, device) if sampler_kind(c0, device) == "counter" else None
+    samplers = [family.sampler(c, device) for c in cfgs] if group_sampler is None else []
+    opt = make_optimizer(o.optimizer, params, weight_decay=o.weight_decay, momentum=o.momentum,
+                         lamb_clamp=o.lamb_clamp)
+    I = len(cfgs)
+    lr0 = torch.tensor([c.optim.lr for c in cfgs], device=device, dtype=dtype)
+    l1 = torch.tensor([c.optim.l1 for c in cfgs], device=device, dtype=dtype)
+    use_l1 = bool((l1 > 0).any())
+    decay_factor = 1 - torch.tensor([c.optim.bias_decay for c in cfgs], device=device, dtype=dtype) * lr0
+    use_decay = bool((decay_factor != 1).any())
+    factors = schedule_factors(o.schedule, o.steps, o.warmup_frac).tolist()
+    task = c0.task.task
+    n_logs = len(logged_steps(o.steps))
+
+    alive = torch.ones(I, dtype=torch.bool, device=device)
+    diverged_at = torch.full((I,), -1, dtype=torch.long, device=device)
+    losses = torch.full((I, n_logs), float("nan"), device=device, dtype=dtype)
+    checkpoints: dict[int, dict[str, Tensor]] = {}
+    start = 0
+    if resume is not None:
+        with torch.no_grad():
+            for n, p in zip(model.param_names, params):
+                p.copy_(resume.params[n])
+        opt.load_state_tensors({k: v.to(device) for k, v in resume.optimizer.items()})
+        alive.copy_(resume.alive)
+        diverged_at.copy_(resume.diverged_at)
+        losses.copy_(resume.losses)
+        for s, st in zip(samplers, resume.rng):
+            s.set_state(st)
+        checkpoints = dict(resume.checkpoints)
+        start = resume.step
+    if on_checkpoint is not None:  # a state written by an earlier version carries its checkpoints: hand them on
+        for step, tensors in sorted(checkpoints.items()):
+            on_checkpoint(step, tensors)
+        checkpoints = {}
+
+    # the blow-up rule's reference: each instance's first positive task loss (a sparse first batch can be all zeros)
+    reference = torch.zeros(I, device=device, dtype=dtype)
+    if resume is not None:
+        reference.copy_(resume.blowup_reference if resume.blowup_reference is not None
+                        else torch.nan_to_num(resume.losses[:, 0]))
+    v = torch.zeros(I, o.batch_size, family.input_size(c0), device=device, dtype=dtype)
+    # counter-based, or the per-instance generators' batches computed together where they can be: fill(v, step)
+    draw = group_sampler if group_sampler is not None else GroupFill(samplers)
+    last_state = time.monotonic()
+    with fast_allocator(), _cpu_settings(sum(family.flops_per_step(c) for c in cfgs), device), \
+            matmul_precision(c0.run.dtype, device):
+        for t in range(start, o.steps):
+            draw.fill(v, t)
+            task_loss, l1_term = model.losses(v, task, with_l1=use_l1)
+            total = task_loss + l1 * l1_term if use_l1 else task_loss
+            for p in params:
+                p.grad = None
+            total.sum().backward()
+
+            with torch.no_grad():
+                lr = lr0 * factors[t]
+                # Divergence guard: a non-finite loss or update freezes the instance (a non-finite gradient always
+                # gives a non-finite update, so checking the updates covers it), and so does a blow-up that stays
+                # finite (LAMB's bounded steps can keep the weights finite while the loss explodes).
+                loss_now = task_loss.detach()
+                reference = torch.where(reference > 0, reference, loss_now)
+                ok = alive & torch.isfinite(total) & ~(loss_now > BLOWUP_FACTOR * reference)
+                updates = opt.updates(lr)
+                ok &= opt.finite(updates)
+                diverged_at = torch.where(alive & ~ok, torch.full_like(diverged_at, t), diverged_at)
+                alive = ok
+                all_alive = device.type == "cpu" and bool(alive.all())  # no host sync per step on a GPU
+                for p, u in zip(params, updates):
+                    p.add_(u if all_alive else torch.where(alive.view(-1, *[1] * (p.dim() - 1)), u, 0.0))
+                if use_decay and t < o.steps / 2:
+                    for b in model.decayed_params():
+                        b.mul_(torch.where(alive, decay_factor, 1.0).view(-1, *[1] * (b.dim() - 1)))
+                if post_step is not None:  # e.g. an SAE's unit-norm decoder (InstanceModel docstring)
+                    post_step(alive)
+                if t % LOG_EVERY == 0:
+                    losses[:, t // LOG_EVERY] = torch.where(alive, task_loss.detach(), float("nan"))
+                    if on_progress is not None:
+                        on_progress(t + 1, losses[:, t // LOG_EVERY].cpu())
+                if is_checkpoint_step(t, o.steps, c0.run.checkpoint_every):
+                    if on_checkpoint is None:
+                        checkpoints[t] = _cpu(model.state_tensors())
+                    else:  # no copy on the CPU: the sink writes the live tensors
+                        on_checkpoint(t, {name: x.detach().cpu() for name, x in model.state_tensors().items()})
+
+            stop = should_stop is not None and should_stop() and t + 1 < o.steps
+            if on_state is not None and (stop or (time.monotonic() - last_state > state_every_s and t + 1 < o.steps)):
+                on_state(TrainState(
+                    step=t + 1, params=_cpu({n: p for n, p in zip(model.param_names, params)}),
+                    optimizer=_cpu(opt.state_tensors()), alive=alive.cpu(), diverged_at=diverged_at.cpu(),
+                    losses=losses.cpu(), rng=[s.get_state() for s in samplers], checkpoints=dict(checkpoints),
+                    blowup_reference=reference.cpu(),
+                ))
+                last_state = time.monotonic()
+            if stop:
+                raise TrainingInterrupted(step=t + 1, steps=o.steps)
+
+    if on_progress is not None:
+        on_progress(o.steps, losses[:, -1].cpu())
+    return GroupResult(
+        cfgs=cfgs, final=_cpu(model.state_tensors()), checkpoints=checkpoints, loss_steps=logged_steps(o.steps),
+        losses=losses.cpu(), diverged_at=diverged_at.cpu(), seconds=time.perf_counter() - t_start,
+    )

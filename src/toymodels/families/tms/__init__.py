@@ -1,0 +1,170 @@
+"""The TMS family: the toy models of *Toy Models of Superposition* (Elhage et al. 2022, docs/papers.md §2.1).
+
+The model (``TMSModel``), its metrics at checkpoints (``tms_evaluate``) and the family object the rest of the
+package reaches through the registry.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from toymodels import metrics
+from toymodels.config import ExperimentConfig
+from toymodels.engine.counter_rng import CounterFeatureSampler, group_feature_sampler
+from toymodels.engine.data import DATA_STREAM, INIT_STREAM, Sampler, feature_sampler, generator
+from toymodels.config.dictionary import FIRING_FIELDS
+from toymodels.config.registry import register
+from toymodels.families.base import Presentation
+from toymodels.families.common import WeightsBiasFamily, WeightsBiasImportance, importances, xavier_normal
+
+#: ||W_i|| above this counts a TMS feature as represented (docs/papers.md §4 row 9).
+TMS_REPRESENTED_NORM = 0.5
+
+
+class TMSModel(WeightsBiasImportance):
+    """I independent TMS toy models (Elhage et al. 2022, docs/papers.md §2.1).
+
+    W (I, m, n) holds feature i's embedding as column W_i; b (I, n). Variants (config field ``tms_variant``):
+
+    * ``relu`` (the ReLU output model): x' = ReLU(W^T W x + b);
+    * ``linear``: x' = W^T W x + b;
+    * ``hidden_relu`` (privileged basis): h = ReLU(W x), x' = ReLU(W^T h + b).
+
+    Loss per instance: mean over the batch AND the features of I_i (x_i - x'_i)^2, as in the official notebook
+    (``einops.reduce(error, 'b i f -> i', 'mean')``), so it is the paper's sum divided by B n; summed over instances
+    by the training loop. The importance I_i = importance_decay^i (last one times ``importance_ratio``) is a
+    per-instance buffer. Inputs: x_i ~ U[0, 1) with probability ``eps`` (= 1 - S), else 0 (``FeatureSampler``).
+    Init: W xavier-normal per instance (see :func:`xavier_normal`), or normal with the std ``init_std`` where the
+    config sets it (:func:`init_std`); b = 0 (+ ``bias_offset``, default 0).
+    The L1 term, when some instance uses ``l1``, is the sum over hidden units of |h| (h = W x, or ReLU(W x) for
+    hidden_relu), mean over the batch. Bias decay (``bias_decay``) acts on b.
+    """
+
+    def __init__(self, W: Tensor, b: Tensor, importance: Tensor, variant: str = "relu"):
+        if variant not in ("relu", "linear", "hidden_relu"):
+            raise ValueError(f"field 'tms_variant': must be one of 'relu', 'linear', 'hidden_relu' (got {variant!r})")
+        super().__init__(W, b, importance)
+        self.variant = variant
+
+    @classmethod
+    def init(cls, cfgs: Sequence[ExperimentConfig]) -> "TMSModel":
+        """One instance per config, each from its own seed's init stream, on CPU."""
+        c0 = cfgs[0]
+        N, m = c0.data.N, c0.model.m
+        W, b = [], []
+        for cfg in cfgs:
+            g = generator(cfg.run.seed, INIT_STREAM)
+            std = init_std(cfg)
+            W.append(xavier_normal(m, N, g) if std is None else torch.randn((m, N), generator=g) * std)
+            b.append(torch.zeros(N) + cfg.model.bias_offset)
+        return cls(torch.stack(W), torch.stack(b), importances(cfgs), c0.model.tms_variant)
+
+    @property
+    def n_instances(self) -> int:
+        return self.W.shape[0]
+
+    def forward(self, x: Float[Tensor, "I B n"]) -> tuple[Float[Tensor, "I B n"], Float[Tensor, "I B m"]]:
+        h = torch.bmm(x, self.W.transpose(1, 2))
+        if self.variant == "hidden_relu":
+            h = torch.relu(h)
+        out = torch.baddbmm(self.b.unsqueeze(1), h, self.W)
+        if self.variant != "linear":
+            out = torch.relu(out)
+        return out, h
+
+    def losses(
+        self, x: Float[Tensor, "I B n"], task: str = "decoder", with_l1: bool = True
+    ) -> tuple[Float[Tensor, " I"], Float[Tensor, " I"] | None]:
+        if task != "decoder":
+            raise ValueError(f"field 'task': model 'tms' supports only task 'decoder' (got {task!r})")
+        out, h = self(x)
+        err = (out - x).pow(2).mul_(self.importance.unsqueeze(1))
+        task_loss = err.mean(dim=(1, 2))
+        l1 = h.abs().sum(dim=(1, 2)) / x.shape[1] if with_l1 else None
+        return task_loss, l1
+
+    @classmethod
+    def from_tensors(cls, t: dict[str, Tensor], variant: str = "relu") -> "TMSModel":
+        return cls(t["W"].clone(), t["b"].clone(), t["importance"].clone(), variant)
+
+
+def init_std(cfg: ExperimentConfig) -> float | None:
+    """The std of W's normal init when the config sets one (field ``init_std``; e.g. the official notebook's
+    xavier init over all its instances at once, ``superposition_presets.notebook_init_std``), else None: xavier-normal of one
+    (m, n) matrix."""
+    std = cfg.model.init_std
+    return None if std is None else float(std)
+
+
+def represented(W: Float[Tensor, "instances hidden features"]) -> Tensor:
+    """Features whose column norm ||W_i|| exceeds ``TMS_REPRESENTED_NORM`` (docs/papers.md §4 row 9), (I, n) bool."""
+    return W.norm(dim=-2) > TMS_REPRESENTED_NORM
+
+
+@torch.no_grad()
+def tms_evaluate(cfgs: Sequence[ExperimentConfig], t: dict[str, Tensor]) -> dict[str, Tensor]:
+    """TMS summaries per instance (docs/papers.md §2.1):
+
+    ``represented_features`` (count of ||W_i|| > 0.5), ``dims_per_feature`` D* = m / ||W||_F^2,
+    ``mean_capacity`` / ``sum_capacity`` (mean / sum over features of D_i = C_i, sum <= m),
+    ``superposition`` (mean over represented features of sum_{j != i} (W_i_hat . W_j)^2; 0 if none),
+    ``mean_bias``, ``min_bias``.
+    """
+    W, b = t["W"].double(), t["b"].double()
+    rep = represented(W)
+    cap = metrics.capacity(W)
+    sup = metrics.superposition(W)
+    n_rep = rep.sum(-1)
+    return {
+        "represented_features": n_rep.double(),
+        "dims_per_feature": metrics.dims_per_feature(W),
+        "mean_capacity": cap.mean(-1),
+        "sum_capacity": cap.sum(-1),
+        "superposition": (sup * rep).sum(-1) / n_rep.clamp(min=1),
+        "mean_bias": b.mean(-1),
+        "min_bias": b.amin(-1),
+    }
+
+
+class TMSFamily(WeightsBiasFamily):
+    """ReLU(W^T W x + b) and its linear and hidden-ReLU variants, with feature importances."""
+
+    name = "tms"
+    summary = "toy model of superposition: x -> W x -> ReLU(W^T h + b) (variants linear, hidden_relu)"
+    tasks = ("decoder",)
+    fields = ("N", "eps", "distribution", "power_law_exponent", "importance_decay", "importance_ratio", "m",
+              "bias_offset", "tms_variant", "init_std", *FIRING_FIELDS)
+    presentation = Presentation(
+        labels={"loss": "task loss", "final_loss": "final loss", "dims_per_feature": "dimensions per feature D*",
+                "superposition": "superposition", "represented_features": "represented features",
+                "sum_capacity": "total capacity", "mean_capacity": "mean capacity"},
+        summary_metrics=("final_loss", "represented_features", "dims_per_feature", "superposition"),
+        training_metrics=("loss", "dims_per_feature", "superposition"),
+        swept_metrics=("dims_per_feature", "superposition", "final_loss"),
+        table_metrics=("represented_features", "dims_per_feature", "superposition", "mean_capacity"),
+    )
+
+    def build(self, cfgs: Sequence[ExperimentConfig]) -> TMSModel:
+        return TMSModel.init(cfgs)
+
+    def from_tensors(self, tensors: dict[str, Tensor], cfg: ExperimentConfig) -> TMSModel:
+        return TMSModel.from_tensors(tensors, cfg.model.tms_variant)
+
+    def sampler(self, cfg: ExperimentConfig, device: torch.device) -> Sampler:
+        """This instance's batches: its feature law (``firing`` section) from its own data stream."""
+        gen = generator(cfg.run.seed, DATA_STREAM, device)
+        return feature_sampler(cfg.data, cfg.firing, cfg.optim.batch_size, gen, device)
+
+    def group_sampler(self, cfgs: Sequence[ExperimentConfig], device: torch.device) -> CounterFeatureSampler:
+        """The whole group's batches in one pass (config field ``sampler``: 'counter', a GPU's default)."""
+        return group_feature_sampler(cfgs, device, signed=False)
+
+    def evaluate(self, cfgs: Sequence[ExperimentConfig], tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+        return tms_evaluate(cfgs, tensors)
+
+
+TMS = register(TMSFamily())

@@ -1,0 +1,234 @@
+"""The report of a results folder: figures/*.png, a self-contained report.html and the summary table.
+
+``write_report(results)`` draws every figure of the sweep (``toymodels.report.figures.figure_specs``: the generic training
+and swept figures, then the model family's own) into ``<folder>/figures/`` and writes ``<folder>/report.html``: the
+sweep's config, the summary table, each figure with a one-line caption saying what to look for and, for models with
+a neuron layer (``analysis.has_neurons``), the mechanism numbers of the most monosemantic instance. The page is
+self-contained: images are embedded as base64 ``data:`` URIs, the CSS is inline, there is no script and no link to
+anything outside the file, so it opens offline and can be mailed around.
+
+``summary_table(results)`` is the table ``toymodels report`` and ``toymodels run`` print: one row per setting
+(combination of swept fields other than seed), seeds aggregated, columns the family's
+``presentation.summary_metrics``.
+
+Example:
+    >>> import toymodels as tm
+    >>> from toymodels.report.html import summary_table, write_report
+    >>> res = tm.load("runs/LR1-quick")          # doctest: +SKIP
+    >>> summary_table(res)                        # doctest: +SKIP
+    >>> write_report(res)                         # doctest: +SKIP
+    PosixPath('runs/LR1-quick/report.html')
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+from toymodels.families.em.analysis import explain, has_neurons, most_monosemantic
+from toymodels.families.base import FigureSpec
+from toymodels.config.registry import get_family
+from toymodels.results.store import write_text
+from toymodels.results.tables import format_number, format_value, seed_stats, setting_fields, settings
+
+
+# ----------------------------------------------------------------------------------------------- summary table
+def status_word(counts: dict[str, int], n: int) -> str:
+    """'ok' / 'diverged' for one seed; '2 ok', '1 ok, 1 diverged' for several."""
+    if n == 1:
+        return next(iter(counts))
+    return ", ".join(f"{c} {s}" for s, c in counts.items())
+
+
+def summary_table(results: Any) -> pd.DataFrame:
+    """One row per setting (the swept fields other than ``seed``), seeds aggregated, in the sweep's grid order.
+
+    Columns: the setting's swept fields (none when nothing is swept: one row for all instances); ``seeds``
+    (instances in the setting); ``ok`` and ``diverged`` (how many ended with that status); ``status`` ('ok',
+    'diverged' or e.g. '1 ok, 1 diverged'); then for each of the family's ``presentation.summary_metrics`` in the
+    table: ``<metric>`` = the mean over the seeds that did not diverge and ``<metric>_std`` = their sample standard
+    deviation (0 for one seed), both from ``tables.seed_stats``. Both are NaN when every seed diverged: a diverged
+    instance has no final loss, and its other metrics describe its last finite parameters, not a trained model, so
+    they are left out of the mean.
+    """
+    import pandas as pd  # deferred: ~70 MB that a training process does not need
+
+    inst = results.instances
+    fields = setting_fields(results)
+    summary = get_family(results.sweep.base.model.model).presentation.summary_metrics
+    metric_cols = [m for m in summary if m in inst.columns]
+    rows = []
+    for key, group in settings(results):
+        counts = group["status"].value_counts().to_dict()
+        counts = {s: int(counts[s]) for s in sorted(counts, key=lambda s: (s != "ok", s))}
+        row: dict[str, Any] = dict(zip(fields, key))
+        row.update(seeds=len(group), ok=int((group["status"] == "ok").sum()),
+                   diverged=int((group["status"] == "diverged").sum()), status=status_word(counts, len(group)))
+        stats = seed_stats(group, [], metric_cols).iloc[0]
+        for m in metric_cols:
+            row[m], row[f"{m}_std"] = float(stats[m]), float(stats[f"{m}_std"])
+        rows.append(row)
+    columns = [*fields, "seeds", "ok", "diverged", "status", *[c for m in metric_cols for c in (m, f"{m}_std")]]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def format_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """The summary table as text: 'mean ± std' per metric ('-' where every seed diverged), swept values short."""
+    import pandas as pd  # deferred: ~70 MB that a training process does not need
+
+    out = pd.DataFrame(index=table.index)
+    metric_cols = [c for c in table.columns if f"{c}_std" in table.columns]
+    for col in table.columns:
+        if col.endswith("_std") or col in ("ok", "diverged"):
+            continue
+        if col in metric_cols:
+            out[col] = [
+                format_number(m) if not math.isfinite(m) or n_ok <= 1 else f"{format_number(m)} ± {format_number(sd)}"
+                for m, sd, n_ok in zip(table[col], table[f"{col}_std"], table["ok"])
+            ]
+        elif col in ("seeds", "status"):
+            out[col] = table[col].astype(str)
+        else:
+            out[col] = [format_value(v) for v in table[col]]
+    return out
+
+
+def summary_text(results: Any) -> str:
+    """The summary table as printed in the terminal."""
+    table = summary_table(results)
+    if table.empty:
+        return "(no finished instances yet)"
+    return format_summary(table).to_string(index=False)
+
+
+# ------------------------------------------------------------------------------------------------------ html
+_CSS = """
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1400px;
+       padding: 0 1em; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
+.meta { color: #666; font-size: 0.9em; }
+table { border-collapse: collapse; font-size: 0.88em; margin: 0.5em 0; }
+th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
+th { background: #f4f4f4; } td.text { text-align: left; }
+tr.diverged td { background: #fbeaea; color: #8a1f1f; } tr.partial td { background: #fdf6e3; }
+figure { margin: 1em 0 2em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #444; font-size: 0.92em; margin-top: 0.3em; }
+code { background: #f4f4f4; padding: 0 3px; }
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _table_html(df: pd.DataFrame, row_classes: list[str] | None = None) -> str:
+    head = "".join(f"<th>{_e(c)}</th>" for c in df.columns)
+    body = []
+    for i, (_, row) in enumerate(df.iterrows()):
+        cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
+        cells = "".join(
+            f'<td class="text">{_e(v)}</td>' if isinstance(v, str) and not _looks_numeric(v) else f"<td>{_e(v)}</td>"
+            for v in row.tolist()
+        )
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _looks_numeric(text: str) -> bool:
+    return bool(text) and (text[0].isdigit() or text[0] in "-+.") and not text[:1].isalpha()
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _config_html(results: Any) -> str:
+    sweep = results.sweep
+    grid = "".join(f"<tr><td class='text'><code>{_e(k)}</code></td><td class='text'>"
+                   f"{_e(', '.join(format_value(v) for v in vals))}</td></tr>" for k, vals in sweep.grid.items())
+    grid_html = (f"<table><thead><tr><th>swept field</th><th>values</th></tr></thead><tbody>{grid}</tbody></table>"
+                 if grid else "<p>Nothing is swept.</p>")
+    flat = sweep.base.flat()
+    items = [(k, format_value(v)) for k, v in flat.items() if k not in sweep.grid]
+    ncol = 4
+    cells = [f"<td class='text'><code>{_e(k)}</code></td><td>{_e(v)}</td>" for k, v in items]
+    rows = "".join("<tr>" + "".join(cells[i:i + ncol]) + "</tr>" for i in range(0, len(cells), ncol))
+    return (f"{grid_html}<p>Seeds per setting: {sweep.seeds}. Instances: {sweep.size()}.</p>"
+            f"<p>Fixed fields:</p><table><tbody>{rows}</tbody></table>")
+
+
+def _mechanism_html(results: Any) -> str:
+    """Numbers behind the mechanism figure (``analysis.explain``'s summary) for the most monosemantic instance."""
+    run_id = most_monosemantic(results)
+    if run_id is None:
+        return ""
+    attrs = explain(results, run_id).attrs
+    names = {
+        "n_mono": "mono neurons", "n_narrow": "narrow (near-mono) neurons",
+        "n_broad": "broad (residual polysemantic) neurons", "n_dead": "dead neurons",
+        "broad_positive_bias": "broad neurons with positive bias (fraction)",
+        "broad_linear_fraction": "broad pre-activations > 0 on training-like inputs (linear regime)",
+        "broad_rank": "numerical rank of the broad block (1% tolerance; <= m by construction)",
+        "gram_c": "fit of the broad block's linear part M = c E^T E: c", "gram_residual": "fit: relative residual",
+        "offset_mean": "broad block's output offset W2_B b_B (mean)",
+        "loss_full": "lone-feature loss: full model", "loss_without_broad": "... without the broad block",
+        "loss_mono": "... mono block only", "loss_broad": "... broad block only", "loss_zero": "... no neurons",
+    }
+    rows = "".join(f"<tr><td class='text'>{_e(label)}</td><td>{_e(format_number(float(attrs[k])))}</td></tr>"
+                   for k, label in names.items() if k in attrs)
+    return (f"<h2>Mechanism numbers of {_e(run_id)}</h2><p>From <code>tm.analysis.explain(results, "
+            f"'{_e(run_id)}')</code> (the full neuron table is returned there).</p><table><tbody>{rows}</tbody>"
+            "</table>")
+
+
+def write_report(results: Any) -> Path:
+    """Draw figures/*.png and write the self-contained report.html into the results folder; returns its path."""
+    from toymodels.report.figures import figure_specs  # matplotlib: loaded only when figures are drawn
+
+    folder = Path(results.folder)
+    inst = results.instances
+    figures: list[tuple[FigureSpec, Path]] = []
+    if len(inst):
+        for spec in figure_specs(results):
+            for path in spec.plot(results, out_dir=folder / "figures"):
+                figures.append((spec, path))
+
+    meta = results.meta
+    n_div = int((inst["status"] != "ok").sum()) if len(inst) else 0
+    model = results.sweep.base.model.model
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{_e(results.sweep.name)}: toymodels report</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(results.sweep.name)}</h1>",
+        f"<p class='meta'>toymodels {_e(meta.get('toymodels_version', '?'))}, torch "
+        f"{_e(meta.get('torch_version', '?'))}, git {_e((meta.get('git_commit') or 'n/a')[:12])}, device "
+        f"{_e(meta.get('device', '?'))}; model <code>{_e(model)}</code>; {len(inst)} of "
+        f"{results.sweep.size()} instances finished, {n_div} diverged.</p>",
+        "<h2>Sweep</h2>", _config_html(results),
+        "<h2>Summary</h2>",
+    ]
+    table = summary_table(results)
+    if table.empty:
+        parts.append("<p>No finished instances yet.</p>")
+    else:
+        classes = ["diverged" if d == s else "partial" if d else "" for d, s in zip(table["diverged"], table["seeds"])]
+        parts.append("<p>One row per setting: mean ± standard deviation over the seeds that did not diverge; "
+                     "'-' where every seed diverged (no final loss).</p>")
+        parts.append(_table_html(format_summary(table), classes))
+    if figures:
+        parts.append("<h2>Figures</h2>")
+        for spec, path in figures:
+            parts.append(f"<figure id='{_e(spec.name)}'><img src='{_data_uri(path)}' alt='{_e(spec.name)}'>"
+                         f"<figcaption><b>{_e(path.name)}</b>: {_e(spec.caption)}</figcaption></figure>")
+    if len(inst) and has_neurons(results):
+        parts.append(_mechanism_html(results))
+    parts.append("</body></html>")
+    out = folder / "report.html"
+    write_text(out, "\n".join(parts) + "\n")
+    return out

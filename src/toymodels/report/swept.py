@@ -1,0 +1,113 @@
+"""Final values against the swept field: the family's ``presentation.swept_metrics``, one panel each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.transforms import blended_transform_factory
+
+from toymodels.config.registry import get_family
+from toymodels.results.tables import format_value, is_number, py_value, setting_fields, setting_label, settings
+from toymodels.plotting.common import DIVERGED_COLOUR, SINGLE_COLOUR, is_log_spaced, sort_key, status_split, write_figure
+from toymodels.plotting.save import new_figure
+
+# EM's multi-feature probe: when the instance table has these columns, the mono_per_feature panel also shows the
+# mono neurons per feature that the probe confirms, (mono_neurons - false_mono) / N.
+PROBED_PANEL, MONO_COUNT, FALSE_MONO = "mono_per_feature", "mono_neurons", "false_mono"
+
+
+def swept_figure(results: Any) -> Figure | None:
+    """The family's final metrics against the first swept field (one line per value of the other swept fields):
+    mean over non-diverged seeds, error bars min-max, dots = single seeds. Diverged instances are grey crosses on
+    the bottom edge of each panel. With the multi-feature probe's columns, the mono panel also shows
+    (mono - false_mono) / N dotted: neurons still monosemantic under that probe."""
+    inst = results.instances
+    if inst.empty:
+        return None
+    presentation = get_family(results.sweep.base.model.model).presentation
+    panels = [n for n in presentation.swept_metrics if n in inst.columns]
+    if not panels:
+        return None
+    fields = setting_fields(results)
+    xfield = fields[0] if fields else None
+    xvals = sorted({py_value(v) for v in inst[xfield]}, key=sort_key) if xfield else ["all"]
+    numeric_x = bool(xfield) and all(is_number(v) for v in xvals)
+    log_x = numeric_x and is_log_spaced(xvals)
+
+    def xpos(v: Any) -> float:
+        return float(py_value(v)) if numeric_x else float(xvals.index(py_value(v)) if xfield else 0)
+
+    sets = settings(results)
+    sub_keys = sorted({tuple(k[1:]) for k, _ in sets}, key=lambda t: [sort_key(v) for v in t])
+    sub_colours = {s: colormaps["tab10"](i % 10) for i, s in enumerate(sub_keys)}
+    if len(sub_keys) == 1:
+        sub_colours = {sub_keys[0]: SINGLE_COLOUR}
+
+    multi_seed = any((rows["status"] == "ok").sum() > 1 for _, rows in sets)
+    fig = new_figure(4.6 * len(panels), 4.2)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, name in zip(axes, panels):
+        label = presentation.label(name)
+        if log_x:
+            ax.set_xscale("log")
+        for sub in sub_keys:
+            rows_of = [(xpos(key[0]) if key else 0.0, status_split(rows)[0]) for key, rows in sets
+                       if tuple(key[1:]) == sub]
+            xs, means, lo, hi = [], [], [], []
+            for x, ok in rows_of:
+                vals = ok[name].to_numpy(dtype=float)
+                vals = vals[np.isfinite(vals)]
+                if vals.size:
+                    xs.append(x)
+                    means.append(vals.mean())
+                    lo.append(vals.mean() - vals.min())
+                    hi.append(vals.max() - vals.mean())
+                    if vals.size > 1:
+                        ax.scatter([x] * vals.size, vals, s=10, color=sub_colours[sub], alpha=0.45, zorder=3)
+            if xs:
+                lab = setting_label(fields[1:], sub) if fields[1:] else (
+                    "mean over seeds (bars: min-max)" if multi_seed else "final value")
+                ax.errorbar(xs, means, yerr=[lo, hi], color=sub_colours[sub], marker="o", capsize=3,
+                            linewidth=1.6, label=lab)
+            if name == PROBED_PANEL and {MONO_COUNT, FALSE_MONO} <= set(inst.columns):
+                pts = []
+                for x, ok in rows_of:
+                    v = (ok[MONO_COUNT].to_numpy(dtype=float) - ok[FALSE_MONO].to_numpy(dtype=float)) / ok[
+                        "N"].to_numpy(dtype=float)
+                    if v.size:
+                        pts.append((x, float(np.mean(v))))
+                if pts:
+                    ax.plot(*zip(*pts), color=sub_colours[sub], linestyle=":", marker=".",
+                            label="mono beyond multi-feature probe" if sub == sub_keys[0] else None)
+        # diverged: crosses on the bottom edge (x in data, y in axes coordinates)
+        trans = blended_transform_factory(ax.transData, ax.transAxes)
+        div = inst[inst["status"] != "ok"]
+        if len(div):
+            xs = [xpos(v) for v in div[xfield]] if xfield else [0.0] * len(div)
+            ax.scatter(xs, [0.03] * len(xs), transform=trans, marker="x", s=60, linewidths=2,
+                       color=DIVERGED_COLOUR, label=f"diverged ({len(div)})", zorder=4, clip_on=False)
+        ax.set_ylabel(label)
+        ax.set_title(label)
+        ax.set_xlabel((xfield + (" (log scale)" if log_x else "")) if xfield else "")
+        if xfield and (not numeric_x or len(xvals) <= 12):
+            ax.set_xticks([xpos(v) for v in xvals])
+            ax.set_xticklabels([format_value(v) for v in xvals], rotation=30 if len(xvals) > 6 else 0)
+            ax.minorticks_off()
+        elif not xfield:
+            ax.set_xticks([0.0])
+            ax.set_xticklabels(["all instances"])
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: ("beyond" in labels[i], "diverged" in labels[i]))
+    axes[0].legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7, loc="best")
+    fig.suptitle(f"{results.sweep.name}: final values" + (f" vs {xfield}" if xfield else ""))
+    return fig
+
+
+def swept_plot(results: Any, out_dir: str | Path | None = None) -> list[Path]:
+    """Write figures/swept.png (see ``swept_figure``)."""
+    return write_figure(results, swept_figure(results), "swept", out_dir)

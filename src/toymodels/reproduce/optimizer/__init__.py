@@ -1,0 +1,1 @@
+"""TODO floor docstring: reproduce/optimizer."""
