@@ -32,11 +32,9 @@ except ModuleNotFoundError:  # Python 3.10
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from toymodels.engine import counter_rng
-from toymodels.engine import data
 from toymodels.config.dictionary import FiringConfig, SAEConfig
 from toymodels.config.sections import Frozen as _Frozen, number as _number  # every section's base, shared with dictionary_config
-from toymodels.config.registry import get_family
+from toymodels.config.registry import CONFIG_CHECKS, get_family
 
 Task = Literal["decoder", "reprojector", "abs"]
 Distribution = Literal["uniform", "power_law"]
@@ -98,8 +96,12 @@ class DataConfig(_Frozen):
         return self
 
 
+#: the family a config without ``model`` runs: Engineering Monosemanticity's two-layer model
+DEFAULT_MODEL = "em"
+
+
 class ModelConfig(_Frozen):
-    model: str = Field("em", description="the model family (see toymodels.families)")
+    model: str = Field(DEFAULT_MODEL, description="the model family (see toymodels.families)")
     m: int = Field(64, ge=1, description="embedding (hidden) dimension")
     k: int = Field(1024, ge=1, description="neurons in the hidden layer (EM)")
     nonlinearity: Nonlinearity = "relu"
@@ -213,13 +215,12 @@ class ExperimentConfig(_Frozen):
         return self
 
     @model_validator(mode="after")
-    def _firing_possible(self) -> "ExperimentConfig":
-        why = data.firing_config_problem(self)  # fits the family and the task, and is a distribution
-        if why is None and self.run.sampler == "counter" and not counter_rng.supports(self):
-            why = ("field 'sampler': 'counter' draws the independent U[0, 1) features of models em and tms only "
-                   f"(got model {self.model.model!r}, firing {self.firing.firing!r}); use 'generator' or 'auto'")
-        if why:
-            raise ValueError(why)
+    def _runnable(self) -> "ExperimentConfig":
+        # the engine's checks (the firing law exists and fits the family; the sampler can draw it), in their order
+        for check in CONFIG_CHECKS.values():
+            why = check(self)
+            if why:
+                raise ValueError(why)
         return self
 
     def flat(self) -> dict[str, Any]:

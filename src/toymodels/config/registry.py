@@ -1,46 +1,109 @@
-"""The registry of model families: ``register`` once per family, ``get_family`` by the config field ``model``.
+"""The one registry: named things of one kind (model families, SAE architectures, presets, studies, config checks)
+in registration order, each name registered once.
 
-It sits at the bottom of the package and imports nothing from it, so the config layer can validate ``model``
-against it without a cycle; the built-in families register themselves when ``toymodels.families`` is imported, which
-``import toymodels`` does first.
+It sits at the bottom of the package and imports nothing from it, so the config floor can validate ``model``
+against the families without a cycle; the built-in families register themselves when ``toymodels.families`` is
+imported, which ``import toymodels`` does first.
 
 Example:
-    >>> from toymodels.config.registry import get_family
-    >>> get_family("em").tasks
+    >>> from toymodels.config.registry import FAMILIES, Registry
+    >>> FAMILIES.get("em").tasks
     ('decoder', 'reprojector', 'abs')
+    >>> colours = Registry("colour")
+    >>> colours.register("red", (1, 0, 0))
+    (1, 0, 0)
+    >>> colours.get("blue")
+    Traceback (most recent call last):
+    toymodels.config.registry.RegistryError: unknown colour 'blue'; available: red
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Callable, Generic, Iterator, TypeVar
 
-_FAMILIES: dict[str, Any] = {}
+Item = TypeVar("Item")
 
 
-class FamilyError(ValueError):
+class RegistryError(ValueError):
+    """A name that is unknown, or registered twice (one line)."""
+
+
+class Registry(Generic[Item]):
+    """Named ``Item``s of one ``kind`` in registration order; a second registration of a name is refused.
+
+    ``field`` names the config field whose values are these names, so an unknown name is reported as that field's
+    error (``field 'model': must be one of em, tms, ... (got 'x')``).
+    """
+
+    def __init__(self, kind: str, field: str | None = None, error: type[ValueError] = RegistryError):
+        self.kind, self.field, self.error = kind, field, error
+        self._items: dict[str, Item] = {}
+
+    def register(self, name: str, item: Item) -> Item:
+        """Add ``item`` under ``name``; returns it (so it can end a decorator)."""
+        if name in self._items:
+            raise self.error(f"{self.kind} '{name}' is already registered")
+        self._items[name] = item
+        return item
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` if present (tests register temporary entries)."""
+        self._items.pop(name, None)
+
+    def get(self, name: str) -> Item:
+        """The item registered as ``name``; ``error`` (one line naming the field, or the kind) if none."""
+        try:
+            return self._items[name]
+        except KeyError:
+            available = ", ".join(self._items)
+            raise self.error(f"field '{self.field}': must be one of {available} (got {name!r})" if self.field else
+                             f"unknown {self.kind} '{name}'; available: {available}") from None
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._items)
+
+    def items(self) -> list[tuple[str, Item]]:
+        return list(self._items.items())
+
+    def values(self) -> list[Item]:
+        return list(self._items.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class FamilyError(RegistryError):
     """A family name that is unknown, or registered twice."""
 
 
-def register(family: Any) -> Any:
-    """Add ``family`` (a :class:`~toymodels.families.base.ModelFamily`) under ``family.name``; returns it."""
-    if family.name in _FAMILIES:
-        raise FamilyError(f"model family '{family.name}' is already registered")
-    _FAMILIES[family.name] = family
-    return family
+#: the model families by the config field ``model`` (:class:`~toymodels.families.base.ModelFamily` objects)
+FAMILIES: Registry = Registry("model family", field="model", error=FamilyError)
+
+#: checks of a whole ExperimentConfig contributed by the floors above config (the engine's samplers): each returns
+#: why the config cannot run (one line naming the field) or None; every config is checked by all of them
+CONFIG_CHECKS: Registry[Callable[..., "str | None"]] = Registry("config check")
+
+
+def register(family: Item) -> Item:
+    """Add ``family`` under ``family.name``; returns it."""
+    return FAMILIES.register(family.name, family)
 
 
 def unregister(name: str) -> None:
     """Remove a family (tests register temporary ones)."""
-    _FAMILIES.pop(name, None)
+    FAMILIES.unregister(name)
 
 
 def family_names() -> tuple[str, ...]:
-    return tuple(_FAMILIES)
+    return FAMILIES.names()
 
 
-def get_family(name: str) -> Any:
+def get_family(name: str):
     """The family registered as ``name``; FamilyError (one line naming the field ``model``) if none."""
-    try:
-        return _FAMILIES[name]
-    except KeyError:
-        raise FamilyError(f"field 'model': must be one of {', '.join(_FAMILIES)} (got {name!r})") from None
+    return FAMILIES.get(name)

@@ -17,7 +17,7 @@ from jaxtyping import Float, Int64
 from torch import Tensor
 
 from toymodels.engine.data import DATA_STREAM, default_firing, feature_probs, stream_seed
-from toymodels.config.registry import get_family
+from toymodels.config.registry import CONFIG_CHECKS, get_family
 
 MASK32 = 0xFFFFFFFF
 # Philox-4x32 multipliers and Weyl key increments (Random123's PHILOX_M4x32_* and PHILOX_W32_*).
@@ -132,6 +132,17 @@ def supports(cfg: Any) -> bool:
     """True when ``cfg``'s family draws its inputs through a group sampler and its features are the default
     independent U[0, 1) ones (the law ``CounterFeatureSampler`` draws)."""
     return hasattr(get_family(cfg.model.model), "group_sampler") and default_firing(cfg.firing)
+
+
+def sampler_problem(cfg: Any) -> str | None:
+    """Why the config's ``sampler`` cannot draw its features (one line naming the field), or None."""
+    if cfg.run.sampler == "counter" and not supports(cfg):
+        return ("field 'sampler': 'counter' draws the independent U[0, 1) features of models em and tms only "
+                f"(got model {cfg.model.model!r}, firing {cfg.firing.firing!r}); use 'generator' or 'auto'")
+    return None
+
+
+CONFIG_CHECKS.register("sampler", sampler_problem)
 
 
 def group_feature_sampler(cfgs: Sequence[Any], device: torch.device, signed: bool = False) -> CounterFeatureSampler:

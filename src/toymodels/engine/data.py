@@ -16,7 +16,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from toymodels.engine import firing as fs
-from toymodels.config.registry import get_family
+from toymodels.config.registry import CONFIG_CHECKS, get_family
 
 # Stream ids: one independent torch.Generator per (instance seed, purpose).
 INIT_STREAM, DATA_STREAM = 0, 1
@@ -244,6 +244,9 @@ def firing_config_problem(cfg: Any) -> str | None:
     if cfg.task.task == "abs" and f.firing != "independent":
         return f"field 'firing': task 'abs' (inputs v1 - v2) supports only 'independent' (got {f.firing!r})"
     return firing_problem(cfg.data, f)
+
+
+CONFIG_CHECKS.register("firing", firing_config_problem)
 
 
 def firing_problem(d: Any, f: Any) -> str | None:

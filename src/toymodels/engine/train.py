@@ -28,7 +28,7 @@ from torch import Tensor
 
 from toymodels.engine import counter_rng
 from toymodels.config import ExperimentConfig
-from toymodels.families import get_family
+from toymodels.config.registry import get_family  # the families register on `import toymodels`
 from toymodels.engine.group_sampling import GroupFill
 from toymodels.engine.optim import make_optimizer, schedule_factors
 
