@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from toymodels.engine.data import DATA_STREAM, FeatureSampler, feature_probs, generator
 from toymodels.results import store
 from toymodels.cli import resolve_sweep
 from toymodels.config import ExperimentConfig, SweepConfig
@@ -190,3 +191,27 @@ def trained_source(folder: Path, model: str = "em", seeds: int = 2) -> Path:
          "batch_size": 64, "steps": 64, "eps": 0.1})
     run_sweep(SweepConfig(name=f"src-{model}", base=base, seeds=seeds), folder, progress=False)
     return folder
+
+
+class FeatureMatrixFamily:
+    """What the model families defined inside tests share: independent uniform features of probability eps, one
+    (m, N) matrix ``W`` per instance, and its squared norm as the family's metric. A test's family adds ``name``,
+    ``presentation``, ``check``, ``build``, ``from_tensors`` and ``figures``."""
+
+    tasks = ("decoder",)
+
+    def sampler(self, cfg, device):
+        probs = feature_probs(cfg.data.N, cfg.data.eps, "uniform")
+        return FeatureSampler(probs, cfg.optim.batch_size, generator(cfg.run.seed, DATA_STREAM, device), device)
+
+    def input_size(self, cfg) -> int:
+        return cfg.data.N
+
+    def flops_per_step(self, cfg) -> float:
+        return 12.0 * cfg.optim.batch_size * cfg.data.N * cfg.model.m
+
+    def instance_bytes(self, cfg) -> int:
+        return 16 * cfg.optim.batch_size * (cfg.data.N + cfg.model.m)
+
+    def evaluate(self, cfgs, tensors):
+        return {"weight_norm": tensors["W"].double().pow(2).sum(dim=(1, 2))}

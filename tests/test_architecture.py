@@ -179,3 +179,13 @@ def test_modules_import_only_from_their_layer_or_below():
               for name, path in mods.items() for target, _ in imported_modules(name, path, mods)
               if target != name and not name.startswith(target + ".") and layer_of(target) > layer_of(name)]
     assert not upward, upward
+
+
+def test_the_top_of_the_package_holds_the_entry_points_and_the_floors_only():
+    top = sorted(p.name for p in PACKAGE.iterdir() if p.name != "__pycache__")
+    files = [name for name in top if not (PACKAGE / name).is_dir()]
+    assert files == ["__init__.py", "__main__.py", "api.py", "cli.py"], files
+    floors = {prefix.split(".")[0] for row in LAYERS for prefix in row if prefix and "." not in prefix}
+    folders = {name for name in top if (PACKAGE / name).is_dir()}
+    assert folders == floors - {"api", "cli", "__main__"}, folders ^ (floors - {"api", "cli", "__main__"})
+    assert len(LAYERS) <= 9

@@ -98,3 +98,12 @@ def test_presets_lists_every_batch():
     for name in ["LR1", "LR3", "K1", "B1", "E4", "RG1", "RP1", "D1", "G1"]:
         assert f"\n{name} " in "\n" + r.output
     assert "quick:" in r.output and "paper:" in r.output
+
+
+def test_python_dash_m_toymodels_is_the_command():
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "toymodels", "presets"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[0].startswith("LR1 ")

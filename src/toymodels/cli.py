@@ -250,10 +250,10 @@ def reproduce_cmd(
     if not names and not all_:
         _fail("name the claims to check (e.g. LR1 LR3) or pass --all")
     # the studies (scipy, every judge) are loaded only by this command: a training run starts faster and smaller
-    from toymodels.reproduce import DICTIONARY_STUDIES, EM_CLAIMS, SUPERPOSITION_CLAIMS, reproduce
+    from toymodels.reproduce import ranked, reproduce, studies_of
     from toymodels.reproduce.writer import typed_command  # part of the same package
 
-    everything = [*EM_CLAIMS, "OPT1", *SUPERPOSITION_CLAIMS] if all_ else []
+    everything = [claim for study in ranked() if study.in_all for claim in study.claims] if all_ else []
     chosen = list(dict.fromkeys([*everything, *(names or [])]))
     try:
         verdicts = reproduce(chosen, scale=scale, seeds=seeds, out_dir=out, docs_dir=docs, steps=steps,
@@ -262,12 +262,8 @@ def reproduce_cmd(
         _fail(str(err))
     for v in verdicts:
         typer.echo(f"{v.claim:6s} {v.verdict:12s} {v.reason[:160]}")
-    for document, studied in [("optimizer_study.md", "OPT1" in chosen),
-                              ("superposition.md", any(n in SUPERPOSITION_CLAIMS for n in chosen)),
-                              ("dictionary_learning.md", any(n in DICTIONARY_STUDIES for n in chosen)),
-                              ("reproduction.md", any(n in EM_CLAIMS for n in chosen))]:
-        if studied:
-            typer.echo(f"report: {docs / document}")
+    for study, _ in studies_of(chosen):
+        typer.echo(f"report: {docs / study.document}")
 
 
 @app.command("export-sae")

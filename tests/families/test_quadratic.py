@@ -82,9 +82,9 @@ def test_closed_form_loss_matches_measured_loss_of_trained_models():
     for i, cfg in enumerate(cfgs):
         t = {k: v[i:i + 1] for k, v in res.final.items()}
         model = QuadraticModel.from_tensors(t)
-        mean, se = measured_loss(model, cfg.data.kurtosis, "auto", 2**16, seed=100 + i)
+        mean, se = measured_loss(model, cfg.quadratic.kurtosis, "auto", 2**16, seed=100 + i)
         closed = quadratic_expected_loss(t["W"].double(), t["b"].double(), t["importance"].double(),
-                                         cfg.data.kurtosis)
+                                         cfg.quadratic.kurtosis)
         assert abs(float(mean - closed)) < 4.5 * float(se)
         ev = evaluate([cfg], t)
         assert ev["expected_loss"].item() == pytest.approx(float(closed), rel=1e-6)
@@ -109,7 +109,7 @@ def test_capacity_theory_matches_direct_minimisation():
 
 
 # --------------------------------------------------------------------------------------- batched == separate
-def test_quadraticassert_group_equals_alone():
+def test_quadratic_instances_train_the_same_in_a_group_as_alone():
     base = dict(model="quadratic", N=8, m=4, optimizer="adam", schedule="cosine", batch_size=64, steps=48,
                 importance_decay=0.8)
     grid = [dict(lr=1e-3, kurtosis=1.5, seed=0), dict(lr=3e-3, kurtosis=3.0, seed=1),

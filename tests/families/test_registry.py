@@ -9,16 +9,14 @@ from typing import Sequence
 import pytest
 import torch
 from torch import Tensor, nn
+from helpers import FeatureMatrixFamily
 from typer.testing import CliRunner
 
 from toymodels.results import store
 from toymodels.cli import app
 from toymodels.config import ConfigError, ExperimentConfig
 from toymodels.engine.data import (
-    DATA_STREAM,
     INIT_STREAM,
-    FeatureSampler,
-    feature_probs,
     generator,
 )
 from toymodels.families import (
@@ -29,6 +27,8 @@ from toymodels.families import (
     register,
     unregister,
 )
+from toymodels.families.base import ActivationLayer, SweptOverlay, family_hook
+from toymodels.families.sae.sources import layers_text, source_layers
 
 
 class LinearAutoencoder(nn.Module):
@@ -57,10 +57,9 @@ class LinearAutoencoder(nn.Module):
         return {"W": self.W.detach()}
 
 
-class LinearFamily:
+class LinearFamily(FeatureMatrixFamily):
     name = "linear_ae_test"
     summary = "a linear autoencoder defined in a test"
-    tasks = ("decoder",)
     fields = ("N", "eps", "m")
     presentation = Presentation(labels={"weight_norm": "||W||_F^2"}, summary_metrics=("final_loss", "weight_norm"),
                                 training_metrics=("loss", "weight_norm"), swept_metrics=("weight_norm", "final_loss"),
@@ -75,22 +74,6 @@ class LinearFamily:
 
     def from_tensors(self, tensors, cfg):
         return LinearAutoencoder(tensors["W"].clone())
-
-    def sampler(self, cfg, device):
-        probs = feature_probs(cfg.data.N, cfg.data.eps, "uniform")
-        return FeatureSampler(probs, cfg.optim.batch_size, generator(cfg.run.seed, DATA_STREAM, device), device)
-
-    def input_size(self, cfg) -> int:
-        return cfg.data.N
-
-    def flops_per_step(self, cfg) -> float:
-        return 12.0 * cfg.optim.batch_size * cfg.data.N * cfg.model.m
-
-    def instance_bytes(self, cfg) -> int:
-        return 16 * cfg.optim.batch_size * (cfg.data.N + cfg.model.m)
-
-    def evaluate(self, cfgs, tensors):
-        return {"weight_norm": tensors["W"].double().pow(2).sum(dim=(1, 2))}
 
     def figures(self):
         return []
@@ -143,3 +126,48 @@ def test_a_family_defined_in_a_test_runs_end_to_end(linear_family, tmp_path):
     html = (out / "report.html").read_text()
     assert "weight_norm" in html or "||W||_F^2" in html
     assert (out / "figures" / "training.png").exists() and (out / "figures" / "swept.png").exists()
+
+
+class ExtrasFamily(LinearFamily):
+    """The same model with every optional extra: a swept-figure line, a report section and a layer an SAE reads."""
+
+    name = "linear_ae_extras_test"
+    presentation = Presentation(
+        summary_metrics=("final_loss", "weight_norm"), swept_metrics=("weight_norm",),
+        swept_overlays=(SweptOverlay("weight_norm", "half the norm", ("weight_norm",),
+                                     lambda rows: rows["weight_norm"].to_numpy(dtype=float) / 2),))
+
+    def report_html(self, results) -> str:
+        return f"<h2>Extras of {len(results.instances)} instances</h2>"
+
+    def activation_layers(self) -> dict[str, ActivationLayer]:
+        return {"h": ActivationLayer(lambda c: c.model.m, lambda model, v: torch.bmm(v, model.W.transpose(1, 2)),
+                                     lambda t, c: t["W"][0].T)}
+
+
+def test_a_minimal_family_gets_the_default_of_every_optional_hook():
+    family = LinearFamily()
+    assert family_hook(family, "activation_layers")() == {}
+    assert family_hook(family, "report_html")(None) == ""
+    assert family.presentation.swept_overlays == () and family.presentation.instance_panel is None
+    with pytest.raises(KeyError):
+        family_hook(family, "no_such_hook")
+    assert layers_text() == "em: x, h; tms: h"  # the built-in families' own layers
+
+
+def test_a_family_brings_its_own_report_section_swept_line_and_sae_layers(tmp_path):
+    from toymodels.report.swept import swept_figure  # matplotlib, as in the report
+
+    family = register(ExtrasFamily())
+    try:
+        assert list(source_layers(family.name)) == ["h"] and layers_text().endswith("linear_ae_extras_test: h")
+        sweep_file = tmp_path / "lin.json"
+        sweep_file.write_text(json.dumps({"model": family.name, "N": 8, "m": 2, "optimizer": "adam", "steps": 16,
+                                          "schedule": "constant", "batch_size": 16, "grid": {"lr": [0.001, 0.03]}}))
+        res = CliRunner().invoke(app, ["run", str(sweep_file), "--out", str(tmp_path / "run"), "--no-progress"])
+        assert res.exit_code == 0, res.output
+        assert "<h2>Extras of 2 instances</h2>" in (tmp_path / "run" / "report.html").read_text()
+        fig = swept_figure(store.load(tmp_path / "run"))
+        assert "half the norm" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    finally:
+        unregister(family.name)

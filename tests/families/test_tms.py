@@ -131,25 +131,25 @@ def test_tms_init_is_per_instance_xavier_and_zero_bias():
 
 
 def test_tms_init_at_a_set_std_per_instance():
-    """``init_std`` (the notebook's scale, superposition_presets.notebook_init_std) replaces the per-matrix xavier std; an instance
-    still starts the same in any group. Without the field in config.py the family keeps xavier."""
+    """``init_std`` (the notebook's scale, families.tms.presets.notebook_init_std) replaces the per-matrix xavier std;
+    an instance still starts the same in any group. Without the field set the family keeps xavier."""
     from types import SimpleNamespace
 
     from toymodels.families.tms import init_std
 
-    assert init_std(SimpleNamespace(model=SimpleNamespace(init_std=0.0213))) == 0.0213
+    assert init_std(SimpleNamespace(tms=SimpleNamespace(init_std=0.0213))) == 0.0213
     cfgs = [ExperimentConfig.from_flat({"model": "tms", "N": 200, "m": 20, "seed": s, "init_std": 0.0213})
             for s in range(3)]
     model = TMSModel.init(cfgs)
     assert model.W.std().item() == pytest.approx(0.0213, rel=0.05)
     assert torch.equal(TMSModel.init(cfgs[2:]).W[0], model.W[2])
-    assert ExperimentConfig.from_flat({"model": "tms"}).model.init_std is None
+    assert ExperimentConfig.from_flat({"model": "tms"}).tms.init_std is None
 
 
 def test_config_fields_and_validation():
     cfg = ExperimentConfig.from_flat({"model": "tms", "tms_variant": "hidden_relu", "importance_ratio": "1/4"})
     assert cfg.flat()["importance_ratio"] == 0.25
-    assert "tms_variant" in ExperimentConfig.GROUP_FIELDS
+    assert "tms_variant" in cfg.group_fields()  # the family's section adds it to the group key
     with pytest.raises(ConfigError, match="tms_variant"):
         ExperimentConfig.from_flat({"tms_variant": "gelu"})
     with pytest.raises(ConfigError, match="kurtosis"):
@@ -166,7 +166,7 @@ def test_config_fields_and_validation():
 
 # --------------------------------------------------------------------------------------- batched == separate
 @pytest.mark.parametrize("variant", ["relu", "hidden_relu"])
-def test_tmsassert_group_equals_alone(variant):
+def test_tms_instances_train_the_same_in_a_group_as_alone(variant):
     base = dict(model="tms", tms_variant=variant, N=6, m=2, optimizer="adamw", schedule="constant",
                 batch_size=64, steps=48)
     grid = [dict(lr=1e-3, eps=1.0, seed=0, importance_decay=0.9), dict(lr=3e-3, eps=0.05, seed=1),

@@ -10,10 +10,11 @@ What it shows, for the sweep picked in the sidebar (the first one when the page 
   clicking a row selects that instance);
 * the training plot (the model family's training curves against the step on a log2 axis, one line per instance
   coloured by the swept value) and its final metrics against the swept value (the family's ``presentation``);
-* for models with a neuron layer (``analysis.has_neurons``), one instance (the first when the page opens): a
-  checkpoint slider over the single-feature-activation heatmap (``metrics.neuron_order``) with each neuron's bias
-  above it, and the mechanism analysis of ``toymodels.families.em.analysis`` (mono / poly / dead neurons, the rank of the
-  polysemantic block, lone-feature losses of each block);
+* one instance (the first when the page opens) in the panel its family asks for (``presentation.instance_panel``):
+  ``"neurons"`` (EM): a checkpoint slider over the single-feature-activation heatmap (``metrics.neuron_order``)
+  with each neuron's bias above it, and the mechanism analysis of ``toymodels.families.em.analysis`` (mono / poly /
+  dead neurons, the rank of the polysemantic block, lone-feature losses of each block); ``"dictionary"`` (SAE): the
+  matched decoder-vs-truth heatmap and MCC against L0;
 * two sweeps side by side (e.g. LR1 against LR3) with their config differences.
 
 Results are read only through ``toymodels.results.store.load`` and cached per folder and file modification times, so a large

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from toymodels.results import store
-from toymodels.families.em.analysis import has_neurons
+from toymodels.config.registry import get_family
 from toymodels.app.data import (
     choice_key,
     config_differences,
@@ -44,13 +44,14 @@ from toymodels.app.neurons import (
     neuron_view,
     singular_values_figure,
 )
-from toymodels.app.sae import has_dictionary
 from toymodels.app.sae_page import sae_panel
 from toymodels.app.widgets import pick_instance_and_step
 from toymodels.plotting.common import sort_key
 from toymodels.results.tables import format_value
 
 REFRESH_SECONDS = 5  # how often the page of a running sweep checks for new results
+#: the per-instance panels a family can ask for (``Presentation.instance_panel``)
+NEURON_PANEL, DICTIONARY_PANEL = "neurons", "dictionary"
 
 
 def main() -> None:  # pragma: no cover - exercised by tests/app/test_app_browser.py in a browser
@@ -238,9 +239,10 @@ def sweep_page(results, folder, cache, names, folders) -> None:  # pragma: no co
 
     # -- one instance
     st.subheader("One instance")
-    if has_neurons(results):
+    panel = get_family(base["model"]).presentation.instance_panel  # the family's own panel, if it has one
+    if panel == NEURON_PANEL:
         instance_panel(results, folder, cache, shown, fields, inst_key, ck)
-    elif has_dictionary(results):
+    elif panel == DICTIONARY_PANEL:
         sae_panel(results, shown, fields, inst_key, ck)
     else:
         st.info(f"The per-neuron panels (single-feature activations, biases, mechanism) need a neuron layer; "

@@ -24,12 +24,12 @@ VIEW_METRICS = ("mcc", "features_recovered", "uniqueness", "f1", "l0", "true_l0"
                 "explained_variance", "absorption_gap")
 
 
-def has_dictionary(results: Any, run_id: str | None = None) -> bool:
+def has_dictionary(results: store.Results, run_id: str | None = None) -> bool:
     """Whether an instance's checkpoint (default: the first instance's) holds a dictionary and its truth."""
     return store.holds_tensors(results, DICTIONARY_TENSORS, run_id)
 
 
-def sae_view(results: Any, run_id: str, step: int | None = None) -> dict[str, Any]:
+def sae_view(results: store.Results, run_id: str, step: int | None = None) -> dict[str, Any]:
     """One SAE at a checkpoint: the matched |cos| matrix (features x latents), its metrics at that step (from
     ``metrics.parquet``; the final row's for the last step) and the architecture and width."""
     t = results.params(run_id, step)

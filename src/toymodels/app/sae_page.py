@@ -12,9 +12,10 @@ import streamlit as st
 from toymodels.app.figures import PLOTLY_CONFIG
 from toymodels.app.sae import cosine_figure, mcc_l0_figure, metrics_table, sae_view
 from toymodels.app.widgets import pick_instance_and_step
+from toymodels.results.store import Results
 
 
-def sae_panel(results: Any, shown: Any, fields: Sequence[str], inst_key: str, ck: str
+def sae_panel(results: Results, shown: Any, fields: Sequence[str], inst_key: str, ck: str
               ) -> None:  # pragma: no cover - exercised by tests/app/test_app_browser.py in a browser
     """One SAE (the first shown when the page opens) at a checkpoint, and MCC against L0 over the sweep."""
     run_id, step, labels = pick_instance_and_step(results, shown, fields, inst_key, f"sae_step_{ck}")

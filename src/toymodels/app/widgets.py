@@ -7,9 +7,10 @@ from typing import Any, Sequence
 import streamlit as st
 
 from toymodels.app.data import instance_label
+from toymodels.results.store import Results
 
 
-def pick_instance_and_step(results: Any, shown: Any, fields: Sequence[str], inst_key: str, step_key: str
+def pick_instance_and_step(results: Results, shown: Any, fields: Sequence[str], inst_key: str, step_key: str
                            ) -> tuple[str, int, dict[str, str]]:  # pragma: no cover - browser test
     """An instance of the shown rows (the first when the page opens) and one of its checkpoint steps (the final one
     by default); returns (run id, step, label of every shown run id)."""

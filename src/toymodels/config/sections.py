@@ -1,7 +1,7 @@
 """What every config section shares: frozen pydantic models that refuse unknown fields, booleans for numbers,
 inf and NaN and integers no tensor can hold, and the number syntax users may type ("1/64", "2**17").
 
-``toymodels.config`` (data, model, task, optim, run) and ``toymodels.config.dictionary`` (firing, sae) build their
+``toymodels.config`` (data, model, task, optim, run, firing) and the families (their own sections) build their
 sections on :class:`Frozen`.
 """
 
@@ -38,13 +38,18 @@ class Frozen(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_bools_for_numbers(cls, data: Any) -> Any:
-        # JSON `true` would otherwise become N=1
+    def _typed_numbers(cls, data: Any) -> Any:
+        # JSON `true` would otherwise become N=1; "1/64" and "2**-6" are numbers wherever a float is expected
         if isinstance(data, dict):
+            data = dict(data)
             for name, value in data.items():
                 info = cls.model_fields.get(name)
-                if isinstance(value, bool) and info is not None and info.annotation in (int, float, "int", "float"):
+                if info is None:
+                    continue
+                if isinstance(value, bool) and info.annotation in (int, float, "int", "float"):
                     raise ValueError(f"field '{name}': must be a number (got {value!r})")
+                if info.annotation in (float, "float", float | None, "float | None"):
+                    data[name] = number(value)
         return data
 
     @model_validator(mode="after")

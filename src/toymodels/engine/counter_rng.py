@@ -57,7 +57,7 @@ def philox4x32_10(ctr: tuple, key: tuple) -> tuple[Tensor, Tensor, Tensor, Tenso
     return c0, c1, c2, c3
 
 
-def instance_keys(seeds: list[int], stream: int, device: str | torch.device = "cpu") -> Int64[Tensor, "I 2"]:
+def instance_keys(seeds: list[int], stream: int, device: str | torch.device = "cpu") -> Int64[Tensor, "instances 2"]:
     """Philox keys of each seed's ``stream``: the low and high 32 bits of ``stream_seed(seed, stream)``.
 
     >>> instance_keys([0, 1], 1).shape
@@ -67,8 +67,8 @@ def instance_keys(seeds: list[int], stream: int, device: str | torch.device = "c
     return torch.tensor(words, dtype=torch.int64, device=device).reshape(len(seeds), 2)
 
 
-def counter_uniform(keys: Int64[Tensor, "I 2"], step: int | Tensor, shape: tuple[int, ...],
-                    dtype: torch.dtype = torch.float32) -> Float[Tensor, "I ..."]:
+def counter_uniform(keys: Int64[Tensor, "instances 2"], step: int | Tensor, shape: tuple[int, ...],
+                    dtype: torch.dtype = torch.float32) -> Float[Tensor, "instances ..."]:
     """Uniforms in [0, 1) for each instance's key at ``step``: element k (row-major in ``shape``) is word k % 4 of
     Philox(counter = (k // 4, step low 32 bits, step high 32 bits, 0), key).
 
@@ -88,7 +88,7 @@ def counter_uniform(keys: Int64[Tensor, "I 2"], step: int | Tensor, shape: tuple
     c0 = torch.arange(blocks, device=keys.device, dtype=torch.int64).unsqueeze(0)  # (1, blocks)
     zero = torch.zeros((), dtype=torch.int64, device=keys.device)
     ctr = (c0, zero + (step & MASK32), zero + ((step >> 32) & MASK32), zero)
-    key = (keys[:, 0:1], keys[:, 1:2])  # (I, 1): broadcast against the blocks
+    key = (keys[:, 0:1], keys[:, 1:2])  # (instances, 1): broadcast against the blocks
     words = torch.stack(philox4x32_10(ctr, key), dim=-1).reshape(len(keys), 4 * blocks)[:, :n]
     return ((words >> 8).to(dtype) * 2.0**-24).reshape(len(keys), *shape)
 
@@ -101,22 +101,24 @@ class CounterFeatureSampler:
     v1 - v2 with each drawn at p/2, the four uniforms of a position being the four words of one Philox block.
     """
 
-    def __init__(self, probs: Float[Tensor, "I N"], batch: int, seeds: list[int], device: str | torch.device,
-                 signed: bool = False, stream: int = DATA_STREAM):
+    def __init__(self, probs: Float[Tensor, "instances features"], batch: int, seeds: list[int],
+                 device: str | torch.device, signed: bool = False, stream: int = DATA_STREAM):
         self.device = torch.device(device)
         probs = torch.as_tensor(probs)
         if probs.dim() == 1:
             probs = probs.expand(len(seeds), -1)
         if probs.dim() != 2 or probs.shape[0] != len(seeds):
-            raise ValueError(f"probs must be (I, N) with I = {len(seeds)} seeds (got shape {tuple(probs.shape)})")
+            raise ValueError(f"probs must be (instances, features) with one row per seed ({len(seeds)} seeds; "
+                             f"got shape {tuple(probs.shape)})")
         self.I, self.N = probs.shape
         self.batch = batch
         self.signed = signed
         # float32 like FeatureSampler, so a value of p compares the same way against a 24-bit uniform
-        self.probs = (probs / 2 if signed else probs).to(self.device, torch.float32).unsqueeze(1)  # (I, 1, N)
+        # (instances, 1, features)
+        self.probs = (probs / 2 if signed else probs).to(self.device, torch.float32).unsqueeze(1)
         self.keys = instance_keys(seeds, stream, self.device)
 
-    def fill(self, v: Float[Tensor, "I B N"], step: int | Tensor) -> None:
+    def fill(self, v: Float[Tensor, "instances batch features"], step: int | Tensor) -> None:
         """Overwrite ``v`` with batch ``step`` of every instance (tensor ops only: no host sync)."""
         if tuple(v.shape) != (self.I, self.batch, self.N):
             raise ValueError(f"v must have shape {(self.I, self.batch, self.N)} (got {tuple(v.shape)})")

@@ -1,7 +1,7 @@
 """Feature distributions, samplers, fixed embedders and the EM tasks' targets.
 
 Each instance owns its random streams (derived from its seed), so an instance draws the same embedder, init and
-batches whether it trains alone or inside any group. Samplers fill one instance's (B, N) slice in place.
+batches whether it trains alone or inside any group. Samplers fill one instance's (batch, features) slice in place.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def generator(seed: int, stream: int, device: str | torch.device = "cpu") -> tor
     return g
 
 
-def feature_probs(N: int, eps: float, distribution: str, exponent: float = 1.1) -> Float[Tensor, " N"]:
+def feature_probs(N: int, eps: float, distribution: str, exponent: float = 1.1) -> Float[Tensor, " features"]:
     """Per-feature probability of being active.
 
     uniform: every feature eps. power_law (EM paper's code): p_i = eps*N*i^-exponent / sum_j j^-exponent for
@@ -58,7 +58,7 @@ def feature_probs(N: int, eps: float, distribution: str, exponent: float = 1.1) 
     raise ValueError(f"field 'distribution': must be one of 'uniform', 'power_law' (got {distribution!r})")
 
 
-def make_embedder(N: int, m: int, gen: torch.Generator) -> Float[Tensor, "m N"]:
+def make_embedder(N: int, m: int, gen: torch.Generator) -> Float[Tensor, "hidden features"]:
     """The paper's fixed random embedding: SVD of a Gaussian N x m matrix, rows of U scaled to unit norm, E = U^T.
 
     Every feature's column of E is a unit vector in R^m; when N > m the columns are as spread out as an
@@ -105,17 +105,18 @@ def bernoulli_positions(total: int, p: float, gen: torch.Generator, device: torc
 
 
 class Sampler:
-    """A per-instance batch source: ``fill`` overwrites a (B, N) slice; the generator state makes it resumable."""
+    """A per-instance batch source: ``fill`` overwrites a (batch, features) slice; the generator state makes it
+    resumable."""
 
     N: int
     batch: int
     gen: torch.Generator
     device: torch.device
 
-    def fill(self, out: Float[Tensor, "B N"]) -> None:
+    def fill(self, out: Float[Tensor, "batch features"]) -> None:
         raise NotImplementedError
 
-    def sample(self) -> Float[Tensor, "B N"]:
+    def sample(self) -> Float[Tensor, "batch features"]:
         out = torch.zeros(self.batch, self.N, device=self.device)
         self.fill(out)
         return out
@@ -161,7 +162,7 @@ class FeatureSampler(Sampler):
             vals = torch.rand(shape, generator=self.gen, device=self.device, dtype=out_flat.dtype)
             out_flat.add_((vals * mask).view(-1), alpha=sign)
 
-    def fill(self, out: Float[Tensor, "B N"]) -> None:
+    def fill(self, out: Float[Tensor, "batch features"]) -> None:
         """Overwrite ``out`` with a fresh batch (only the previously written entries are cleared when sparse)."""
         flat = out.view(-1)
         if self.sparse and self._last:
@@ -275,7 +276,7 @@ class StructuredSampler(Sampler):
         self.structure = structure.to(self.device)
         self.mags = mags
 
-    def fill(self, out: Float[Tensor, "B N"]) -> None:
+    def fill(self, out: Float[Tensor, "batch features"]) -> None:
         mask = self.structure.draw(self.batch, self.gen)
         out.copy_(self.mags.draw(self.batch, self.gen, self.device, out.dtype).mul_(mask))
 
@@ -293,7 +294,7 @@ def feature_sampler(d: Any, f: Any, batch: int, gen: torch.Generator, device: to
 # ---------------------------------------------------------------------------------------------------------------
 # Superposition families (TMS and the P&C quadratic model): feature importance and inputs of chosen kurtosis.
 
-def importance(N: int, decay: float = 1.0, ratio: float = 1.0) -> Float[Tensor, " N"]:
+def importance(N: int, decay: float = 1.0, ratio: float = 1.0) -> Float[Tensor, " features"]:
     """Per-feature importance I_i = decay^i (i = 0..N-1), the last one multiplied by ``ratio``.
 
     TMS (docs/papers.md §2.2): I_i = 0.9^i (intro), 0.7^i (basic results), 1 (feature dimensionality); the n=2
@@ -345,7 +346,7 @@ class KurtosisSampler(Sampler):
         self.base, self.q = kurtosis_input(self.kurtosis, input_kind)
         self.scale = 1.0 / math.sqrt(self.q)
 
-    def fill(self, out: Float[Tensor, "B N"]) -> None:
+    def fill(self, out: Float[Tensor, "batch features"]) -> None:
         shape = tuple(out.shape)
         if self.base == "gaussian":
             s = torch.randn(shape, generator=self.gen, device=self.device, dtype=out.dtype)

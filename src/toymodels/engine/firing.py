@@ -30,7 +30,6 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-FIRING_KINDS = ("independent", "correlated", "exclusive", "hierarchical")
 CORRELATION_KINDS = ("random", "block", "low_rank")
 MAGNITUDE_KINDS = ("uniform", "constant", "folded_normal", "exponential")
 #: eigenvalues above -PSD_TOLERANCE count as >= 0 (round-off of the eigen-solver on an exactly PSD matrix)

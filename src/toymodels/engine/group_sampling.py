@@ -38,7 +38,7 @@ class GroupFill:
     ``fill(v, step)`` has the signature of ``counter_rng.CounterFeatureSampler.fill``, so the training loop draws
     through either; ``step`` is not needed here (each generator carries its own position).
 
-    >>> GroupFill(samplers).fill(v, step)   # v: (instances, batch, N), overwritten  # doctest: +SKIP
+    >>> GroupFill(samplers).fill(v, step)   # v: (instances, batch, features), overwritten  # doctest: +SKIP
     """
 
     def __init__(self, samplers: Sequence[Sampler]):
@@ -50,7 +50,7 @@ class GroupFill:
             self.offsets = torch.arange(len(self.samplers), device=s0.device).unsqueeze(1) * self.total
         self._written: list[Tensor] = []  # flat positions of the last batch's non-zeros, to clear them
 
-    def fill(self, v: Float[Tensor, "I B N"], step: int | None = None) -> None:
+    def fill(self, v: Float[Tensor, "instances batch features"], step: int | None = None) -> None:
         if not self.batched:
             for i, s in enumerate(self.samplers):
                 s.fill(v[i])

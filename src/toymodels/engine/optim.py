@@ -51,7 +51,7 @@ def sqrt_plus_eps(v: Tensor, eps: float, scale: float = 1.0, out: Tensor | None 
 
 
 def _bcast(v: Tensor, like: Tensor) -> Tensor:
-    """(I,) -> (I, 1, 1, ...) to broadcast against a parameter."""
+    """(instances,) -> (instances, 1, 1, ...) to broadcast against a parameter."""
     return v.view(-1, *([1] * (like.dim() - 1)))
 
 
@@ -78,7 +78,7 @@ class InstanceOptimizer:
 
     @torch.no_grad()
     def finite(self, updates: list[Tensor]) -> Tensor:
-        """(I,) True where every update of the instance is finite (the divergence guard's test).
+        """(instances,) True where every update of the instance is finite (the divergence guard's test).
 
         A per-instance sum that overflows to inf also counts as non-finite: conservative. Subclasses that already
         know the answer from numbers they computed anyway override this to skip the extra pass.
@@ -90,7 +90,8 @@ class InstanceOptimizer:
 
     @torch.no_grad()
     def step(self, lr: Tensor, alive: Tensor) -> None:
-        """One update with per-instance learning rates ``lr`` (I,); instances with ``alive`` False stay frozen."""
+        """One update with per-instance learning rates ``lr`` (instances,); instances with ``alive`` False stay
+        frozen."""
         for p, upd in zip(self.params, self.updates(lr)):
             p.add_(torch.where(_bcast(alive, p), upd, torch.zeros((), device=p.device, dtype=p.dtype)))
 
@@ -123,7 +124,7 @@ class Lamb(InstanceOptimizer):
 
     def __init__(self, params, betas=(0.9, 0.999), eps=1e-6, clamp=10.0, weight_decay=0.0):
         super().__init__(params, beta1=betas[0], beta2=betas[1], eps=eps, clamp=clamp, weight_decay=weight_decay)
-        self._finite: list[Tensor] = []  # per parameter, of the last updates(): (I,) flags and overflow bounds
+        self._finite: list[Tensor] = []  # per parameter, of the last updates(): (instances,) flags and overflow bounds
         self._bounded: list[Tensor] = []
 
     @torch.no_grad()

@@ -167,8 +167,8 @@ class GroupResult:
     final: dict[str, Tensor]
     checkpoints: dict[int, dict[str, Tensor]]
     loss_steps: list[int]
-    losses: Tensor  # (I, n_logs) task loss, NaN after an instance diverged
-    diverged_at: Tensor  # (I,) step of divergence, -1 if none
+    losses: Tensor  # (instances, steps) task loss at the logged steps, NaN after an instance diverged
+    diverged_at: Tensor  # (instances,) step of divergence, -1 if none
     seconds: float = 0.0
 
     @property

@@ -7,6 +7,11 @@ the family's module branches on its name.
 
 Adding a family: write a class that satisfies :class:`ModelFamily` (and a ``nn.Module`` satisfying
 :class:`InstanceModel`), then ``register(MyFamily())``. The registry refuses a second family of the same name.
+
+A family may also bring its own extras, none required: the methods of :class:`FamilyHooks` (layers an SAE can read,
+sections of ``report.html``), reached only through :func:`family_hook`, which gives a family without one the
+default of ``HOOK_DEFAULTS``; and the optional fields of its :class:`Presentation` (extra lines on the swept
+figure, the dashboard's per-instance panel), which default to none.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from torch import Tensor
 if TYPE_CHECKING:  # type names only: config imports the registry, so a runtime import would be a cycle
     from toymodels.config import ExperimentConfig
     from toymodels.engine.data import Sampler
+    from toymodels.results.store import Results
 
 
 @runtime_checkable
@@ -55,6 +61,18 @@ class InstanceModel(Protocol):
 
 
 @dataclass(frozen=True)
+class SweptOverlay:
+    """A dotted line a family adds to one panel of the swept figure (``report/swept.py``): per setting, the mean of
+    ``value(rows)`` (one number per instance row; the setting's non-diverged rows), drawn when the instance table has
+    every column of ``columns``. EM's: the mono neurons per feature that the multi-feature probe confirms."""
+
+    panel: str
+    label: str
+    columns: tuple[str, ...]
+    value: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
 class Presentation:
     """What the report, the figures and the dashboard show for a family's results.
 
@@ -63,7 +81,12 @@ class Presentation:
     * ``training_metrics``: curves of the training figure (``loss`` plus metrics logged at checkpoints);
     * ``swept_metrics``: final metrics drawn against the swept field;
     * ``table_metrics``: metric columns the dashboard's instance table shows first;
-    * ``instance_figures``: names of the family's per-instance figures (see ``figures``).
+    * ``instance_figures``: names of the family's per-instance figures (see ``figures``);
+    * ``swept_overlays``: extra lines on the swept figure's panels (:class:`SweptOverlay`; default none);
+    * ``instance_panel``: the dashboard's panel of one instance at a checkpoint, by kind: ``"neurons"``
+      (single-feature activations with biases, and the neuron mechanism; needs the tensors ``W1 b1 W2 E``) or
+      ``"dictionary"`` (matched decoder vs true features, MCC against L0; needs ``W_dec`` and ``truth``); None
+      (the default): no per-instance panel.
     """
 
     labels: dict[str, str] = field(default_factory=dict)
@@ -71,6 +94,8 @@ class Presentation:
     training_metrics: tuple[str, ...] = ("loss",)
     swept_metrics: tuple[str, ...] = ("final_loss",)
     table_metrics: tuple[str, ...] = ()
+    swept_overlays: tuple[SweptOverlay, ...] = ()
+    instance_panel: str | None = None
 
     def label(self, name: str) -> str:
         return self.labels.get(name, name.replace("_", " "))
@@ -135,3 +160,47 @@ class FigureSpec:
     name: str
     plot: Callable[..., list[Any]]
     caption: str
+
+
+@dataclass(frozen=True)
+class ActivationLayer:
+    """A layer of a trained model that an SAE can read (``families/sae/sources.py``): its width, its activations
+    from feature activations (``forward(model, v)`` with an instance axis first) and its true feature directions
+    (``truth(tensors, cfg)``: one row per feature, from the instance's ``state_tensors`` with an instance axis)."""
+
+    dims: Callable[["ExperimentConfig"], int]
+    forward: Callable[[torch.nn.Module, Tensor], Tensor]
+    truth: Callable[[dict[str, Tensor], "ExperimentConfig"], Tensor]
+
+
+class FamilyHooks(Protocol):
+    """The optional methods of a :class:`ModelFamily`: a family defines those it needs; everyone calls them through
+    :func:`family_hook`, which gives the others their default (``HOOK_DEFAULTS``)."""
+
+    def activation_layers(self) -> dict[str, ActivationLayer]:
+        """Layer name (config field ``source_layer``) -> the layer an SAE can read in a trained model of this family
+        (config field ``source``). Default: none (``{}``): the family's results cannot feed an SAE."""
+        ...
+
+    def report_html(self, results: "Results") -> str:
+        """The family's own sections of ``report.html``, after the figures (HTML, or ``""``; the report calls it only
+        when the folder has finished instances). Default: ``""``. EM's: the mechanism numbers of its most
+        monosemantic instance."""
+        ...
+
+
+#: what ``family_hook`` gives a family that does not define an optional hook (:class:`FamilyHooks`)
+HOOK_DEFAULTS: dict[str, Callable[..., Any]] = {
+    "activation_layers": lambda: {},
+    "report_html": lambda results: "",
+}
+
+
+def family_hook(family: Any, name: str) -> Callable[..., Any]:
+    """The family's optional hook ``name`` (a method of :class:`FamilyHooks`), or its default: the one place a
+    family that does not define a hook gets one. KeyError for a name that is no hook.
+
+    >>> family_hook(object(), "activation_layers")()
+    {}
+    """
+    return getattr(family, name, HOOK_DEFAULTS[name])

@@ -16,7 +16,7 @@ from toymodels.engine.data import importance
 def xavier_normal(m: int, n: int, gen: torch.Generator) -> Tensor:
     """xavier_normal_ of ONE (m, n) matrix: std sqrt(2 / (m + n)).
 
-    The TMS notebook applies xavier_normal_ to the joint (instances, n, m) tensor, whose fans then depend on the
+    The TMS notebook applies xavier_normal_ to the joint (instances, features, hidden) tensor, whose fans then depend on the
     number of instances (std sqrt(2 / (m (n + I)))); here each instance gets the single-matrix value, so an
     instance starts the same whatever group it trains in.
     """
@@ -48,8 +48,8 @@ class WeightsBiasImportance(nn.Module):
 
 
 class WeightsBiasFamily:
-    """The parts of a family object that the superposition families share: one (m x N) weight matrix used twice per
-    step, inputs of width N, no family-specific check and no figures of their own. A subclass sets ``name``,
+    """The parts of a family object that the superposition families share: one (hidden, features) weight matrix used
+    twice per step, inputs of width N, no family-specific check and no figures of their own. A subclass sets ``name``,
     ``summary``, ``tasks``, ``fields``, ``presentation`` and implements ``build``, ``from_tensors``, ``sampler`` and
     ``evaluate``."""
 

@@ -1,12 +1,13 @@
 """How well a dictionary (an SAE's decoder and its latents) recovers known true features: one implementation of
 each metric, in torch, batched over the instance axis (docs/dictionary_learning.md §Metrics).
 
-Notation: D (instances, latents, d) are the SAE's decoder directions, F (instances, features, d) the true feature
-directions, cos = |cosine| between rows of D and F. On samples: ``acts`` (instances, batch, latents) the SAE's latent
-activations, ``feats`` (instances, batch, features) the true feature activations (a feature is on when != 0), x the
-inputs and x_hat the reconstructions. The definitions follow SAELens' synthetic evals (``sae_lens.synthetic.evals``,
-v6.54) and the papers cited per function; tests/metrics/test_dictionary.py checks each on a hand-built case and,
-where SAELens computes the same quantity, against it.
+Notation: D (instances, latents, hidden) are the SAE's decoder directions, F (instances, features, hidden) the true
+feature directions (hidden: the width of the layer the SAE reads), cos = |cosine| between rows of D and F. On
+samples: ``acts`` (instances, batch, latents) the SAE's latent activations, ``feats`` (instances, batch, features)
+the true feature activations (a feature is on when != 0), x the inputs and x_hat the reconstructions. The
+definitions follow SAELens' synthetic evals (``sae_lens.synthetic.evals``, v6.54) and the papers cited per function;
+tests/metrics/test_dictionary.py checks each on a hand-built case and, where SAELens computes the same quantity,
+against it.
 
 Example:
     >>> D = torch.eye(3)[None]            # three latents on the three axes
@@ -31,12 +32,12 @@ MIN_INPUT_NORM = 1e-6
 
 
 def abs_cosines(
-    D: Float[Tensor, "instances latents d"], F: Float[Tensor, "instances features d"]
+    D: Float[Tensor, "instances latents hidden"], F: Float[Tensor, "instances features hidden"]
 ) -> Float[Tensor, "instances latents features"]:
     """|cos| between every decoder direction and every true direction (norms clamped at 1e-8, as SAELens does)."""
     Dn = D / D.norm(dim=-1, keepdim=True).clamp(min=1e-8)
     Fn = F / F.norm(dim=-1, keepdim=True).clamp(min=1e-8)
-    return einsum(Dn, Fn, "i l d, i n d -> i l n").abs()
+    return einsum(Dn, Fn, "instances latents hidden, instances features hidden -> instances latents features").abs()
 
 
 def mcc(cos: Float[Tensor, "instances latents features"]) -> Float[Tensor, " instances"]:
@@ -112,7 +113,8 @@ def dead_latents(acts: Float[Tensor, "instances batch latents"]) -> Float[Tensor
 
 
 def shrinkage(
-    x_hat: Float[Tensor, "instances batch d"], x: Float[Tensor, "instances batch d"], min_norm: float = MIN_INPUT_NORM
+    x_hat: Float[Tensor, "instances batch hidden"], x: Float[Tensor, "instances batch hidden"],
+    min_norm: float = MIN_INPUT_NORM,
 ) -> Float[Tensor, " instances"]:
     """Mean over samples of ||x_hat|| / ||x|| (1 = no shrinkage; L1 penalties push it below 1), skipping inputs
     with ||x|| <= ``min_norm``; 0 when none is left (SAELens' ``ShrinkageCalculator``; Wright & Sharkey 2024)."""
@@ -123,7 +125,7 @@ def shrinkage(
 
 
 def explained_variance(
-    x_hat: Float[Tensor, "instances batch d"], x: Float[Tensor, "instances batch d"]
+    x_hat: Float[Tensor, "instances batch hidden"], x: Float[Tensor, "instances batch hidden"]
 ) -> Float[Tensor, " instances"]:
     """Fraction of variance explained, 1 - E||x - x_hat||^2 / (E||x||^2 - ||E x||^2) (the total variance summed
     over dimensions); 1 (perfect) or 0 when the inputs have no variance (SAELens' ``ExplainedVarianceCalculator``)."""
@@ -164,9 +166,9 @@ def absorption_gap(
 
 
 def dictionary_metrics(
-    D: Float[Tensor, "instances latents d"], F: Float[Tensor, "instances features d"],
+    D: Float[Tensor, "instances latents hidden"], F: Float[Tensor, "instances features hidden"],
     acts: Float[Tensor, "instances batch latents"], feats: Float[Tensor, "instances batch features"],
-    x: Float[Tensor, "instances batch d"], x_hat: Float[Tensor, "instances batch d"],
+    x: Float[Tensor, "instances batch hidden"], x_hat: Float[Tensor, "instances batch hidden"],
     parents: Sequence[Int[Tensor, " features"]] | None = None,
 ) -> dict[str, Float[Tensor, " instances"]]:
     """Every metric of this module for a batch of SAEs on one evaluation sample each: ``mcc``,

@@ -1,14 +1,15 @@
-"""Probes and metrics for monosemanticity and superposition, batched over a leading instance axis ``I``.
+"""Probes and metrics for monosemanticity and superposition, batched over a leading ``instances`` axis.
 
 The EM model (Engineering Monosemanticity, Jermyn et al. 2022; docs/papers.md §1.3) reads an input
-``x = E v`` (``E``: (I, m, N), one unit column per feature) through ``h = act(W1 x + b1)`` (``W1``: (I, k, m),
-``b1``: (I, k)) and writes ``W2 h``. Every function here takes tensors with the instance axis first; callers fold
-checkpoints into ``I`` when they want metrics over training. Nothing couples instances.
+``x = E v`` (``E``: (instances, hidden, features), one unit column per feature) through ``h = act(W1 x + b1)``
+(``W1``: (instances, neurons, hidden), ``b1``: (instances, neurons)) and writes ``W2 h``. Every function here takes
+tensors with the instances axis first; callers fold checkpoints into it when they want metrics over training. Nothing
+couples instances. The axis names are docs/architecture.md's (§Tensor axes).
 
 Conventions shared by all metrics:
 
-* ``sfa`` (single-feature activations, (I, k, N)): ``sfa[i, n, j]`` is neuron ``n``'s activation when feature ``j``
-  alone is on at amplitude 1 (docs/papers.md §1.4).
+* ``sfa`` (single-feature activations, (instances, neurons, features)): ``sfa[i, n, j]`` is neuron ``n``'s
+  activation when feature ``j`` alone is on at amplitude 1 (docs/papers.md §1.4).
 * A neuron *fires* when its activation is > 0. For all three nonlinearities this is the same as ``pre > 0``.
 * GeLU and SoLU give small *negative* activations. The paper's ratio max/sum was written for ReLU; with negative
   entries the sum shrinks and the ratio can exceed 1 (docs/papers.md §1.4 caveat a). Every sfa-based metric here
@@ -27,28 +28,30 @@ from einops import einsum
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from toymodels.engine.activations import NONLINEARITIES, Nonlinearity, activation
+from toymodels.engine.activations import Nonlinearity, activation
 
 
 # The paper's monosemanticity threshold and the epsilon in its ratio (plot_helper.py, docs/papers.md §1.4).
 MONO_THRESHOLD = 0.999
 RATIO_EPS = 1e-10
-# Elements of the (I, k, inputs) activation block the multi-feature probe holds at once.
+# Elements of the (instances, neurons, samples) activation block the multi-feature probe holds at once.
 PROBE_BLOCK_ELEMENTS = 2**22
 
 
-def net_map(W1: Float[Tensor, "I k m"], E: Float[Tensor, "I m N"]) -> Float[Tensor, "I k N"]:
+def net_map(
+    W1: Float[Tensor, "instances neurons hidden"], E: Float[Tensor, "instances hidden features"]
+) -> Float[Tensor, "instances neurons features"]:
     """``W1 @ E``: the pre-activation each feature adds to each neuron at unit amplitude."""
-    return einsum(W1, E, "I k m, I m N -> I k N")
+    return einsum(W1, E, "instances neurons hidden, instances hidden features -> instances neurons features")
 
 
 def single_feature_activations(
-    W1: Float[Tensor, "I k m"],
-    b1: Float[Tensor, "I k"],
-    E: Float[Tensor, "I m N"],
+    W1: Float[Tensor, "instances neurons hidden"],
+    b1: Float[Tensor, "instances neurons"],
+    E: Float[Tensor, "instances hidden features"],
     nonlinearity: Nonlinearity,
     amplitude: float = 1.0,
-) -> Float[Tensor, "I k N"]:
+) -> Float[Tensor, "instances neurons features"]:
     """``sfa[i, n, j] = act(amplitude * (W1 E)[n, j] + b1[n])``: neuron ``n`` with only feature ``j`` on.
 
     The paper's probe (plot_helper.py; docs/papers.md §1.4) uses amplitude 1.
@@ -57,7 +60,7 @@ def single_feature_activations(
     return activation(pre, nonlinearity)
 
 
-def signed_embedding(E: Float[Tensor, "I m N"]) -> Float[Tensor, "I m 2N"]:
+def signed_embedding(E: Float[Tensor, "instances hidden features"]) -> Float[Tensor, "instances hidden 2*features"]:
     """``[E, -E]``: feature j at amplitude +1 (column j) and -1 (column N + j), the probe of the abs task.
 
     The abs task's input v = v1 - v2 (each sampled with density eps/2) is exactly a decoder input over these 2N
@@ -67,7 +70,7 @@ def signed_embedding(E: Float[Tensor, "I m N"]) -> Float[Tensor, "I m 2N"]:
 
 
 # ------------------------------------------------------------------------------------------ single-feature metrics
-def mono_ratio(sfa: Float[Tensor, "I k N"]) -> Float[Tensor, "I k"]:
+def mono_ratio(sfa: Float[Tensor, "instances neurons features"]) -> Float[Tensor, "instances neurons"]:
     """The paper's monosemanticity ratio ``max_j a_nj / (1e-10 + sum_j a_nj)`` (docs/papers.md §1.4).
 
     ``a`` is the **positive part** of ``sfa``: negative GeLU/SoLU responses are treated as "not firing" instead of
@@ -78,22 +81,24 @@ def mono_ratio(sfa: Float[Tensor, "I k N"]) -> Float[Tensor, "I k"]:
     return a.amax(-1) / (RATIO_EPS + a.sum(-1))
 
 
-def is_dead(sfa: Float[Tensor, "I k N"]) -> Bool[Tensor, "I k"]:
+def is_dead(sfa: Float[Tensor, "instances neurons features"]) -> Bool[Tensor, "instances neurons"]:
     """A neuron is dead when no single feature at amplitude 1 makes it fire (activation > 0)."""
     return ~(sfa > 0).any(-1)
 
 
-def is_mono(sfa: Float[Tensor, "I k N"], threshold: float = MONO_THRESHOLD) -> Bool[Tensor, "I k"]:
+def is_mono(
+    sfa: Float[Tensor, "instances neurons features"], threshold: float = MONO_THRESHOLD
+) -> Bool[Tensor, "instances neurons"]:
     """Paper's criterion: ``mono_ratio > threshold`` (0.999 in the paper). Dead neurons are never mono."""
     return (mono_ratio(sfa) > threshold) & ~is_dead(sfa)
 
 
-def own_feature(sfa: Float[Tensor, "I k N"]) -> Int[Tensor, "I k"]:
+def own_feature(sfa: Float[Tensor, "instances neurons features"]) -> Int[Tensor, "instances neurons"]:
     """Each neuron's feature: the argmax of its sfa row; -1 for dead neurons (they have none)."""
     return torch.where(is_dead(sfa), -1, sfa.argmax(-1))
 
 
-def participation(sfa: Float[Tensor, "I k N"]) -> Float[Tensor, "I k"]:
+def participation(sfa: Float[Tensor, "instances neurons features"]) -> Float[Tensor, "instances neurons"]:
     """Participation ratio ``(sum_j a_nj)^2 / sum_j a_nj^2`` of each neuron's sfa row (positive part ``a``).
 
     It is the effective number of features a neuron responds to: 1 for a neuron reading one feature, N for one that
@@ -107,7 +112,7 @@ def participation(sfa: Float[Tensor, "I k N"]) -> Float[Tensor, "I k"]:
 
 
 # ---------------------------------------------------------------------------------------------- geometry metrics
-def capacity(W: Float[Tensor, "I d N"]) -> Float[Tensor, "I N"]:
+def capacity(W: Float[Tensor, "instances hidden features"]) -> Float[Tensor, "instances features"]:
     """Capacity of each feature: ``C_i = (W_i . W_i)^2 / sum_j (W_i . W_j)^2`` for the columns ``W_i`` of ``W``.
 
     Polysemanticity & Capacity (Scherlis et al. 2022, docs/papers.md §3): the fraction of a dimension feature ``i``
@@ -115,7 +120,7 @@ def capacity(W: Float[Tensor, "I d N"]) -> Float[Tensor, "I N"]:
     ``D_i = ||W_i||^2 / sum_j (W_i_hat . W_j)^2`` (docs/papers.md §2.1), hence the alias ``feature_dimensionality``.
     Always in [0, 1] and ``sum_i C_i <= rank(W) <= d``. A zero column gets ``C_i = 0`` (ignored), not NaN.
     """
-    gram = einsum(W, W, "I d i, I d j -> I i j")
+    gram = einsum(W, W, "instances hidden features, instances hidden others -> instances features others")
     num = torch.diagonal(gram, dim1=-2, dim2=-1) ** 2
     den = (gram**2).sum(-1)  # includes j = i, so den >= num and C_i <= 1
     return torch.where(den > 0, num / den.clamp(min=torch.finfo(W.dtype).tiny), torch.zeros_like(den))
@@ -124,7 +129,7 @@ def capacity(W: Float[Tensor, "I d N"]) -> Float[Tensor, "I N"]:
 feature_dimensionality = capacity
 
 
-def superposition(W: Float[Tensor, "I d N"]) -> Float[Tensor, "I N"]:
+def superposition(W: Float[Tensor, "instances hidden features"]) -> Float[Tensor, "instances features"]:
     """TMS per-feature superposition ``sum_{j != i} (W_i_hat . W_j)^2`` (docs/papers.md §2.1) for the columns of ``W``.
 
     How much the other features interfere along feature ``i``'s direction: 0 for a feature with a direction of its
@@ -132,12 +137,12 @@ def superposition(W: Float[Tensor, "I d N"]) -> Float[Tensor, "I N"]:
     """
     norms = W.norm(dim=-2)
     W_hat = W / norms.clamp(min=1e-12).unsqueeze(-2)
-    overlap = (W_hat.transpose(-1, -2) @ W).pow(2)  # (I, i, j)
+    overlap = (W_hat.transpose(-1, -2) @ W).pow(2)  # (instances, features, others)
     out = overlap.sum(-1) - torch.diagonal(overlap, dim1=-2, dim2=-1)
     return torch.where(norms > 0, out, torch.zeros_like(out))
 
 
-def dims_per_feature(W: Float[Tensor, "I d N"]) -> Float[Tensor, "I"]:
+def dims_per_feature(W: Float[Tensor, "instances hidden features"]) -> Float[Tensor, " instances"]:
     """TMS dimensions per feature ``D* = d / ||W||_F^2`` (docs/papers.md §2.1), ``d`` = number of rows of ``W``.
 
     With unit-norm represented columns it is d / (number of represented features). It depends on the column norms
@@ -150,14 +155,14 @@ def dims_per_feature(W: Float[Tensor, "I d N"]) -> Float[Tensor, "I"]:
 # --------------------------------------------------------------------------------------------- summary per model
 @torch.no_grad()  # a probe of trained weights: no graph, less memory
 def em_metrics(
-    W1: Float[Tensor, "I k m"],
-    b1: Float[Tensor, "I k"],
-    E: Float[Tensor, "I m N"],
+    W1: Float[Tensor, "instances neurons hidden"],
+    b1: Float[Tensor, "instances neurons"],
+    E: Float[Tensor, "instances hidden features"],
     nonlinearity: Nonlinearity,
     threshold: float = MONO_THRESHOLD,
     signed: bool = False,
-) -> dict[str, Float[Tensor, "I"]]:
-    """Per-instance summary metrics of an EM model; every value is an (I,) float tensor.
+) -> dict[str, Float[Tensor, " instances"]]:
+    """Per-instance summary metrics of an EM model; every value is an (instances,) float tensor.
 
     ``signed`` (the abs task, whose inputs are v = v1 - v2) probes each feature at amplitude +1 and -1: the
     single-feature probe then has 2N columns (the embedding ``[E, -E]``), so a neuron that answers only -v_i is
@@ -205,10 +210,10 @@ def em_metrics(
 
 # ------------------------------------------------------------------------------------------ multi-feature probe
 def _draw_features(
-    probs: Float[Tensor, "I N"],
+    probs: Float[Tensor, "instances features"],
     n: int,
     generator: torch.Generator | Sequence[torch.Generator] | None,
-) -> Float[Tensor, "I n N"]:
+) -> Float[Tensor, "instances samples features"]:
     """``n`` training-like feature vectors per instance: feature on with its probability, value U[0, 1)."""
     I, N = probs.shape
     gens = list(generator) if isinstance(generator, Sequence) else [generator] * I
@@ -223,11 +228,11 @@ def _draw_features(
 
 @torch.no_grad()  # a probe of trained weights: no graph, less memory
 def multi_feature_probe(
-    W1: Float[Tensor, "I k m"],
-    b1: Float[Tensor, "I k"],
-    E: Float[Tensor, "I m N"],
+    W1: Float[Tensor, "instances neurons hidden"],
+    b1: Float[Tensor, "instances neurons"],
+    E: Float[Tensor, "instances hidden features"],
     nonlinearity: Nonlinearity,
-    probs: Float[Tensor, "I N"] | Float[Tensor, "I 1"],
+    probs: Float[Tensor, "instances features"] | Float[Tensor, "instances 1"],
     n_samples: int = 4096,
     generator: torch.Generator | Sequence[torch.Generator] | None = None,
     threshold: float = MONO_THRESHOLD,
@@ -239,13 +244,13 @@ def multi_feature_probe(
 
     (a) *all but one*: for each held-out feature j the input has every other feature at amplitude 1.
     (b) *random*: ``n_samples`` inputs drawn like training data, each feature on with its probability ``probs``
-        ((I, N), or (I, 1) / (I,) for uniform) and value U[0, 1). ``generator`` may be one generator or one per instance
-        (then each instance's inputs are independent of which group it is in).
+        ((instances, features), or (instances, 1) / (instances,) for uniform) and value U[0, 1). ``generator`` may
+        be one generator or one per instance (then each instance's inputs are independent of which group it is in).
 
     A neuron's *own feature* is its sfa argmax (dead neurons have none). An *off-feature trigger* of a neuron is a
     multi-feature input (>= 2 features on) in which its own feature is off and on which the neuron fires.
 
-    Returns, per neuron (I, k):
+    Returns, per neuron (instances, neurons):
       ``fires_all_but_one`` (long): how many of the N all-but-one inputs make the neuron fire;
       ``fire_rate``: fraction of random inputs on which it fires;
       ``off_feature_triggers`` (long): number of random inputs that are off-feature triggers;
@@ -255,7 +260,7 @@ def multi_feature_probe(
         that only fires with its own feature gets 0; one that also fires on a pair of other features gets >= 2;
       ``own_feature`` (long, -1 if dead), ``mono`` (bool, paper criterion), ``false_mono_neurons`` (bool): mono
         neurons that fire on their own all-but-one input (when N >= 3) or have a random off-feature trigger;
-    and per instance (I,): ``false_mono`` (long): the count of ``false_mono_neurons``.
+    and per instance (instances,): ``false_mono`` (long): the count of ``false_mono_neurons``.
     """
     I, k, _ = W1.shape
     N = E.shape[-1]
@@ -266,25 +271,27 @@ def multi_feature_probe(
     own_hot = F.one_hot(own.clamp(min=0), N).to(W.dtype) * (own >= 0)[..., None]  # zero row for dead neurons
 
     # (a) all features on but j
-    fires_abo = _fires_all_but_one(W, b1, nonlinearity)  # (I, k, j)
+    fires_abo = _fires_all_but_one(W, b1, nonlinearity)  # (instances, neurons, features): feature j held out
     fires_without_own = (fires_abo.to(W.dtype) * own_hot).sum(-1) > 0 if N >= 3 else torch.zeros_like(mono)
 
-    # (b) random inputs, in chunks so the (I, k, chunk) block stays bounded.
-    probs = probs.to(W).reshape(I, -1).expand(I, N)  # (I, 1) or (I,) = one probability for all
+    # (b) random inputs, in chunks so the (instances, neurons, samples) block stays bounded.
+    probs = probs.to(W).reshape(I, -1).expand(I, N)  # (instances, 1) or (instances,) = one probability for all
     chunk = max(1, PROBE_BLOCK_ELEMENTS // max(1, I * k))
     fires_count = torch.zeros(I, k, dtype=torch.long, device=W.device)
     trigger_count = torch.zeros_like(fires_count)
     context_seen = torch.zeros(I, k, N, dtype=torch.bool, device=W.device)
+    per_sample = "instances neurons features, instances samples features -> instances neurons samples"
+    per_feature = "instances neurons samples, instances samples features -> instances neurons features"
     for start in range(0, n_samples, chunk):
         v = _draw_features(probs, min(chunk, n_samples - start), generator)
         on = (v > 0).to(W.dtype)
-        fires = activation(einsum(W, v, "I k N, I s N -> I k s") + b1[..., None], nonlinearity) > 0
-        own_on = einsum(own_hot, on, "I k N, I s N -> I k s") > 0
+        fires = activation(einsum(W, v, per_sample) + b1[..., None], nonlinearity) > 0
+        own_on = einsum(own_hot, on, per_sample) > 0
         multi = (on.sum(-1) >= 2)[:, None, :]
         trigger = fires & ~own_on & multi
         fires_count += fires.sum(-1)
         trigger_count += trigger.sum(-1)
-        context_seen |= einsum(trigger.to(W.dtype), on, "I k s, I s N -> I k N") > 0
+        context_seen |= einsum(trigger.to(W.dtype), on, per_feature) > 0
 
     false_mono_neurons = mono & (fires_without_own | (trigger_count > 0))
     return {
@@ -300,8 +307,11 @@ def multi_feature_probe(
 
 
 def all_but_one_fires(
-    W1: Float[Tensor, "I k m"], b1: Float[Tensor, "I k"], E: Float[Tensor, "I m N"], nonlinearity: Nonlinearity
-) -> Bool[Tensor, "I k N"]:
+    W1: Float[Tensor, "instances neurons hidden"],
+    b1: Float[Tensor, "instances neurons"],
+    E: Float[Tensor, "instances hidden features"],
+    nonlinearity: Nonlinearity,
+) -> Bool[Tensor, "instances neurons features"]:
     """Probe (a) of ``multi_feature_probe``: does neuron ``n`` fire when every feature but ``j`` is on at amplitude 1?
 
     ``pre = sum_f (W1 E)[n, f] - (W1 E)[n, j] + b1[n]``; ``fires_all_but_one`` is this grid summed over ``j``.
@@ -309,14 +319,15 @@ def all_but_one_fires(
     return _fires_all_but_one(net_map(W1, E), b1, nonlinearity)
 
 
-def _fires_all_but_one(W: Float[Tensor, "I k N"], b1: Float[Tensor, "I k"], nonlinearity: Nonlinearity
-                       ) -> Bool[Tensor, "I k N"]:
+def _fires_all_but_one(
+    W: Float[Tensor, "instances neurons features"], b1: Float[Tensor, "instances neurons"], nonlinearity: Nonlinearity
+) -> Bool[Tensor, "instances neurons features"]:
     # from the net map W = W1 E, which the probe has already computed
     return activation(W.sum(-1, keepdim=True) - W + b1[..., None], nonlinearity) > 0
 
 
 # ------------------------------------------------------------------------------------------------- display order
-def _lexsort(keys: Sequence[Tensor]) -> Int[Tensor, "I n"]:
+def _lexsort(keys: Sequence[Tensor]) -> Int[Tensor, "instances units"]:
     """Indices that sort the last axis by ``keys`` (most significant first); ties keep index order."""
     order = torch.arange(keys[0].shape[-1], device=keys[0].device).expand_as(keys[0]).contiguous()
     for key in reversed(keys):  # stable sorts from the least significant key up
@@ -326,8 +337,8 @@ def _lexsort(keys: Sequence[Tensor]) -> Int[Tensor, "I n"]:
 
 @torch.no_grad()
 def neuron_order(
-    sfa: Float[Tensor, "I k N"],
-) -> tuple[Int[Tensor, "I k"], Int[Tensor, "I N"]]:
+    sfa: Float[Tensor, "instances neurons features"],
+) -> tuple[Int[Tensor, "instances neurons"], Int[Tensor, "instances features"]]:
     """The display order of neurons and features: every heatmap, bias plot and dashboard panel uses it.
 
     Neurons: mono neurons first (``is_mono``), grouped by their own feature in feature order so that duplicates of

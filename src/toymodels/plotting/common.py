@@ -30,6 +30,7 @@ from matplotlib.colors import Colormap, ListedColormap, LogNorm, Normalize, to_h
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from toymodels.results.store import Results
 from toymodels.results.tables import format_value, is_number, py_value, setting_fields, setting_label, settings
 from toymodels.plotting.save import new_figure, save_figure
 
@@ -79,7 +80,7 @@ class ColourScale:
         self.log = self.numeric and is_log_spaced(self.values)
 
     @classmethod
-    def of(cls, results: Any) -> "ColourScale":
+    def of(cls, results: Results) -> "ColourScale":
         """The scale of a results folder: its first setting field (swept, other than seed)."""
         fields = setting_fields(results)
         return cls(fields[0], list(results.instances[fields[0]])) if fields else cls(None, [])
@@ -149,7 +150,7 @@ def status_split(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return rows[ok], rows[~ok]
 
 
-def choose_instances(results: Any, n: int = 3) -> list[str]:
+def choose_instances(results: Results, n: int = 3) -> list[str]:
     """Up to n run_ids spread over the settings: the lowest, middle and highest swept value (first seed that did
     not diverge in each setting; a diverged one only if the whole setting diverged)."""
     sets = settings(results)
@@ -167,7 +168,7 @@ def choose_instances(results: Any, n: int = 3) -> list[str]:
     return out
 
 
-def instance_title(results: Any, run_id: str) -> tuple[str, bool]:
+def instance_title(results: Results, run_id: str) -> tuple[str, bool]:
     """'lr=0.03, seed 0 (r0002)' and whether the instance diverged (then the title says so)."""
     row = results.row(run_id)
     fields = setting_fields(results)
@@ -180,7 +181,7 @@ def instance_title(results: Any, run_id: str) -> tuple[str, bool]:
 
 
 def instance_panels(
-    results: Any, run_ids: Sequence[str] | None, height: float
+    results: Results, run_ids: Sequence[str] | None, height: float
 ) -> tuple[Figure, Any, list[str]] | None:
     """A figure with one panel per chosen instance (default: ``choose_instances``): (fig, axes, run_ids), or None
     when there are no instances."""
@@ -215,7 +216,7 @@ def clip_to_axes(y: float, ax: Any) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------- files
-def write_figure(results: Any, fig: Figure | None, name: str, out_dir: str | Path | None) -> list[Path]:
+def write_figure(results: Results, fig: Figure | None, name: str, out_dir: str | Path | None) -> list[Path]:
     """Write ``fig`` as ``<out_dir>/<name>.png`` (default ``<results folder>/figures``): [path], or [] for None."""
     if fig is None:
         return []

@@ -21,12 +21,12 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from toymodels.families.base import FigureSpec
 from toymodels.config.registry import get_family
 from toymodels.plotting.common import DIVERGED_COLOUR, ColourScale, choose_instances, instance_title, is_log_spaced, sort_key
 from toymodels.plotting.save import new_figure, save_figure
+from toymodels.results.store import Results
 from toymodels.report.swept import swept_figure, swept_plot
 from toymodels.report.training import training_figure, training_plot
 
@@ -41,12 +41,12 @@ GENERIC_FIGURES: list[FigureSpec] = [
 ]
 
 
-def figure_specs(results: Any) -> list[FigureSpec]:
+def figure_specs(results: Results) -> list[FigureSpec]:
     """The figures of this sweep: the generic ones, then its model family's own."""
     return [*GENERIC_FIGURES, *get_family(results.sweep.base.model.model).figures()]
 
 
-def all_plots(results: Any, out_dir: str | Path | None = None) -> dict[str, list[Path]]:
+def all_plots(results: Results, out_dir: str | Path | None = None) -> dict[str, list[Path]]:
     """Write every figure of this sweep (``figure_specs``); returns {figure name: written paths}."""
     return {spec.name: spec.plot(results, out_dir=out_dir) for spec in figure_specs(results)}
 

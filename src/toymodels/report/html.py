@@ -2,8 +2,8 @@
 
 ``write_report(results)`` draws every figure of the sweep (``toymodels.report.figures.figure_specs``: the generic training
 and swept figures, then the model family's own) into ``<folder>/figures/`` and writes ``<folder>/report.html``: the
-sweep's config, the summary table, each figure with a one-line caption saying what to look for and, for models with
-a neuron layer (``analysis.has_neurons``), the mechanism numbers of the most monosemantic instance. The page is
+sweep's config, the summary table, each figure with a one-line caption saying what to look for and the family's own
+sections (its ``report_html`` hook, e.g. EM's mechanism numbers of the most monosemantic instance). The page is
 self-contained: images are embedded as base64 ``data:`` URIs, the CSS is inline, there is no script and no link to
 anything outside the file, so it opens offline and can be mailed around.
 
@@ -31,10 +31,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-from toymodels.families.em.analysis import explain, has_neurons, most_monosemantic
-from toymodels.families.base import FigureSpec
+from toymodels.families.base import FigureSpec, family_hook
 from toymodels.config.registry import get_family
-from toymodels.results.store import write_text
+from toymodels.results.store import Results, write_text
 from toymodels.results.tables import format_number, format_value, seed_stats, setting_fields, settings
 
 
@@ -46,7 +45,7 @@ def status_word(counts: dict[str, int], n: int) -> str:
     return ", ".join(f"{c} {s}" for s, c in counts.items())
 
 
-def summary_table(results: Any) -> pd.DataFrame:
+def summary_table(results: Results) -> pd.DataFrame:
     """One row per setting (the swept fields other than ``seed``), seeds aggregated, in the sweep's grid order.
 
     Columns: the setting's swept fields (none when nothing is swept: one row for all instances); ``seeds``
@@ -99,7 +98,7 @@ def format_summary(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def summary_text(results: Any) -> str:
+def summary_text(results: Results) -> str:
     """The summary table as printed in the terminal."""
     table = summary_table(results)
     if table.empty:
@@ -148,7 +147,7 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def _config_html(results: Any) -> str:
+def _config_html(results: Results) -> str:
     sweep = results.sweep
     grid = "".join(f"<tr><td class='text'><code>{_e(k)}</code></td><td class='text'>"
                    f"{_e(', '.join(format_value(v) for v in vals))}</td></tr>" for k, vals in sweep.grid.items())
@@ -163,31 +162,7 @@ def _config_html(results: Any) -> str:
             f"<p>Fixed fields:</p><table><tbody>{rows}</tbody></table>")
 
 
-def _mechanism_html(results: Any) -> str:
-    """Numbers behind the mechanism figure (``analysis.explain``'s summary) for the most monosemantic instance."""
-    run_id = most_monosemantic(results)
-    if run_id is None:
-        return ""
-    attrs = explain(results, run_id).attrs
-    names = {
-        "n_mono": "mono neurons", "n_narrow": "narrow (near-mono) neurons",
-        "n_broad": "broad (residual polysemantic) neurons", "n_dead": "dead neurons",
-        "broad_positive_bias": "broad neurons with positive bias (fraction)",
-        "broad_linear_fraction": "broad pre-activations > 0 on training-like inputs (linear regime)",
-        "broad_rank": "numerical rank of the broad block (1% tolerance; <= m by construction)",
-        "gram_c": "fit of the broad block's linear part M = c E^T E: c", "gram_residual": "fit: relative residual",
-        "offset_mean": "broad block's output offset W2_B b_B (mean)",
-        "loss_full": "lone-feature loss: full model", "loss_without_broad": "... without the broad block",
-        "loss_mono": "... mono block only", "loss_broad": "... broad block only", "loss_zero": "... no neurons",
-    }
-    rows = "".join(f"<tr><td class='text'>{_e(label)}</td><td>{_e(format_number(float(attrs[k])))}</td></tr>"
-                   for k, label in names.items() if k in attrs)
-    return (f"<h2>Mechanism numbers of {_e(run_id)}</h2><p>From <code>tm.analysis.explain(results, "
-            f"'{_e(run_id)}')</code> (the full neuron table is returned there).</p><table><tbody>{rows}</tbody>"
-            "</table>")
-
-
-def write_report(results: Any) -> Path:
+def write_report(results: Results) -> Path:
     """Draw figures/*.png and write the self-contained report.html into the results folder; returns its path."""
     from toymodels.report.figures import figure_specs  # matplotlib: loaded only when figures are drawn
 
@@ -226,8 +201,9 @@ def write_report(results: Any) -> Path:
         for spec, path in figures:
             parts.append(f"<figure id='{_e(spec.name)}'><img src='{_data_uri(path)}' alt='{_e(spec.name)}'>"
                          f"<figcaption><b>{_e(path.name)}</b>: {_e(spec.caption)}</figcaption></figure>")
-    if len(inst) and has_neurons(results):
-        parts.append(_mechanism_html(results))
+    extra = family_hook(get_family(model), "report_html")(results) if len(inst) else ""
+    if extra:  # the family's own sections (its ``report_html`` hook), e.g. EM's mechanism numbers
+        parts.append(extra)
     parts.append("</body></html>")
     out = folder / "report.html"
     write_text(out, "\n".join(parts) + "\n")

@@ -1,4 +1,5 @@
-"""Final values against the swept field: the family's ``presentation.swept_metrics``, one panel each."""
+"""Final values against the swept field: the family's ``presentation.swept_metrics``, one panel each, with the
+family's own extra lines (``presentation.swept_overlays``)."""
 
 from __future__ import annotations
 
@@ -11,20 +12,17 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
 from toymodels.config.registry import get_family
+from toymodels.results.store import Results
 from toymodels.results.tables import format_value, is_number, py_value, setting_fields, setting_label, settings
 from toymodels.plotting.common import DIVERGED_COLOUR, SINGLE_COLOUR, is_log_spaced, sort_key, status_split, write_figure
 from toymodels.plotting.save import new_figure
 
-# EM's multi-feature probe: when the instance table has these columns, the mono_per_feature panel also shows the
-# mono neurons per feature that the probe confirms, (mono_neurons - false_mono) / N.
-PROBED_PANEL, MONO_COUNT, FALSE_MONO = "mono_per_feature", "mono_neurons", "false_mono"
-
-
-def swept_figure(results: Any) -> Figure | None:
+def swept_figure(results: Results) -> Figure | None:
     """The family's final metrics against the first swept field (one line per value of the other swept fields):
     mean over non-diverged seeds, error bars min-max, dots = single seeds. Diverged instances are grey crosses on
-    the bottom edge of each panel. With the multi-feature probe's columns, the mono panel also shows
-    (mono - false_mono) / N dotted: neurons still monosemantic under that probe."""
+    the bottom edge of each panel. Each of the family's ``presentation.swept_overlays`` whose columns the instance
+    table has adds a dotted line to its panel (EM's: (mono - false_mono) / N, neurons still monosemantic under the
+    multi-feature probe)."""
     inst = results.instances
     if inst.empty:
         return None
@@ -32,6 +30,7 @@ def swept_figure(results: Any) -> Figure | None:
     panels = [n for n in presentation.swept_metrics if n in inst.columns]
     if not panels:
         return None
+    overlays = [o for o in presentation.swept_overlays if set(o.columns) <= set(inst.columns)]
     fields = setting_fields(results)
     xfield = fields[0] if fields else None
     xvals = sorted({py_value(v) for v in inst[xfield]}, key=sort_key) if xfield else ["all"]
@@ -73,16 +72,15 @@ def swept_figure(results: Any) -> Figure | None:
                     "mean over seeds (bars: min-max)" if multi_seed else "final value")
                 ax.errorbar(xs, means, yerr=[lo, hi], color=sub_colours[sub], marker="o", capsize=3,
                             linewidth=1.6, label=lab)
-            if name == PROBED_PANEL and {MONO_COUNT, FALSE_MONO} <= set(inst.columns):
+            for overlay in (o for o in overlays if o.panel == name):
                 pts = []
                 for x, ok in rows_of:
-                    v = (ok[MONO_COUNT].to_numpy(dtype=float) - ok[FALSE_MONO].to_numpy(dtype=float)) / ok[
-                        "N"].to_numpy(dtype=float)
+                    v = np.asarray(overlay.value(ok), dtype=float)
                     if v.size:
                         pts.append((x, float(np.mean(v))))
                 if pts:
                     ax.plot(*zip(*pts), color=sub_colours[sub], linestyle=":", marker=".",
-                            label="mono beyond multi-feature probe" if sub == sub_keys[0] else None)
+                            label=overlay.label if sub == sub_keys[0] else None)
         # diverged: crosses on the bottom edge (x in data, y in axes coordinates)
         trans = blended_transform_factory(ax.transData, ax.transAxes)
         div = inst[inst["status"] != "ok"]
@@ -102,12 +100,13 @@ def swept_figure(results: Any) -> Figure | None:
             ax.set_xticklabels(["all instances"])
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
-    order = sorted(range(len(labels)), key=lambda i: ("beyond" in labels[i], "diverged" in labels[i]))
+    extra = {o.label for o in overlays}
+    order = sorted(range(len(labels)), key=lambda i: (labels[i] in extra, "diverged" in labels[i]))
     axes[0].legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7, loc="best")
     fig.suptitle(f"{results.sweep.name}: final values" + (f" vs {xfield}" if xfield else ""))
     return fig
 
 
-def swept_plot(results: Any, out_dir: str | Path | None = None) -> list[Path]:
+def swept_plot(results: Results, out_dir: str | Path | None = None) -> list[Path]:
     """Write figures/swept.png (see ``swept_figure``)."""
     return write_figure(results, swept_figure(results), "swept", out_dir)

@@ -20,6 +20,7 @@ from matplotlib.patches import Patch
 
 from toymodels.engine.optim import lr_phases
 from toymodels.config.registry import get_family
+from toymodels.results.store import Results
 from toymodels.results.tables import setting_fields, setting_label, settings
 from toymodels.plotting.common import (
     DIVERGED_COLOUR,
@@ -41,7 +42,7 @@ LOSS_BINS_PER_OCTAVE = 8
 LOSS = "loss"
 
 
-def metric_curves(results: Any, name: str) -> pd.DataFrame:
+def metric_curves(results: Results, name: str) -> pd.DataFrame:
     """A logged metric's values: index step, one column per run_id (empty when it was not logged)."""
     m = results.metrics
     m = m[m["name"] == name]
@@ -66,7 +67,7 @@ def bin_loss(wide: pd.DataFrame) -> pd.DataFrame:
 PHASE_MARKERS = {"peak": dict(marker="^", fillstyle="full"), "trough": dict(marker="v", fillstyle="none")}
 
 
-def phase_steps(results: Any, steps: np.ndarray) -> dict[int, str]:
+def phase_steps(results: Results, steps: np.ndarray) -> dict[int, str]:
     """The checkpoints to mark: those past the first ``checkpoint_every`` steps at an lr peak or trough, when the
     sweep has both kinds (else none: then the schedule does not oscillate between them)."""
     o, every = results.sweep.base.optim, results.sweep.base.run.checkpoint_every
@@ -77,7 +78,7 @@ def phase_steps(results: Any, steps: np.ndarray) -> dict[int, str]:
     return phases if len(set(phases.values())) == 2 else {}
 
 
-def training_figure(results: Any) -> Figure | None:
+def training_figure(results: Results) -> Figure | None:
     """The paper's training plot: the family's training curves against log2(step + 1).
 
     One line per setting (mean over its non-diverged seeds, band = min-max), coloured by the swept value (further
@@ -185,6 +186,6 @@ def _draw_diverged(ax: Any, wide: pd.DataFrame, x_of: np.ndarray, row: pd.Series
             color=DIVERGED_COLOUR, markersize=8, markeredgewidth=2, linestyle="none", clip_on=False)
 
 
-def training_plot(results: Any, out_dir: str | Path | None = None) -> list[Path]:
+def training_plot(results: Results, out_dir: str | Path | None = None) -> list[Path]:
     """Write figures/training.png (see ``training_figure``)."""
     return write_figure(results, training_figure(results), "training", out_dir)

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 import torch
 
-from toymodels.results.store import git_commit, package_version, write_text
+from toymodels.results.store import Results, git_commit, package_version, write_text
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,9 @@ class Provenance:
                 f"{self.date} ({self.machine}).{trained}")
 
 
-def provenance(command: str, results: Iterable[Any] = ()) -> Provenance:
-    """The provenance of a document generated now by ``command`` from ``results`` (``store.Results``; the commits
-    that trained them are read from their sweep.json, since a finished folder is reloaded, not retrained)."""
+def provenance(command: str, results: Iterable[Results] = ()) -> Provenance:
+    """The provenance of a document generated now by ``command`` from ``results`` (only their ``meta`` is read: the
+    commits that trained them, from their sweep.json, since a finished folder is reloaded, not retrained)."""
     trained = sorted({(r.meta.get("git_commit") or "unknown")[:12] for r in results})
     return Provenance(command=command, version=package_version(), commit=source_commit(),
                       date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), machine=machine(),

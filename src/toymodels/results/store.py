@@ -381,7 +381,7 @@ def load(folder: str | Path) -> Results:
     return Results(folder=folder, sweep=sweep, meta=meta, instances=instances, metrics=metrics)
 
 
-def holds_tensors(results: Any, names: tuple[str, ...], run_id: str | None = None) -> bool:
+def holds_tensors(results: Results, names: tuple[str, ...], run_id: str | None = None) -> bool:
     """Whether an instance's checkpoint (default: the first instance's) holds every tensor in ``names``: how the
     report and the dashboard tell which per-instance views apply without naming a model family. Reads only
     ``results.instances`` and ``results.params``."""

@@ -24,6 +24,8 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
+    from toymodels.results.store import Results
+
 
 def py_value(value: Any) -> Any:
     """A numpy scalar as the Python value it holds (other values unchanged)."""
@@ -88,12 +90,12 @@ def seed_stats(instances: pd.DataFrame, by: Sequence[str], columns: Sequence[str
     return out
 
 
-def setting_fields(results: Any) -> list[str]:
+def setting_fields(results: Results) -> list[str]:
     """Swept fields other than seed: the ones that define a setting (seeds of a setting are aggregated)."""
     return [f for f in results.sweep.swept_fields() if f != "seed" and f in results.instances.columns]
 
 
-def settings(results: Any) -> list[tuple[tuple, pd.DataFrame]]:
+def settings(results: Results) -> list[tuple[tuple, pd.DataFrame]]:
     """(setting values, its instances' rows) for every setting, in the sweep's grid order."""
     inst = results.instances
     fields = setting_fields(results)

@@ -59,9 +59,6 @@ class LaunchError(RuntimeError):
 class LocalLauncher:
     """Runs the groups in this process, in order; the top-level tables are merged after each group."""
 
-    def __init__(self) -> None:
-        pass
-
     def check_devices(self, devices: set[str]) -> None:
         """Fail before any work when a sweep asks for a device this machine lacks."""
         for device in sorted(devices):

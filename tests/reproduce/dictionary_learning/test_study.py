@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from toymodels.cli import app
 from toymodels.config import ConfigError
-from toymodels.reproduce.dictionary_learning.study import run_dictionary_study
+from toymodels.reproduce.dictionary_learning.study import run_dictionary_learning
 from toymodels.reproduce.dictionary_learning.judges import (
     judge_absorption,
     judge_l0,
@@ -70,7 +70,7 @@ def test_judge_tms_needs_a_clear_rank_correlation():
 
 def test_a_study_end_to_end_writes_the_report(tmp_path):
     with pytest.raises(ConfigError, match="unknown study 'SAE-X'"):
-        run_dictionary_study(["SAE-X"], scale="smoke", out_dir=tmp_path / "runs", docs_dir=tmp_path / "docs")
+        run_dictionary_learning(["SAE-X"], scale="smoke", out_dir=tmp_path / "runs", docs_dir=tmp_path / "docs")
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:  # one command, as a user types it

@@ -155,7 +155,7 @@ def test_notebook_budget_and_init_of_the_tms_presets():
         o = sweep.base.optim
         assert (o.optimizer, o.lr, o.batch_size, o.steps, o.schedule) == ("adamw", 1e-3, 1024, 10_000, "constant")
         if "init_std" in FIELDS:
-            assert sweep.base.model.init_std == pytest.approx(notebook_init_std(n, m, levels))
+            assert sweep.base.tms.init_std == pytest.approx(notebook_init_std(n, m, levels))
     table = pd.DataFrame([dict(NOTEBOOK)])
     assert at_notebook_budget(table) and not at_notebook_budget(table.assign(steps=5_000))
     assert len(TMS_BASIC_EPS) == 7 and set(TMS_BASIC_EPS) == set(REPLICATION_BASIC_COUNTS)
@@ -167,5 +167,5 @@ def test_dictionary_source_keeps_its_own_budget_and_init():
     from toymodels.reproduce.dictionary_learning.judges import source_sweep
 
     (sw,) = source_sweep("SAE-TMS", "quick")
-    assert (sw.base.optim.batch_size, sw.base.optim.steps, sw.base.model.tms_variant) == (1024, 3000, "relu")
+    assert (sw.base.optim.batch_size, sw.base.optim.steps, sw.base.tms.tms_variant) == (1024, 3000, "relu")
     assert getattr(sw.base.model, "init_std", None) is None

@@ -2,26 +2,55 @@
 
 Everything the package needs to know about it: the model (``model.py``), its metrics at checkpoints
 (``evaluate.py``), its own figures (``figures.py``: single-feature activations, biases, multi-feature probe,
-mechanism) and, here, the family object that train, sweep, report and dashboard reach through the registry.
+mechanism), its section of ``report.html`` (``report.py``: the mechanism numbers), its presets (``presets.py``:
+Table 1 and OPT1) and, here, the family object that train, sweep, report and dashboard reach through the registry,
+with the layers an SAE can read (the embedding ``x`` and the hidden layer ``h``).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor
 
+from toymodels import metrics
 from toymodels.config import ExperimentConfig
 from toymodels.engine.counter_rng import CounterFeatureSampler, group_feature_sampler
 from toymodels.engine.data import DATA_STREAM, Sampler, feature_sampler, generator
-from toymodels.config.dictionary import FIRING_FIELDS
+from toymodels.config.firing import FIRING_FIELDS
 from toymodels.config.registry import register
-from toymodels.families.base import FigureSpec, Presentation
+from toymodels.families.base import ActivationLayer, FigureSpec, Presentation, SweptOverlay
 from toymodels.families.em.evaluate import PROBE_SAMPLES, em_evaluate, em_probe, probe_inputs
 from toymodels.families.em.model import EMModel
+from toymodels.families.em import presets  # noqa: F401  (registers Table 1's presets and OPT1)
+from toymodels.results.store import Results
 
 __all__ = ["EM", "EMFamily", "EMModel", "PROBE_SAMPLES", "em_evaluate", "em_probe", "probe_inputs"]
+
+
+def probe_confirmed_mono(rows: Any) -> Any:
+    """Per instance row: the mono neurons per feature that the multi-feature probe confirms, (mono_neurons -
+    false_mono) / N (the dotted line on the swept figure's mono panel)."""
+    return (rows["mono_neurons"].to_numpy(dtype=float) - rows["false_mono"].to_numpy(dtype=float)) / rows[
+        "N"].to_numpy(dtype=float)
+
+
+def embedding_truth(t: dict[str, Tensor], cfg: ExperimentConfig) -> Tensor:
+    """Feature j's true direction in the embedding: column E_j (one row per feature)."""
+    return t["E"][0].T
+
+
+def hidden_truth(t: dict[str, Tensor], cfg: ExperimentConfig) -> Tensor:
+    """Feature j's true direction in the hidden layer: its single-feature response h(e_j)."""
+    sfa = metrics.single_feature_activations(t["W1"].double(), t["b1"].double(), t["E"].double(),
+                                             cfg.model.nonlinearity)
+    return sfa[0].T.float()
+
+
+#: the layers an SAE can read in a trained EM model (``EMFamily.activation_layers``)
+EM_LAYERS = {"x": ActivationLayer(lambda c: c.model.m, lambda model, v: model.embed(v), embedding_truth),
+             "h": ActivationLayer(lambda c: c.model.k, lambda model, v: model(v)[1], hidden_truth)}
 
 
 class EMFamily:
@@ -40,6 +69,9 @@ class EMFamily:
         training_metrics=("loss", "mono_per_feature", "mean_bias"),
         swept_metrics=("mono_per_feature", "features_covered", "final_loss"),
         table_metrics=("mono_per_feature", "features_covered", "mean_bias", "dead_neurons", "mono_neurons"),
+        swept_overlays=(SweptOverlay("mono_per_feature", "mono beyond multi-feature probe",
+                                     ("mono_neurons", "false_mono"), probe_confirmed_mono),),
+        instance_panel="neurons",
     )
 
     def check(self, cfg: ExperimentConfig) -> str | None:
@@ -87,6 +119,18 @@ class EMFamily:
         from toymodels.families.em.figures import FIGURES
 
         return list(FIGURES)
+
+    def activation_layers(self) -> dict[str, ActivationLayer]:
+        """The embedding ``x`` (m dims; truth: the columns of E) and the hidden layer ``h`` (k dims; truth: each
+        feature's single-feature response h(e_j), the neuron metrics' reference) an SAE can read."""
+        return EM_LAYERS
+
+    def report_html(self, results: Results) -> str:
+        """The mechanism numbers of the most monosemantic instance (``report.mechanism_html``)."""
+        # deferred: the mechanism analysis reads the results tables (pandas), which training never needs
+        from toymodels.families.em.report import mechanism_html
+
+        return mechanism_html(results)
 
 
 EM = register(EMFamily())

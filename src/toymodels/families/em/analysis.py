@@ -26,7 +26,8 @@ silent on +e_i. Its probe (``signed_probe``) has 2N columns, ``+e_0 .. +e_{N-1},
 ratio over those columns makes a ReLU(-v_i) neuron mono with feature i and sign -1, and only a neuron silent on
 all 2N inputs is dead.
 
-All functions take ONE instance (no instance axis): ``W1`` (k, m), ``b1`` (k,), ``W2`` (out, k), ``E`` (m, N).
+All functions take ONE instance (no instances axis): ``W1`` (neurons, hidden), ``b1`` (neurons,), ``W2``
+(outputs, neurons), ``E`` (hidden, features).
 Computation is in float64 (single instances are small, and exact numbers make the tables readable).
 """
 
@@ -37,13 +38,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from einops import einsum, rearrange
-from jaxtyping import Bool, Float
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 if TYPE_CHECKING:
     import pandas as pd
 
 from toymodels.results import store
+from toymodels.results.store import Results
 from toymodels.engine.activations import Nonlinearity, activation
 from toymodels.config import FIELDS, ExperimentConfig
 from toymodels.engine.data import PROBE_STREAM, feature_sampler, generator
@@ -77,26 +79,28 @@ def _f64(x: Any) -> Tensor:
 
 
 def signed_probe(
-    W1: Float[Tensor, "k m"], b1: Float[Tensor, "k"], E: Float[Tensor, "m N"], nonlinearity: Nonlinearity,
-    signed: bool = False,
-) -> Float[Tensor, "k P"]:
-    """Single-feature activations of one instance at amplitude +1 (P = N); with ``signed`` (the abs task) also at
-    amplitude -1, after them (P = 2N: columns ``+e_0 .. +e_{N-1}, -e_0 .. -e_{N-1}``, ``metrics.signed_embedding``)."""
+    W1: Float[Tensor, "neurons hidden"], b1: Float[Tensor, " neurons"], E: Float[Tensor, "hidden features"],
+    nonlinearity: Nonlinearity, signed: bool = False,
+) -> Float[Tensor, "neurons probes"]:
+    """Single-feature activations of one instance at amplitude +1 (probes: the N features); with ``signed`` (the abs
+    task) also at amplitude -1, after them (2N probes: ``+e_0 .. +e_{N-1}, -e_0 .. -e_{N-1}``,
+    ``metrics.signed_embedding``)."""
     probed = signed_embedding(E[None]) if signed else E[None]
     return single_feature_activations(W1[None], b1[None], probed, nonlinearity)[0]
 
 
-def features_firing(sfa: Float[Tensor, "k P"], n_features: int) -> Float[Tensor, "k"]:
+def features_firing(sfa: Float[Tensor, "neurons probes"], n_features: int) -> Int[Tensor, " neurons"]:
     """How many of the ``n_features`` lone features make each neuron fire (activation > 0) at either probed sign."""
-    fires = rearrange(sfa > 0, "k (sign N) -> k sign N", N=n_features)
+    fires = rearrange(sfa > 0, "neurons (sign features) -> neurons sign features", features=n_features)
     return fires.any(1).sum(-1)
 
 
-def neuron_kinds(sfa: Float[Tensor, "k P"], n_features: int | None = None,
+def neuron_kinds(sfa: Float[Tensor, "neurons probes"], n_features: int | None = None,
                  threshold: float = MONO_THRESHOLD) -> list[str]:
-    """The kind of each neuron (module docstring): ``"mono"`` (paper criterion over the P probe columns),
+    """The kind of each neuron (module docstring): ``"mono"`` (paper criterion over the probe columns),
     ``"dead"`` (fires on none), ``"broad"`` (live, not mono, at least ``BROAD_FRACTION * n_features`` features fire
-    it) or ``"narrow"`` (the other live neurons). ``n_features`` defaults to P (the unsigned probe)."""
+    it) or ``"narrow"`` (the other live neurons). ``n_features`` defaults to the number of probes (the unsigned
+    probe)."""
     n_features = sfa.shape[-1] if n_features is None else n_features
     mono, dead = is_mono(sfa[None], threshold)[0], is_dead(sfa[None])[0]
     broad = features_firing(sfa, n_features) >= BROAD_FRACTION * n_features
@@ -105,10 +109,10 @@ def neuron_kinds(sfa: Float[Tensor, "k P"], n_features: int | None = None,
 
 
 def explain_instance(
-    W1: Float[Tensor, "k m"],
-    b1: Float[Tensor, "k"],
-    W2: Float[Tensor, "out k"],
-    E: Float[Tensor, "m N"],
+    W1: Float[Tensor, "neurons hidden"],
+    b1: Float[Tensor, " neurons"],
+    W2: Float[Tensor, "outputs neurons"],
+    E: Float[Tensor, "hidden features"],
     nonlinearity: Nonlinearity,
     threshold: float = MONO_THRESHOLD,
     signed: bool = False,
@@ -159,12 +163,14 @@ def explain_instance(
     )
 
 
-def block_map(W1: Tensor, W2: Tensor, E: Tensor, neurons: Bool[Tensor, "k"]) -> Float[Tensor, "out N"]:
+def block_map(
+    W1: Tensor, W2: Tensor, E: Tensor, neurons: Bool[Tensor, " neurons"]
+) -> Float[Tensor, "outputs features"]:
     """Linear part of a block of neurons in its linear region, on the features: ``W2[:, S] @ W1[S] @ E``."""
     return W2[:, neurons] @ W1[neurons] @ E
 
 
-def fit_gram(M: Float[Tensor, "N N"], E: Float[Tensor, "m N"]) -> tuple[float, float]:
+def fit_gram(M: Float[Tensor, "features features"], E: Float[Tensor, "hidden features"]) -> tuple[float, float]:
     """Least-squares fit of the linear part ``M ~ c * E^T E`` (no free constant); returns ``(c, relative residual)``.
 
     ``E^T E`` is the interference pattern of the embedding, so a small residual means the block reads every feature
@@ -187,8 +193,8 @@ def lone_feature_loss(
     W2: Tensor,
     E: Tensor,
     nonlinearity: Nonlinearity,
-    neurons: Bool[Tensor, "k"],
-    amplitudes: Float[Tensor, "A"],
+    neurons: Bool[Tensor, " neurons"],
+    amplitudes: Float[Tensor, " amplitudes"],
     task: str = "decoder",
 ) -> float:
     """Loss of the model restricted to a block of neurons, on lone features.
@@ -199,11 +205,13 @@ def lone_feature_loss(
     are removed (their activations set to 0). An empty block gives the zero-output loss, the mean of ``a^2``.
     """
     # lone feature j at amplitude a: pre-activation a (W1 E)[:, j] + b1, target a (or |a|) on output j only
-    pre = einsum(amplitudes, W1 @ E, "A, k j -> A j k") + b1
-    out = einsum(W2, activation(pre, nonlinearity) * neurons, "o k, A j k -> A j o")
+    pre = einsum(amplitudes, W1 @ E, "amplitudes, neurons features -> amplitudes features neurons") + b1
+    out = einsum(W2, activation(pre, nonlinearity) * neurons,
+                 "outputs neurons, amplitudes features neurons -> amplitudes features outputs")
     target = amplitudes.abs() if task == "abs" else amplitudes
     eye = torch.eye(E.shape[1], W2.shape[0], dtype=E.dtype)
-    return float(((out - einsum(target, eye, "A, j o -> A j o")) ** 2).sum(-1).mean())
+    target = einsum(target, eye, "amplitudes, features outputs -> amplitudes features outputs")
+    return float(((out - target) ** 2).sum(-1).mean())
 
 
 def _median(x: Tensor) -> float:
@@ -211,16 +219,16 @@ def _median(x: Tensor) -> float:
 
 
 def explain_summary(
-    W1: Float[Tensor, "k m"],
-    b1: Float[Tensor, "k"],
-    W2: Float[Tensor, "out k"],
-    E: Float[Tensor, "m N"],
+    W1: Float[Tensor, "neurons hidden"],
+    b1: Float[Tensor, " neurons"],
+    W2: Float[Tensor, "outputs neurons"],
+    E: Float[Tensor, "hidden features"],
     nonlinearity: Nonlinearity,
     threshold: float = MONO_THRESHOLD,
     amplitudes: int | Tensor = N_AMPLITUDES,
     rank_tolerance: float = RANK_TOLERANCE,
     task: str = "decoder",
-    inputs: Float[Tensor, "S N"] | None = None,
+    inputs: Float[Tensor, "samples features"] | None = None,
 ) -> dict[str, Any]:
     """How the mono and broad (residual polysemantic) neurons of one EM instance compute (docs/papers.md §1.6).
 
@@ -235,8 +243,8 @@ def explain_summary(
         ``broad_positive_bias``: fraction with ``b > 0``; ``broad_median_bias``; ``broad_features_firing``: median
         number of lone features firing one; ``broad_linear_fraction``: fraction of (input, broad neuron) pairs with
         pre-activation > 0 on ``inputs`` (NaN without inputs), i.e. how often "linear region" holds;
-        ``broad_map``: ``W2_B W1_B E`` (out, N), the linear part of the block's affine map on the features;
-        ``broad_offset``: its constant output ``W2_B b_B`` (out,); ``offset_mean``, ``offset_std`` over outputs and
+        ``broad_map``: ``W2_B W1_B E`` (outputs, features), the linear part of the block's affine map on the features;
+        ``broad_offset``: its constant output ``W2_B b_B`` (outputs,); ``offset_mean``, ``offset_std`` over outputs and
         ``offset_same_sign``: the fraction of outputs whose offset has the sign of the mean (1: a uniform shift);
         ``broad_singular_values`` (descending) and ``broad_rank``: how many exceed ``rank_tolerance`` (1%) of the
         largest. ``broad_rank <= m`` holds by construction (the block sees the m-dim input), it is no evidence.
@@ -266,7 +274,7 @@ def explain_summary(
     c, residual = fit_gram(M, E) if per_feature and broad.any() else (nan, nan)
     linear = nan
     if inputs is not None and broad.any():
-        pre = einsum(_f64(inputs), W1[broad] @ E, "S N, B N -> S B") + b1[broad]
+        pre = einsum(_f64(inputs), W1[broad] @ E, "samples features, neurons features -> samples neurons") + b1[broad]
         linear = float((pre > 0).double().mean())
     mean_offset = float(offset.mean()) if broad.any() else nan
 
@@ -302,7 +310,9 @@ def explain_summary(
     }
 
 
-def training_like_inputs(cfg: ExperimentConfig, n_samples: int = REAL_INPUT_SAMPLES) -> Float[Tensor, "S N"]:
+def training_like_inputs(
+    cfg: ExperimentConfig, n_samples: int = REAL_INPUT_SAMPLES
+) -> Float[Tensor, "samples features"]:
     """``n_samples`` training-like feature vectors of one instance (its feature law; the abs task's signed
     v1 - v2), drawn from its probe stream (``data.PROBE_STREAM``), not its training stream: the same every call."""
     gen = generator(cfg.run.seed, PROBE_STREAM)
@@ -311,7 +321,7 @@ def training_like_inputs(cfg: ExperimentConfig, n_samples: int = REAL_INPUT_SAMP
     return sampler.sample().double()
 
 
-def instance_summary(results: Any, run_id: str, step: int | None = None) -> dict[str, Any]:
+def instance_summary(results: Results, run_id: str, step: int | None = None) -> dict[str, Any]:
     """``explain_summary`` of one instance of a results folder at a checkpoint (default: the final model), with its
     task and ``training_like_inputs``."""
     cfg = instance_config(results, run_id)
@@ -320,13 +330,13 @@ def instance_summary(results: Any, run_id: str, step: int | None = None) -> dict
                            inputs=training_like_inputs(cfg))
 
 
-def has_neurons(results: Any, run_id: str | None = None) -> bool:
+def has_neurons(results: Results, run_id: str | None = None) -> bool:
     """Whether an instance's checkpoint (default: the first instance's) holds ``NEURON_TENSORS``, i.e. whether the
     neuron analysis, the dashboard's per-neuron panels and the report's mechanism numbers apply to this sweep."""
     return store.holds_tensors(results, NEURON_TENSORS, run_id)
 
 
-def most_monosemantic(results: Any) -> str | None:
+def most_monosemantic(results: Results) -> str | None:
     """The run_id with the highest final mono_per_feature among instances that did not diverge (else the first):
     the instance the mechanism figure, the probe figure and the report's mechanism numbers describe by default."""
     inst = results.instances
@@ -338,7 +348,7 @@ def most_monosemantic(results: Any) -> str | None:
     return str(ok.loc[ok["mono_per_feature"].idxmax(), "run_id"])
 
 
-def instance_config(results: Any, run_id: str) -> Any:
+def instance_config(results: Results, run_id: str) -> ExperimentConfig:
     """The ExperimentConfig of one instance of a results folder, rebuilt from its instances.parquet row."""
     row = results.row(run_id)
     # parquet gives numpy scalars; pydantic wants plain Python values
@@ -346,7 +356,7 @@ def instance_config(results: Any, run_id: str) -> Any:
     return ExperimentConfig.from_flat(values)
 
 
-def explain(results: Any, run_id: str, step: int | None = None) -> pd.DataFrame:
+def explain(results: Results, run_id: str, step: int | None = None) -> pd.DataFrame:
     """The neuron table of one instance of a results folder (``explain_instance``) at a checkpoint step.
 
     ``step`` defaults to the final model. Besides ``explain_instance``'s columns (neuron, kind, feature, bias,

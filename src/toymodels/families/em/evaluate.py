@@ -28,12 +28,12 @@ from toymodels.config import ExperimentConfig
 from toymodels.engine.data import PROBE_STREAM, feature_probs, generator
 
 # Random inputs of the multi-feature probe per instance and checkpoint: enough to find neurons that fire on
-# feature combinations, small enough to run at every checkpoint (I * k * N * 512 multiply-adds).
+# feature combinations, small enough to run at every checkpoint (instances x neurons x features x 512 multiply-adds).
 PROBE_SAMPLES = 512
 
 
 def probe_inputs(cfgs: Sequence[ExperimentConfig]) -> tuple[Tensor, list[torch.Generator]]:
-    """Per-instance feature probabilities (I, N) and fresh probe generators, one per instance seed.
+    """Per-instance feature probabilities (instances, features) and fresh probe generators, one per instance seed.
 
     For the abs task the probe runs over the 2N signed features (``metrics.signed_embedding``), each on with half
     the feature's probability, as in training (v = v1 - v2, each drawn with density eps/2).

@@ -25,23 +25,24 @@ from toymodels.plotting.common import instance_panels, instance_title, write_fig
 from toymodels.plotting.save import new_figure
 from toymodels.families.base import FigureSpec
 from toymodels.families.em.evaluate import em_probe
+from toymodels.results.store import Results
 
 KIND_COLOURS = {"mono": "tab:blue", "false mono": "tab:red", "narrow": "tab:purple", "broad": "tab:orange",
                 "dead": "0.6"}
 
 
-def em_tensors(results: Any, run_id: str, step: int | None = None) -> tuple[dict[str, Tensor], str]:
+def em_tensors(results: Results, run_id: str, step: int | None = None) -> tuple[dict[str, Tensor], str]:
     """One instance's tensors in float64 (exact numbers for single instances) and its nonlinearity."""
     p = results.params(run_id, step)
     return {k: v.double() for k, v in p.items()}, str(results.row(run_id)["nonlinearity"])
 
 
-def sorted_sfa(W1: Float[Tensor, "k m"], b1: Float[Tensor, " k"], E: Float[Tensor, "m N"],
-               nonlinearity: str) -> dict[str, Any]:
+def sorted_sfa(W1: Float[Tensor, "neurons hidden"], b1: Float[Tensor, " neurons"],
+               E: Float[Tensor, "hidden features"], nonlinearity: str) -> dict[str, Any]:
     """Single-feature activations (positive part) of one instance in display order (``metrics.neuron_order``).
 
-    Returns ``sfa`` (k, N) ordered, the orders ``neurons`` and ``features``, ``mono`` and ``ratio`` per ordered
-    neuron, and ``n_mono``.
+    Returns ``sfa`` (neurons, features) ordered, the orders ``neurons`` and ``features``, ``mono`` and ``ratio`` per
+    ordered neuron, and ``n_mono``.
     """
     sfa = metrics.single_feature_activations(W1[None], b1[None], E[None], nonlinearity)
     neurons, features = (order[0] for order in metrics.neuron_order(sfa))
@@ -53,7 +54,7 @@ def sorted_sfa(W1: Float[Tensor, "k m"], b1: Float[Tensor, " k"], E: Float[Tenso
 
 
 # --------------------------------------------------------------------------------------------- SFA heatmap
-def sfa_figure(results: Any, run_ids: Sequence[str] | None = None) -> Figure | None:
+def sfa_figure(results: Results, run_ids: Sequence[str] | None = None) -> Figure | None:
     """Single-feature activation heatmaps (neurons x features) of chosen instances (default: lowest, middle and
     highest swept value), in display order; a line marks where the mono neurons end."""
     panels = instance_panels(results, run_ids, height=5.4)
@@ -78,13 +79,13 @@ def sfa_figure(results: Any, run_ids: Sequence[str] | None = None) -> Figure | N
     return fig
 
 
-def sfa_plot(results: Any, run_ids: Sequence[str] | None = None, out_dir: str | Path | None = None) -> list[Path]:
+def sfa_plot(results: Results, run_ids: Sequence[str] | None = None, out_dir: str | Path | None = None) -> list[Path]:
     """Write figures/sfa.png (see ``sfa_figure``)."""
     return write_figure(results, sfa_figure(results, run_ids), "sfa", out_dir)
 
 
 # ---------------------------------------------------------------------------------------------------- biases
-def bias_figure(results: Any, run_ids: Sequence[str] | None = None) -> Figure | None:
+def bias_figure(results: Results, run_ids: Sequence[str] | None = None) -> Figure | None:
     """First-layer bias of every neuron of the chosen instances, neurons in display order (as the heatmap);
     mono neurons in blue, narrow (near-mono) purple, broad (residual polysemantic) orange, dead grey."""
     panels = instance_panels(results, run_ids, height=4.4)
@@ -117,13 +118,13 @@ def bias_figure(results: Any, run_ids: Sequence[str] | None = None) -> Figure | 
     return fig
 
 
-def bias_plot(results: Any, run_ids: Sequence[str] | None = None, out_dir: str | Path | None = None) -> list[Path]:
+def bias_plot(results: Results, run_ids: Sequence[str] | None = None, out_dir: str | Path | None = None) -> list[Path]:
     """Write figures/bias.png (see ``bias_figure``)."""
     return write_figure(results, bias_figure(results, run_ids), "bias", out_dir)
 
 
 # ------------------------------------------------------------------------------------- multi-feature probe
-def probe_figure(results: Any, run_id: str | None = None) -> Figure | None:
+def probe_figure(results: Results, run_id: str | None = None) -> Figure | None:
     """Multi-feature probe of one instance (default: ``analysis.most_monosemantic``).
 
     Left: does neuron n fire when every feature but j is on (display order)? Middle and right: per neuron, how many
@@ -181,13 +182,13 @@ def probe_figure(results: Any, run_id: str | None = None) -> Figure | None:
     return fig
 
 
-def probe_plot(results: Any, run_id: str | None = None, out_dir: str | Path | None = None) -> list[Path]:
+def probe_plot(results: Results, run_id: str | None = None, out_dir: str | Path | None = None) -> list[Path]:
     """Write figures/probe.png (see ``probe_figure``)."""
     return write_figure(results, probe_figure(results, run_id), "probe", out_dir)
 
 
 # ------------------------------------------------------------------------------------------------ mechanism
-def mechanism_figure(results: Any, run_id: str | None = None) -> Figure | None:
+def mechanism_figure(results: Results, run_id: str | None = None) -> Figure | None:
     """How the mono and broad (residual polysemantic) blocks of one instance compute (``analysis.explain_summary``,
     docs/papers.md §1.6); default instance: ``analysis.most_monosemantic``.
 
@@ -275,7 +276,7 @@ def _block_losses(ax: Any, s: dict[str, Any]) -> None:
     ax.grid(alpha=0.3, axis="y")
 
 
-def mechanism_plot(results: Any, run_id: str | None = None, out_dir: str | Path | None = None) -> list[Path]:
+def mechanism_plot(results: Results, run_id: str | None = None, out_dir: str | Path | None = None) -> list[Path]:
     """Write figures/mechanism.png (see ``mechanism_figure``)."""
     return write_figure(results, mechanism_figure(results, run_id), "mechanism", out_dir)
 

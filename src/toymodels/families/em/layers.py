@@ -25,9 +25,9 @@ DIRECT_GRAD_MIN_IN = 16
 #: Measured per step on the paper-size model at batch 128 (2 cores): 1.30x at 0.1% non-zero, 1.06x at 1%, 0.94x at
 #: 3.7%.
 SPARSE_MAX_DENSITY = 0.015
-#: ... and its layer-2 product has at least this many multiply-adds (batch x k x out): below it the dense GEMM is
-#: too short for the sparse path's fixed costs (index building, gathering and scattering W2's active columns) to pay
-#: off. This also keeps the smoke and quick presets on the dense path, bit-identical to earlier versions.
+#: ... and its layer-2 product has at least this many multiply-adds (batch x neurons x outputs): below it the dense
+#: GEMM is too short for the sparse path's fixed costs (index building, gathering and scattering W2's active columns)
+#: to pay off. This also keeps the smoke and quick presets on the dense path, bit-identical to earlier versions.
 SPARSE_MIN_MACS = 1 << 25
 #: The density is measured on this many samples of each batch.
 DENSITY_ROWS = 32
@@ -36,7 +36,7 @@ DOT_MAX_DENSITY = 0.005
 
 
 def weight_grad(x: Tensor, g: Tensor) -> Tensor:
-    """W's gradient g^T x per instance, in W's own (I, out, in) layout.
+    """W's gradient g^T x per instance, in W's own (instances, outputs, inputs) layout.
 
     bmm's own backward computes x^T g, the gradient of the view W^T, which autograd then copies into W's layout: a
     transposing copy of the largest tensor every step (~10% of a batch-128 step). For large matrices on the CPU g^T x
@@ -147,9 +147,9 @@ class SparseLinear(torch.autograd.Function):
         hs = (h[s] if dense else h).reshape(-1)  # all sparse: no gathering copy
         flat = hs.nonzero().squeeze(1)
         vals = hs[flat]
-        row = flat // k  # row of the stacked (S*B, active) matrix
+        row = flat // k  # row of the stacked (sparse instances x batch, active neurons) matrix
         active, col = torch.unique((flat // (B * k)) * k + flat % k, return_inverse=True)
-        Wa = W[s[active // k], :, active % k]  # (active, out): the active neurons' columns of W
+        Wa = W[s[active // k], :, active % k]  # (active neurons, outputs): the active neurons' columns of W
         crow = torch.zeros(S * B + 1, dtype=torch.long, device=h.device)
         crow[1:] = torch.bincount(row, minlength=S * B).cumsum(0)
         if flat.numel():

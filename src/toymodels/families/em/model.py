@@ -25,6 +25,10 @@ from toymodels.engine.data import (
 from toymodels.families.em.layers import InstanceLinear, SparseLinear, SquaredError, sparse_instances
 
 
+#: x = E v per instance and sample (the einops pattern of both embedders)
+EMBED = "instances batch features, instances hidden features -> instances batch hidden"
+
+
 def _uniform(shape: tuple[int, ...], bound: float, gen: torch.Generator) -> Tensor:
     return (torch.rand(shape, generator=gen) * 2 - 1) * bound
 
@@ -32,8 +36,10 @@ def _uniform(shape: tuple[int, ...], bound: float, gen: torch.Generator) -> Tens
 class EMModel(nn.Module):
     """I independent copies of the EM two-layer model.
 
-    Parameters: W1 (I, k, m), b1 (I, k), W2 (I, out, k). Buffers: E (I, m, N) input embedder and, for the
-    re-projector task, E_out (I, m, N) the second, independent embedder whose image is the target.
+    Parameters: W1 (instances, neurons, hidden), b1 (instances, neurons), W2 (instances, outputs, neurons).
+    Buffers: E (instances, hidden, features) input embedder and, for the re-projector task, E_out (instances,
+    hidden, features) the second, independent embedder whose image is the target (outputs: N features for the
+    decoder and abs tasks, m hidden dimensions for the re-projector).
     """
 
     param_names = ("W1", "b1", "W2")
@@ -80,10 +86,12 @@ class EMModel(nn.Module):
     def n_instances(self) -> int:
         return self.W1.shape[0]
 
-    def embed(self, v: Float[Tensor, "I B N"]) -> Float[Tensor, "I B m"]:
-        return einsum(v, self.E, "I B N, I m N -> I B m")
+    def embed(self, v: Float[Tensor, "instances batch features"]) -> Float[Tensor, "instances batch hidden"]:
+        return einsum(v, self.E, EMBED)
 
-    def forward(self, v: Float[Tensor, "I B N"]) -> tuple[Float[Tensor, "I B out"], Float[Tensor, "I B k"]]:
+    def forward(
+        self, v: Float[Tensor, "instances batch features"]
+    ) -> tuple[Float[Tensor, "instances batch outputs"], Float[Tensor, "instances batch neurons"]]:
         x = self.embed(v)
         pre = InstanceLinear.apply(x, self.W1, self.b1)
         h = activation(pre, self.nonlinearity)
@@ -95,19 +103,21 @@ class EMModel(nn.Module):
             out = InstanceLinear.apply(h, self.W2, None)
         return out, h
 
-    def target(self, v: Float[Tensor, "I B N"], task: str) -> Float[Tensor, "I B out"]:
+    def target(
+        self, v: Float[Tensor, "instances batch features"], task: str
+    ) -> Float[Tensor, "instances batch outputs"]:
         """decoder: v itself; reprojector: E_out v (a second embedder); abs: |v| (v is the signed input)."""
         if task == "decoder":
             return v
         if task == "abs":
             return v.abs()
         if task == "reprojector":
-            return einsum(v, self.E_out, "I B N, I m N -> I B m")
+            return einsum(v, self.E_out, EMBED)
         raise ValueError(f"field 'task': must be one of 'decoder', 'reprojector', 'abs' (got {task!r})")
 
     def losses(
-        self, v: Float[Tensor, "I B N"], task: str, with_l1: bool = True
-    ) -> tuple[Float[Tensor, " I"], Float[Tensor, " I"] | None]:
+        self, v: Float[Tensor, "instances batch features"], task: str, with_l1: bool = True
+    ) -> tuple[Float[Tensor, " instances"], Float[Tensor, " instances"] | None]:
         """Per-instance task loss (sum over outputs of the squared error, mean over the batch) and L1 of h.
 
         The L1 term (sum of |h| over neurons, mean over the batch) is skipped when no instance uses it.

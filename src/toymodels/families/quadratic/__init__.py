@@ -16,7 +16,9 @@ from toymodels.config import ExperimentConfig
 from toymodels.engine.data import DATA_STREAM, INIT_STREAM, KurtosisSampler, generator
 from toymodels.config.registry import register
 from toymodels.families.base import Presentation
+from toymodels.families.quadratic.config import QuadraticConfig  # registers the section
 from toymodels.families.common import WeightsBiasFamily, WeightsBiasImportance, importances, xavier_normal
+from toymodels.families.quadratic import presets  # noqa: F401  (registers PC-kurtosis)
 
 #: P&C capacities within this distance of 0 / 1 count as ignored / monosemantic; in between, fractional.
 CAPACITY_TOLERANCE = 0.05
@@ -26,8 +28,9 @@ class QuadraticModel(WeightsBiasImportance):
     """I independent quadratic models of P&C (Scherlis et al. 2022, Sec. 3; docs/papers.md §3).
 
     Target y = sum_i v_i x_i^2 with v_i = importance_decay^i (the feature importances), prediction
-    y_hat = ||W x||^2 + b with W (I, D, n) (D = config field ``m``) and a scalar bias b (I,). Inputs are independent
-    with zero mean, unit variance and kurtosis K (``KurtosisSampler``; fields ``kurtosis``, ``input_kind``).
+    y_hat = ||W x||^2 + b with W (instances, hidden, features) (hidden: D = config field ``m``) and a scalar bias
+    b (instances,). Inputs are independent with zero mean, unit variance and kurtosis K (``KurtosisSampler``;
+    fields ``kurtosis``, ``input_kind``).
     Loss per instance: mean over the batch of (y_hat - y)^2. Its expectation has the closed form of
     :func:`quadratic_expected_loss`. Init: W xavier-normal per instance, b = 0 (+ ``bias_offset``).
     The L1 term (if used) is the sum of |W x| over the D hidden units, mean over the batch.
@@ -48,22 +51,25 @@ class QuadraticModel(WeightsBiasImportance):
     def sampler(cfg: ExperimentConfig, device: torch.device) -> KurtosisSampler:
         d = cfg.data
         gen = generator(cfg.run.seed, DATA_STREAM, device)
-        return KurtosisSampler(d.N, d.kurtosis, d.input_kind, cfg.optim.batch_size, gen, device)
+        q = cfg.quadratic
+        return KurtosisSampler(d.N, q.kurtosis, q.input_kind, cfg.optim.batch_size, gen, device)
 
     @property
     def n_instances(self) -> int:
         return self.W.shape[0]
 
-    def forward(self, x: Float[Tensor, "I B n"]) -> tuple[Float[Tensor, "I B"], Float[Tensor, "I B D"]]:
+    def forward(
+        self, x: Float[Tensor, "instances batch features"]
+    ) -> tuple[Float[Tensor, "instances batch"], Float[Tensor, "instances batch hidden"]]:
         h = torch.bmm(x, self.W.transpose(1, 2))
         return h.pow(2).sum(-1) + self.b.unsqueeze(1), h
 
-    def target(self, x: Float[Tensor, "I B n"]) -> Float[Tensor, "I B"]:
+    def target(self, x: Float[Tensor, "instances batch features"]) -> Float[Tensor, "instances batch"]:
         return torch.bmm(x.pow(2), self.importance.unsqueeze(-1)).squeeze(-1)
 
     def losses(
-        self, x: Float[Tensor, "I B n"], task: str = "decoder", with_l1: bool = True
-    ) -> tuple[Float[Tensor, " I"], Float[Tensor, " I"] | None]:
+        self, x: Float[Tensor, "instances batch features"], task: str = "decoder", with_l1: bool = True
+    ) -> tuple[Float[Tensor, " instances"], Float[Tensor, " instances"] | None]:
         if task != "decoder":
             raise ValueError(f"field 'task': model 'quadratic' supports only task 'decoder' (got {task!r})")
         y_hat, h = self(x)
@@ -77,8 +83,9 @@ class QuadraticModel(WeightsBiasImportance):
 
 
 def quadratic_expected_loss(
-    W: Float[Tensor, "*I D n"], b: Float[Tensor, "*I"], v: Float[Tensor, "*I n"], kurtosis: float | Tensor,
-) -> Float[Tensor, "*I"]:
+    W: Float[Tensor, "*instances hidden features"], b: Float[Tensor, "*instances"],
+    v: Float[Tensor, "*instances features"], kurtosis: float | Tensor,
+) -> Float[Tensor, "*instances"]:
     """Exact expected loss E[(||W x||^2 + b - sum_i v_i x_i^2)^2] of the quadratic model (P&C, Sec. 3).
 
     For independent x_i with E x_i = 0, E x_i^2 = 1, E x_i^4 = K (odd moments do not enter), with M = W^T W and
@@ -97,7 +104,9 @@ def quadratic_expected_loss(
     return (K - 1) * (v - diag).pow(2).sum(-1) + 2 * off + (b + (diag - v).sum(-1)).pow(2)
 
 
-def quadratic_capacity_theory(v: Float[Tensor, " n"], D: int, kurtosis: float) -> tuple[Float[Tensor, " n"], float]:
+def quadratic_capacity_theory(
+    v: Float[Tensor, " features"], D: int, kurtosis: float
+) -> tuple[Float[Tensor, " features"], float]:
     """Optimal capacities and loss of the quadratic model from the capacity-allocation argument (docs/papers.md §3).
 
     At fixed capacity C_i, the best norm M_ii gives feature i the loss
@@ -134,8 +143,8 @@ def quadratic_capacity_theory(v: Float[Tensor, " n"], D: int, kurtosis: float) -
 
 
 def quadratic_optimum(
-    v: Float[Tensor, " n"], D: int, kurtosis: float, restarts: int = 8, steps: int = 300, seed: int = 0,
-) -> tuple[Float[Tensor, "D n"], float]:
+    v: Float[Tensor, " features"], D: int, kurtosis: float, restarts: int = 8, steps: int = 300, seed: int = 0,
+) -> tuple[Float[Tensor, "hidden features"], float]:
     """The lowest expected loss (bias at its optimum) found by minimising :func:`quadratic_expected_loss` directly.
 
     Deterministic full-gradient descent (Adam then L-BFGS) from ``restarts`` random starts in float64; returns the
@@ -187,13 +196,13 @@ def quadratic_evaluate(cfgs: Sequence[ExperimentConfig], t: dict[str, Tensor]) -
     (``quadratic_capacity_theory``).
     """
     W, b, v = t["W"].double(), t["b"].double(), t["importance"].double()
-    K = torch.tensor([c.data.kurtosis for c in cfgs], dtype=torch.float64)
+    K = torch.tensor([c.quadratic.kurtosis for c in cfgs], dtype=torch.float64)
     cap = metrics.capacity(W)
     opt_list = []
     for i, c in enumerate(cfgs):
-        key = (c.model.m, c.data.kurtosis, tuple(v[i].tolist()))
+        key = (c.model.m, c.quadratic.kurtosis, tuple(v[i].tolist()))
         if key not in _OPTIMAL_LOSS:  # the same for every checkpoint: computed once per process
-            _OPTIMAL_LOSS[key] = quadratic_capacity_theory(v[i], c.model.m, c.data.kurtosis)[1]
+            _OPTIMAL_LOSS[key] = quadratic_capacity_theory(v[i], c.model.m, c.quadratic.kurtosis)[1]
         opt_list.append(_OPTIMAL_LOSS[key])
     opt = torch.tensor(opt_list, dtype=torch.float64)
     tol = CAPACITY_TOLERANCE
@@ -214,7 +223,7 @@ class QuadraticFamily(WeightsBiasFamily):
     name = "quadratic"
     summary = "quadratic model of Polysemanticity and Capacity: ||W x||^2 + b, inputs of chosen kurtosis"
     tasks = ("decoder",)
-    fields = ("N", "importance_decay", "importance_ratio", "kurtosis", "input_kind", "m", "bias_offset")
+    fields = ("N", "importance_decay", "importance_ratio", *QuadraticConfig.model_fields, "m", "bias_offset")
     presentation = Presentation(
         labels={"loss": "task loss", "final_loss": "final loss", "sum_capacity": "total capacity",
                 "mean_capacity": "mean capacity", "monosemantic_features": "monosemantic features"},

@@ -25,7 +25,8 @@ import torch
 from torch import Tensor
 
 from toymodels.config import ExperimentConfig
-from toymodels.config.dictionary import FIRING_FIELDS, SAEConfig
+from toymodels.config.firing import FIRING_FIELDS
+from toymodels.families.sae.config import SAEConfig
 from toymodels.engine.data import DATA_STREAM, generator
 from toymodels.config.registry import register
 from toymodels.families.base import FigureSpec, Presentation
@@ -33,9 +34,9 @@ from toymodels.families.sae import relu_l1, topk, batchtopk, jumprelu  # noqa: F
 from toymodels.families.sae import presets  # noqa: F401  (registers the synthetic studies as presets)
 from toymodels.families.sae.architecture import SAE, architecture_names, get_architecture, register_architecture
 from toymodels.families.sae.evaluate import EVAL_SAMPLES, eval_batch, sae_evaluate, sae_model
-from toymodels.families.sae.sources import LAYERS, SourceSampler, source_for, source_problem
+from toymodels.families.sae.sources import SourceSampler, source_for, source_problem
 
-__all__ = ["EVAL_SAMPLES", "LAYERS", "SAE", "SAEFamily", "SAE_FAMILY", "architecture_names", "eval_batch",
+__all__ = ["EVAL_SAMPLES", "SAE", "SAEFamily", "SAE_FAMILY", "architecture_names", "eval_batch",
            "get_architecture", "register_architecture", "sae_evaluate", "sae_model", "source_for"]
 
 #: one SAE's training memory must fit this (the planner's bound for a whole group)
@@ -59,6 +60,7 @@ class SAEFamily:
         swept_metrics=("mcc", "features_recovered", "l0", "explained_variance"),
         table_metrics=("mcc", "features_recovered", "uniqueness", "f1", "l0", "true_l0", "dead_latents",
                        "shrinkage", "explained_variance"),
+        instance_panel="dictionary",
     )
 
     def check(self, cfg: ExperimentConfig) -> str | None:

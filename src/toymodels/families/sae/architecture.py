@@ -1,19 +1,20 @@
 """What every SAE architecture shares, and the registry the config field ``sae_arch`` selects from.
 
 An SAE here is a batch of independent sparse autoencoders with the instance axis first (docs/dictionary_learning.md
-§Architectures): encoder W_enc (instances, d, latents) and b_enc, decoder W_dec (instances, latents, d) whose rows
-are the dictionary directions, and b_dec. The input is centred by b_dec before encoding,
-f = sigma(W_enc^T (x - b_dec) + b_enc), x_hat = W_dec^T f + b_dec, where the architecture chooses sigma and the
-sparsity penalty. The task loss is ||x - x_hat||^2 (summed over dimensions, mean over the batch); the training loop
-multiplies the architecture's penalty by the config field ``l1``. After every optimizer step ``post_step`` projects
-each live instance's decoder rows back to unit norm, as Bricken et al. 2023 (Towards Monosemanticity) and Gao et al.
-2024 (TopK) do, which also makes the cosines to the true features the only thing that matters about them.
+§Architectures): encoder W_enc (instances, hidden, latents) and b_enc, decoder W_dec (instances, latents, hidden)
+whose rows are the dictionary directions, and b_dec (hidden: the width d of the layer the SAE reads). The input is
+centred by b_dec before encoding, f = sigma(W_enc^T (x - b_dec) + b_enc), x_hat = W_dec^T f + b_dec, where the
+architecture chooses sigma and the sparsity penalty. The task loss is ||x - x_hat||^2 (summed over dimensions, mean
+over the batch); the training loop multiplies the architecture's penalty by the config field ``l1``. After every
+optimizer step ``post_step`` projects each live instance's decoder rows back to unit norm, as Bricken et al. 2023
+(Towards Monosemanticity) and Gao et al. 2024 (TopK) do, which also makes the cosines to the true features the only
+thing that matters about them.
 
 Init (per instance, from its own seed): decoder rows random unit vectors, W_enc = W_dec^T (Conerly et al. 2024;
 SAELens' ``init_encoder_as_decoder_transpose``), both biases 0.
 
-The true feature directions (instances, features, d) and each feature's parent (-1 for roots) ride along as buffers
-``truth`` and ``parents``, so a checkpoint alone can be scored (``dictionary_metrics``).
+The true feature directions (instances, features, hidden) and each feature's parent (-1 for roots) ride along as
+buffers ``truth`` and ``parents``, so a checkpoint alone can be scored (``dictionary_metrics``).
 
 Adding an architecture: subclass :class:`SAE` in its own module, set ``name``, ``summary``, ``fields``, implement
 ``activate`` (and ``penalty`` if it has one), then ``register_architecture(MyArch)``; a second one of the same
@@ -29,6 +30,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
 from toymodels.config import ExperimentConfig
+from toymodels.config.registry import Registry, RegistryError
 from toymodels.engine.data import INIT_STREAM, generator
 
 
@@ -79,7 +81,7 @@ class SAE(nn.Module):
 
     # ---- shared ------------------------------------------------------------------------------------------------
     @classmethod
-    def init(cls, cfgs: Sequence[ExperimentConfig], truth: Float[Tensor, "instances features d"],
+    def init(cls, cfgs: Sequence[ExperimentConfig], truth: Float[Tensor, "instances features hidden"],
              parents: Int[Tensor, "instances features"]) -> "SAE":
         """One SAE per config, each from its own seed's init stream (module docstring), on the CPU."""
         L, d = cfgs[0].sae.sae_width, truth.shape[-1]
@@ -102,18 +104,18 @@ class SAE(nn.Module):
     def n_instances(self) -> int:
         return self.W_dec.shape[0]
 
-    def pre_activations(self, x: Float[Tensor, "instances batch d"]) -> Float[Tensor, "instances batch latents"]:
+    def pre_activations(self, x: Float[Tensor, "instances batch hidden"]) -> Float[Tensor, "instances batch latents"]:
         return torch.baddbmm(self.b_enc.unsqueeze(1), x - self.b_dec.unsqueeze(1), self.W_enc)
 
-    def encode(self, x: Float[Tensor, "instances batch d"]) -> Float[Tensor, "instances batch latents"]:
+    def encode(self, x: Float[Tensor, "instances batch hidden"]) -> Float[Tensor, "instances batch latents"]:
         """The latents the SAE infers (evaluation)."""
         return self.activate(self.pre_activations(x))
 
-    def decode(self, f: Float[Tensor, "instances batch latents"]) -> Float[Tensor, "instances batch d"]:
+    def decode(self, f: Float[Tensor, "instances batch latents"]) -> Float[Tensor, "instances batch hidden"]:
         return torch.baddbmm(self.b_dec.unsqueeze(1), f, self.W_dec)
 
     def losses(
-        self, x: Float[Tensor, "instances batch d"], task: str = "decoder", with_l1: bool = True
+        self, x: Float[Tensor, "instances batch hidden"], task: str = "decoder", with_l1: bool = True
     ) -> tuple[Float[Tensor, " instances"], Float[Tensor, " instances"] | None]:
         """Reconstruction error ||x - x_hat||^2 (mean over the batch) and the architecture's penalty."""
         if task != "decoder":
@@ -141,57 +143,52 @@ class SAE(nn.Module):
         out.update({name: getattr(self, name) for name in ("truth", "parents", *self.buffer_names())})
         return out
 
-    def reconstruct(self, x: Float[Tensor, "instances batch d"]) -> tuple[Tensor, Tensor]:
+    def reconstruct(self, x: Float[Tensor, "instances batch hidden"]) -> tuple[Tensor, Tensor]:
         """(latents, reconstruction) of ``x`` as at evaluation."""
         f = self.encode(x)
         return f, self.decode(f)
 
 
-def keep_top(scores: Float[Tensor, "instances n"], k: Int[Tensor, " instances"], k_max: int
-             ) -> Float[Tensor, "instances n"]:
-    """Each instance's ``k_i`` largest entries of ``scores`` kept, the rest 0 (one topk of the group's largest k,
-    then the ranks past an instance's own k dropped, so an instance gets the same result in any group)."""
+def keep_top(scores: Float[Tensor, "rows candidates"], k: Int[Tensor, " rows"], k_max: int
+             ) -> Float[Tensor, "rows candidates"]:
+    """Each row's ``k_i`` largest entries of ``scores`` kept, the rest 0 (one topk of the group's largest k, then the
+    ranks past a row's own k dropped, so an instance gets the same result in any group). A row is an instance (its
+    candidates: batch x latents, BatchTopK) or one sample of an instance (its candidates: the latents, TopK)."""
     vals, idx = scores.topk(min(k_max, scores.shape[-1]), dim=-1)
     keep = torch.arange(vals.shape[-1], device=scores.device) < k.view(-1, 1)
     return torch.zeros_like(scores).scatter(-1, idx, vals * keep)
 
 
-def dictionary(model: SAE) -> Float[Tensor, "instances latents d"]:
+def dictionary(model: SAE) -> Float[Tensor, "instances latents hidden"]:
     """The decoder directions (rows of W_dec), the SAE's dictionary."""
     return model.W_dec.detach()
 
 
-_ARCHITECTURES: dict[str, type[SAE]] = {}
-
-
-class ArchitectureError(ValueError):
+class ArchitectureError(RegistryError):
     """An architecture name that is unknown or registered twice."""
+
+
+#: the SAE architectures by the config field ``sae_arch``
+ARCHITECTURES: Registry[type[SAE]] = Registry("SAE architecture", field="sae_arch", error=ArchitectureError)
 
 
 def register_architecture(cls: type[SAE]) -> type[SAE]:
     """Add ``cls`` under ``cls.name``; refuses a second architecture of the same name."""
-    if cls.name in _ARCHITECTURES:
-        raise ArchitectureError(f"SAE architecture '{cls.name}' is already registered")
-    _ARCHITECTURES[cls.name] = cls
-    return cls
+    return ARCHITECTURES.register(cls.name, cls)
 
 
 def unregister_architecture(name: str) -> None:
     """Remove an architecture (tests register temporary ones)."""
-    _ARCHITECTURES.pop(name, None)
+    ARCHITECTURES.unregister(name)
 
 
 def architecture_names() -> tuple[str, ...]:
-    return tuple(_ARCHITECTURES)
+    return ARCHITECTURES.names()
 
 
 def get_architecture(name: str) -> type[SAE]:
     """The architecture registered as ``name``; ArchitectureError naming the field ``sae_arch`` if none."""
-    try:
-        return _ARCHITECTURES[name]
-    except KeyError:
-        raise ArchitectureError(
-            f"field 'sae_arch': must be one of {', '.join(_ARCHITECTURES)} (got {name!r})") from None
+    return ARCHITECTURES.get(name)
 
 
 def per_instance(cfgs: Sequence[ExperimentConfig], get: Any, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -26,7 +26,8 @@ EVAL_SAMPLES = 2048
 
 
 def eval_batch(cfg: ExperimentConfig, n: int = EVAL_SAMPLES) -> tuple[Tensor, Tensor]:
-    """(activations (n, d), feature activations (n, N)) of one instance's probe stream, float32, on the CPU."""
+    """(activations (samples, hidden), feature activations (samples, features)) of one instance's probe stream,
+    float32, on the CPU."""
     sampler = SourceSampler(source_for(cfg), n, generator(cfg.run.seed, PROBE_STREAM), torch.device("cpu"))
     return sampler.draw()
 

@@ -20,13 +20,14 @@ from toymodels.metrics.dictionary import abs_cosines
 from toymodels.plotting.common import write_figure
 from toymodels.plotting.save import new_figure
 from toymodels.families.base import FigureSpec
+from toymodels.results.store import Results
 
 #: matplotlib's tab10 blue, orange, green, red as hex, so that plotly (the dashboard) reads them too
 ARCH_COLOURS = {"relu_l1": "#1f77b4", "topk": "#ff7f0e", "batchtopk": "#2ca02c", "jumprelu": "#d62728"}
 WIDTH_MARKERS = ["o", "s", "^", "D", "v", "P"]
 
 
-def matched_cosines(D: Float[Tensor, "latents d"], F: Float[Tensor, "features d"]) -> np.ndarray:
+def matched_cosines(D: Float[Tensor, "latents hidden"], F: Float[Tensor, "features hidden"]) -> np.ndarray:
     """|cos| (features x latents) with the latents reordered by the optimal one-to-one matching (the MCC's), so
     a perfect dictionary shows a bright diagonal; unmatched latents come last."""
     # deferred: scipy is needed only when dictionary metrics are computed or drawn
@@ -69,14 +70,14 @@ def mcc_vs_l0_figure(df: pd.DataFrame, true_l0: float | None = None) -> Figure |
     return fig
 
 
-def best_instance(results: Any) -> str | None:
+def best_instance(results: Results) -> str | None:
     """The run id of the ok SAE with the highest MCC, or None."""
     d = results.instances
     d = d[(d["status"] == "ok") & d["mcc"].notna()] if "mcc" in d else d.iloc[:0]
     return None if d.empty else str(d.sort_values("mcc", ascending=False)["run_id"].iloc[0])
 
 
-def plot_matched_cosines(results: Any, run_ids: Sequence[str] | None = None,
+def plot_matched_cosines(results: Results, run_ids: Sequence[str] | None = None,
                          out_dir: str | Path | None = None) -> list[Path]:
     """The matched decoder-vs-truth heatmap of the chosen SAEs (default: the best MCC) -> sae_cosines.png."""
     run_ids = list(run_ids) if run_ids else [r for r in [best_instance(results)] if r]
@@ -93,13 +94,13 @@ def plot_matched_cosines(results: Any, run_ids: Sequence[str] | None = None,
     return write_figure(results, fig, "sae_cosines", out_dir)
 
 
-def plot_mcc_vs_l0(results: Any, out_dir: str | Path | None = None) -> list[Path]:
+def plot_mcc_vs_l0(results: Results, out_dir: str | Path | None = None) -> list[Path]:
     df = results.instances
     true_l0 = float(df["true_l0"].mean()) if "true_l0" in df and df["true_l0"].notna().any() else None
     return write_figure(results, mcc_vs_l0_figure(df, true_l0), "sae_mcc_vs_l0", out_dir)
 
 
-def decoder_truth(results: Any, run_id: str) -> tuple[Tensor, Tensor]:
+def decoder_truth(results: Results, run_id: str) -> tuple[Tensor, Tensor]:
     """(decoder directions, true directions) of one SAE of a results folder."""
     t = results.params(run_id)
     return t["W_dec"].to(torch.float64), t["truth"].to(torch.float64)

@@ -24,7 +24,7 @@ from typing import Any
 
 from toymodels.config import ConfigError, ExperimentConfig, SweepConfig
 from toymodels.config.presets import Preset, register_preset
-from toymodels.families.sae.sources import LAYERS
+from toymodels.families.sae.sources import source_layers
 
 #: optimisation of every SAE study: Adam at a constant lr (SAELens' synthetic default is Adam, constant lr)
 SAE_BASE = dict(model="sae", task="decoder", optimizer="adam", schedule="constant", lr=3e-3, k=1, bias_decay=0.0)
@@ -104,7 +104,7 @@ def source_sweeps(name: str, folder: Path, run_ids: list[str], source_cfg: Exper
     spec = SOURCE_SAE[name]
     out = []
     for layer in spec["layers"]:
-        d = LAYERS[source_cfg.model.model][layer].dims(source_cfg)
+        d = source_layers(source_cfg.model.model)[layer].dims(source_cfg)
         fields = {**SAE_BASE, **SCALES[scale], **spec["fields"], "source": str(Path(folder).resolve()),
                   "source_layer": layer, "source_run": run_ids[0], "N": source_cfg.data.N, "m": d, "sae_arch": spec["arch"],
                   "sae_width": spec["width_per_feature"] * source_cfg.data.N}

@@ -7,7 +7,8 @@ Config field ``source``:
   with the config's data and firing sections. Truth: the rows of D.
 * a results folder of a trained toymodels instance (``source_run``, ``source_layer``), frozen; features v are drawn
   with that run's own data and firing fields and passed through the family's own model (``get_family(...)
-  .from_tensors``, no re-implementation):
+  .from_tensors``, no re-implementation). The layers it can read, their activations and true features are the
+  source family's (its ``activation_layers`` hook, ``families/base.py``):
 
   - EM, layer ``x``: the embedding x = E v (m dims, N features in superposition); truth: the columns of E;
   - EM, layer ``h``: the hidden layer h = act(W1 x + b1) (k dims); truth: each feature's single-feature response
@@ -23,17 +24,16 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from toymodels import metrics
 from toymodels.results import store
 from toymodels.config import FIELDS, ExperimentConfig
 from toymodels.engine.data import STRUCTURE_STREAM, Sampler, feature_sampler, firing_structure, generator
-from toymodels.config.registry import get_family
+from toymodels.config.registry import family_names, get_family
+from toymodels.families.base import ActivationLayer, family_hook
 from toymodels.results.tables import py_value
 
 #: the synthetic dictionary's directions come from this stream of ``structure_seed`` (the correlation matrix uses
@@ -41,39 +41,15 @@ from toymodels.results.tables import py_value
 DICTIONARY_STREAM = STRUCTURE_STREAM + 1
 
 
-@dataclass(frozen=True)
-class Layer:
-    """A layer an SAE can read: its width, its activations from features, and its true feature directions."""
-
-    dims: Callable[[ExperimentConfig], int]
-    forward: Callable[[torch.nn.Module, Tensor], Tensor]
-    truth: Callable[[dict[str, Tensor], ExperimentConfig], Tensor]
-
-
-def _em_x_truth(t: dict[str, Tensor], cfg: ExperimentConfig) -> Tensor:
-    return t["E"][0].T
-
-
-def _em_h_truth(t: dict[str, Tensor], cfg: ExperimentConfig) -> Tensor:
-    sfa = metrics.single_feature_activations(t["W1"].double(), t["b1"].double(), t["E"].double(),
-                                             cfg.model.nonlinearity)
-    return sfa[0].T.float()
-
-
-def _tms_h_truth(t: dict[str, Tensor], cfg: ExperimentConfig) -> Tensor:
-    return t["W"][0].T
-
-
-#: family -> layer name -> Layer: the toy-model layers whose true features are known
-LAYERS: dict[str, dict[str, Layer]] = {
-    "em": {"x": Layer(lambda c: c.model.m, lambda model, v: model.embed(v), _em_x_truth),
-           "h": Layer(lambda c: c.model.k, lambda model, v: model(v)[1], _em_h_truth)},
-    "tms": {"h": Layer(lambda c: c.model.m, lambda model, v: model(v)[1], _tms_h_truth)},
-}
+def source_layers(model: str) -> dict[str, ActivationLayer]:
+    """Layer name -> the layer an SAE can read in a trained model of family ``model``: the family's own
+    ``activation_layers`` hook (none for a family without it)."""
+    return family_hook(get_family(model), "activation_layers")()
 
 
 def layers_text() -> str:
-    return "; ".join(f"{fam}: {', '.join(ls)}" for fam, ls in LAYERS.items())
+    """Every family's readable layers, e.g. 'em: x, h; tms: h'."""
+    return "; ".join(f"{name}: {', '.join(layers)}" for name in family_names() if (layers := source_layers(name)))
 
 
 @dataclass
@@ -82,14 +58,14 @@ class Source:
     activations and the truth. ``model`` is the frozen toy model (None for a synthetic dictionary)."""
 
     feature_cfg: ExperimentConfig
-    truth: Float[Tensor, "features d"]
+    truth: Float[Tensor, "features hidden"]
     parents: Int[Tensor, " features"]
-    dictionary: Float[Tensor, "features d"] | None = None
+    dictionary: Float[Tensor, "features hidden"] | None = None
     model: torch.nn.Module | None = None
-    layer: Layer | None = None
+    layer: ActivationLayer | None = None
 
     @torch.no_grad()
-    def activations(self, v: Float[Tensor, "batch features"]) -> Float[Tensor, "batch d"]:
+    def activations(self, v: Float[Tensor, "batch features"]) -> Float[Tensor, "batch hidden"]:
         if self.model is None:
             return v @ self.dictionary.to(v.device, v.dtype)
         model = self.model.to(v.device)
@@ -100,7 +76,7 @@ class Source:
         return feature_sampler(c.data, c.firing, batch, gen, device, signed=c.task.task == "abs")
 
 
-def synthetic_dictionary(N: int, d: int, seed: int) -> Float[Tensor, "features d"]:
+def synthetic_dictionary(N: int, d: int, seed: int) -> Float[Tensor, "features hidden"]:
     """N random unit directions in d dims from ``seed``'s dictionary stream."""
     D = torch.randn(N, d, generator=generator(seed, DICTIONARY_STREAM))
     return D / D.norm(dim=-1, keepdim=True).clamp(min=1e-12)
@@ -141,14 +117,15 @@ def source_problem(cfg: ExperimentConfig) -> str | None:
         return f"field 'source_run': must be a trained instance of {s.source} ({have}; got {s.source_run!r})"
     src = run_config(res, s.source_run)
     family = src.model.model
-    if family not in LAYERS:
+    layers = source_layers(family)
+    if not layers:
         return f"field 'source': model '{family}' of {s.source} has no layer an SAE reads ({layers_text()})"
-    if s.source_layer not in LAYERS[family]:
-        return (f"field 'source_layer': model '{family}' has layers {', '.join(LAYERS[family])} "
+    if s.source_layer not in layers:
+        return (f"field 'source_layer': model '{family}' has layers {', '.join(layers)} "
                 f"(got {s.source_layer!r})")
     if res.row(s.source_run)["status"] != "ok":
         return f"field 'source_run': instance {s.source_run} of {s.source} diverged; choose a trained one"
-    d = LAYERS[family][s.source_layer].dims(src)
+    d = layers[s.source_layer].dims(src)
     if cfg.data.N != src.data.N:
         return f"field 'N': the source run has N={src.data.N} features (got {cfg.data.N}); set N={src.data.N}"
     if cfg.model.m != d:
@@ -179,7 +156,7 @@ def _load_source(cfg: ExperimentConfig) -> Source:
     t = {k: v[None] for k, v in res.params(s.source_run).items()}  # the family's models want an instance axis
     model = get_family(src.model.model).from_tensors(t, src)
     model.requires_grad_(False)
-    layer = LAYERS[src.model.model][s.source_layer]
+    layer = source_layers(src.model.model)[s.source_layer]
     parents = firing_structure(src.data, src.firing).parents
     return Source(src, layer.truth(t, src).float().contiguous(), parents, model=model, layer=layer)
 
@@ -203,14 +180,14 @@ class SourceSampler(Sampler):
         self.feats = source.features(batch, gen, self.device)
         self.v = torch.zeros(batch, source.truth.shape[0], device=self.device)
 
-    def fill(self, out: Float[Tensor, "batch d"]) -> None:
+    def fill(self, out: Float[Tensor, "batch hidden"]) -> None:
         self.feats.fill(self.v)
         out.copy_(self.source.activations(self.v))
 
     def set_state(self, state: Tensor) -> None:
         self.feats.set_state(state)
 
-    def draw(self) -> tuple[Float[Tensor, "batch d"], Float[Tensor, "batch features"]]:
+    def draw(self) -> tuple[Float[Tensor, "batch hidden"], Float[Tensor, "batch features"]]:
         """A batch of (activations, feature activations)."""
         self.feats.fill(self.v)
         return self.source.activations(self.v), self.v.clone()

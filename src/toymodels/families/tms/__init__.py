@@ -16,10 +16,12 @@ from toymodels import metrics
 from toymodels.config import ExperimentConfig
 from toymodels.engine.counter_rng import CounterFeatureSampler, group_feature_sampler
 from toymodels.engine.data import DATA_STREAM, INIT_STREAM, Sampler, feature_sampler, generator
-from toymodels.config.dictionary import FIRING_FIELDS
+from toymodels.config.firing import FIRING_FIELDS
 from toymodels.config.registry import register
-from toymodels.families.base import Presentation
+from toymodels.families.base import ActivationLayer, Presentation
+from toymodels.families.tms.config import TMSConfig  # registers the section
 from toymodels.families.common import WeightsBiasFamily, WeightsBiasImportance, importances, xavier_normal
+from toymodels.families.tms import presets  # noqa: F401  (registers the TMS-* presets)
 
 #: ||W_i|| above this counts a TMS feature as represented (docs/papers.md §4 row 9).
 TMS_REPRESENTED_NORM = 0.5
@@ -28,7 +30,8 @@ TMS_REPRESENTED_NORM = 0.5
 class TMSModel(WeightsBiasImportance):
     """I independent TMS toy models (Elhage et al. 2022, docs/papers.md §2.1).
 
-    W (I, m, n) holds feature i's embedding as column W_i; b (I, n). Variants (config field ``tms_variant``):
+    W (instances, hidden, features) holds feature i's embedding as column W_i; b (instances, features). Variants
+    (config field ``tms_variant``):
 
     * ``relu`` (the ReLU output model): x' = ReLU(W^T W x + b);
     * ``linear``: x' = W^T W x + b;
@@ -61,13 +64,15 @@ class TMSModel(WeightsBiasImportance):
             std = init_std(cfg)
             W.append(xavier_normal(m, N, g) if std is None else torch.randn((m, N), generator=g) * std)
             b.append(torch.zeros(N) + cfg.model.bias_offset)
-        return cls(torch.stack(W), torch.stack(b), importances(cfgs), c0.model.tms_variant)
+        return cls(torch.stack(W), torch.stack(b), importances(cfgs), c0.tms.tms_variant)
 
     @property
     def n_instances(self) -> int:
         return self.W.shape[0]
 
-    def forward(self, x: Float[Tensor, "I B n"]) -> tuple[Float[Tensor, "I B n"], Float[Tensor, "I B m"]]:
+    def forward(
+        self, x: Float[Tensor, "instances batch features"]
+    ) -> tuple[Float[Tensor, "instances batch features"], Float[Tensor, "instances batch hidden"]]:
         h = torch.bmm(x, self.W.transpose(1, 2))
         if self.variant == "hidden_relu":
             h = torch.relu(h)
@@ -77,8 +82,8 @@ class TMSModel(WeightsBiasImportance):
         return out, h
 
     def losses(
-        self, x: Float[Tensor, "I B n"], task: str = "decoder", with_l1: bool = True
-    ) -> tuple[Float[Tensor, " I"], Float[Tensor, " I"] | None]:
+        self, x: Float[Tensor, "instances batch features"], task: str = "decoder", with_l1: bool = True
+    ) -> tuple[Float[Tensor, " instances"], Float[Tensor, " instances"] | None]:
         if task != "decoder":
             raise ValueError(f"field 'task': model 'tms' supports only task 'decoder' (got {task!r})")
         out, h = self(x)
@@ -94,14 +99,15 @@ class TMSModel(WeightsBiasImportance):
 
 def init_std(cfg: ExperimentConfig) -> float | None:
     """The std of W's normal init when the config sets one (field ``init_std``; e.g. the official notebook's
-    xavier init over all its instances at once, ``superposition_presets.notebook_init_std``), else None: xavier-normal of one
+    xavier init over all its instances at once, ``tms.presets.notebook_init_std``), else None: xavier-normal of one
     (m, n) matrix."""
-    std = cfg.model.init_std
+    std = cfg.tms.init_std
     return None if std is None else float(std)
 
 
 def represented(W: Float[Tensor, "instances hidden features"]) -> Tensor:
-    """Features whose column norm ||W_i|| exceeds ``TMS_REPRESENTED_NORM`` (docs/papers.md §4 row 9), (I, n) bool."""
+    """Features whose column norm ||W_i|| exceeds ``TMS_REPRESENTED_NORM`` (docs/papers.md §4 row 9), (instances,
+    features) bool."""
     return W.norm(dim=-2) > TMS_REPRESENTED_NORM
 
 
@@ -130,6 +136,15 @@ def tms_evaluate(cfgs: Sequence[ExperimentConfig], t: dict[str, Tensor]) -> dict
     }
 
 
+def hidden_truth(t: dict[str, Tensor], cfg: ExperimentConfig) -> Tensor:
+    """Feature i's true direction in the hidden layer: column W_i (one row per feature)."""
+    return t["W"][0].T
+
+
+#: the layers an SAE can read in a trained TMS model (``TMSFamily.activation_layers``)
+TMS_LAYERS = {"h": ActivationLayer(lambda c: c.model.m, lambda model, v: model(v)[1], hidden_truth)}
+
+
 class TMSFamily(WeightsBiasFamily):
     """ReLU(W^T W x + b) and its linear and hidden-ReLU variants, with feature importances."""
 
@@ -137,7 +152,7 @@ class TMSFamily(WeightsBiasFamily):
     summary = "toy model of superposition: x -> W x -> ReLU(W^T h + b) (variants linear, hidden_relu)"
     tasks = ("decoder",)
     fields = ("N", "eps", "distribution", "power_law_exponent", "importance_decay", "importance_ratio", "m",
-              "bias_offset", "tms_variant", "init_std", *FIRING_FIELDS)
+              "bias_offset", *TMSConfig.model_fields, *FIRING_FIELDS)
     presentation = Presentation(
         labels={"loss": "task loss", "final_loss": "final loss", "dims_per_feature": "dimensions per feature D*",
                 "superposition": "superposition", "represented_features": "represented features",
@@ -152,7 +167,7 @@ class TMSFamily(WeightsBiasFamily):
         return TMSModel.init(cfgs)
 
     def from_tensors(self, tensors: dict[str, Tensor], cfg: ExperimentConfig) -> TMSModel:
-        return TMSModel.from_tensors(tensors, cfg.model.tms_variant)
+        return TMSModel.from_tensors(tensors, cfg.tms.tms_variant)
 
     def sampler(self, cfg: ExperimentConfig, device: torch.device) -> Sampler:
         """This instance's batches: its feature law (``firing`` section) from its own data stream."""
@@ -165,6 +180,10 @@ class TMSFamily(WeightsBiasFamily):
 
     def evaluate(self, cfgs: Sequence[ExperimentConfig], tensors: dict[str, Tensor]) -> dict[str, Tensor]:
         return tms_evaluate(cfgs, tensors)
+
+    def activation_layers(self) -> dict[str, ActivationLayer]:
+        """The hidden layer ``h`` (W v, ReLU'd for hidden_relu; m dims) an SAE can read; truth: the columns of W."""
+        return TMS_LAYERS
 
 
 TMS = register(TMSFamily())

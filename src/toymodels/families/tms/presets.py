@@ -1,6 +1,6 @@
-"""The superposition presets: *Toy Models of Superposition* (TMS-intro, TMS-basic, TMS-dim, TMS-phase) and
-*Polysemanticity and Capacity* (PC-kurtosis), registered with ``presets.register_preset`` when the families are
-imported (docs/papers.md §2, §3 and §4 rows 8-12).
+"""The TMS family's presets: *Toy Models of Superposition* (TMS-intro, TMS-basic, TMS-dim, TMS-phase), registered
+with ``config.presets.register_preset`` when ``toymodels.families.tms`` is imported (docs/papers.md §2 and §4 rows
+8-11). *Polysemanticity and Capacity*'s PC-kurtosis is the quadratic family's (``families/quadratic/presets.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from toymodels.config.presets import PRESETS, Preset, register_preset, thin_grid
+from toymodels.config.presets import PRESETS, Preset, register_preset, scaled
 
 # ---------------------------------------------------------------------------------------------------------------
 # Superposition: Toy Models of Superposition (TMS, Elhage et al. 2022) and Polysemanticity & Capacity (P&C,
@@ -27,20 +27,6 @@ _TMS_BASE = dict(model="tms", task="decoder", tms_variant="relu", k=1, optimizer
                  schedule="constant", weight_decay=0.01, batch_size=1024, steps=10_000, bias_decay=0.0, l1=0.0)
 
 
-def _scaled(per_scale: dict[str, dict[str, Any]], grids: dict[str, dict[str, list[Any]]] | None = None):
-    """A ``scale_fn``: the preset's base updated with ``per_scale[scale]``; the grid as given (``grids[scale]``
-    replaces it where present), thinned to three values per field at smoke scale."""
-
-    def fn(p: Preset, scale: str) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-        base = {**p.base, **per_scale.get(scale, {})}
-        grid = dict((grids or {}).get(scale, p.grid))
-        if scale == "smoke" and scale not in (grids or {}):
-            grid = {key: thin_grid(values) for key, values in grid.items()}
-        return base, grid
-
-    return fn
-
-
 def _geom(start: float, stop: float, num: int) -> list[float]:
     """``num`` log-spaced values from start to stop, rounded to 6 significant digits (readable in tables)."""
     return [float(f"{v:.6g}") for v in np.geomspace(start, stop, num)]
@@ -49,7 +35,6 @@ def _geom(start: float, stop: float, num: int) -> list[float]:
 TMS_INTRO_EPS = [float(f"{v:.6g}") for v in 20.0 ** -np.linspace(0, 1, 10)]
 TMS_BASIC_EPS = [1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001]
 TMS_DIM_EPS = [float(f"{v:.6g}") for v in 20.0 ** (-np.arange(20) / 19)]
-PC_KURTOSIS = [1.5, 2.0, 3.0, 5.0, 10.0, 30.0]
 
 def notebook_init_std(n: int, m: int, levels: int) -> float:
     """W's init std in the official TMS notebook (docs/papers.md §2.2): xavier over its joint (levels, n, m) tensor,
@@ -58,7 +43,7 @@ def notebook_init_std(n: int, m: int, levels: int) -> float:
 
 
 #: the smoke scale of the small notebook presets (TMS-intro, TMS-basic): seconds, not a result
-_NOTEBOOK_SMOKE = _scaled({"smoke": dict(steps=100, batch_size=64)})
+_NOTEBOOK_SMOKE = scaled({"smoke": dict(steps=100, batch_size=64)})
 
 
 def _notebook_base(n: int, m: int, importance_decay: float, eps: list[float]) -> dict[str, Any]:
@@ -92,7 +77,7 @@ register_preset(Preset(
     grid={"eps": TMS_DIM_EPS},
     notes="docs/papers.md §4 row 10. quick = paper: the notebook's budget and init (std 0.0213, not the per-matrix "
           "0.095); ~0.4 s per step for 3 seeds on one CPU thread (69 min measured).",
-    scale_fn=_scaled({"smoke": dict(N=40, m=4, batch_size=64, steps=100, init_std=notebook_init_std(40, 4, 3))}),
+    scale_fn=scaled({"smoke": dict(N=40, m=4, batch_size=64, steps=100, init_std=notebook_init_std(40, 4, 3))}),
 ))
 register_preset(Preset(
     name="TMS-phase", family="tms", figure="TMS phase change (n=2, m=1)",
@@ -104,24 +89,9 @@ register_preset(Preset(
           "biases; a one-off numerical minimisation of the exact expected loss of the antipodal pair with free "
           "magnitudes and biases (Gauss-Legendre quadrature) changed the predicted winner in only 2 of the 81 "
           "quick-grid cells (1-S = 0.18 at r = 0.1 and r = 10, where it favours the pair).",
-    scale_fn=_scaled({"quick": dict(batch_size=256, steps=3_000, lr=3e-3),
-                      "smoke": dict(batch_size=64, steps=100)},
-                     grids={"quick": {"importance_ratio": _geom(0.1, 10, 9), "eps": _geom(0.01, 1, 9)}}),
-))
-register_preset(Preset(
-    name="PC-kurtosis", family="quadratic", figure="P&C: capacity allocation vs importance at K<3 and K>3",
-    summary="quadratic model y=||Wx||^2+b, n=8, D=4, v_i=0.8^i: input kurtosis K decides mono vs fractional capacity",
-    base=dict(model="quadratic", task="decoder", N=8, m=4, k=1, importance_decay=0.8, input_kind="auto",
-              optimizer="adam", lr=0.01, schedule="cosine", batch_size=2**14, steps=10_000),
-    grid={"kurtosis": PC_KURTOSIS},
-    notes="docs/papers.md §4 row 12; seeds are restarts (the capacity claims are judged on the lowest-loss restart; "
-          "the reproduction runs 32: in calibration at quick scale 4 of 96 restarts left the local minimum at K = 1.5, "
-          "16 of 32 at K = 2). "
-          "K < 3: sign inputs with Bernoulli(1/K) dropout; K >= 3: Bernoulli(3/K) x N(0,1), scaled to unit "
-          "variance. Adam with a cosine decay to 0 and a large batch stand in for the paper's full-batch "
-          "training (its exact optimiser settings are not in docs/papers.md). quick: batch 1024, 3,000 steps (reached "
-          "the optimal loss within 0.2% at K > 3 in calibration).",
-    scale_fn=_scaled({"quick": dict(batch_size=1024, steps=3_000), "smoke": dict(batch_size=256, steps=100)}),
+    scale_fn=scaled({"quick": dict(batch_size=256, steps=3_000, lr=3e-3),
+                     "smoke": dict(batch_size=64, steps=100)},
+                    grids={"quick": {"importance_ratio": _geom(0.1, 10, 9), "eps": _geom(0.01, 1, 9)}}),
 ))
 
 

@@ -26,14 +26,15 @@ from toymodels.config import SweepConfig
 from toymodels.families.sae.presets import sae_sweeps, source_sweeps
 from toymodels.families.sae.sources import run_config
 from toymodels.families.tms.presets import TMS_BASIC_EPS
-from toymodels.config.presets import PAPER_STEPS, preset, with_steps
+from toymodels.config.presets import preset
+from toymodels.families.em.presets import PAPER_STEPS, with_steps
 from toymodels.results.store import Results, load
 from toymodels.running.sweep import run_sweep
 from toymodels.reproduce.verdict import Verdict, spearman
 
-DICTIONARY_STUDIES = ("SAE-LR", "SAE-L0", "SAE-ABS", "SAE-TMS")
+DICTIONARY_LEARNING_CLAIMS = ("SAE-LR", "SAE-L0", "SAE-ABS", "SAE-TMS")
 #: SAE-LR trains LR1 and LR3 at quick size for this many steps (the lr effect on neurons appears by then; the
-#: bias decay of LR3 follows em_sweeps' rule for cut runs)
+#: bias decay of LR3 follows em_claims.sweeps' rule for cut runs)
 LR_SOURCE_STEPS = 4096
 #: a difference in recovered features smaller than this (a fraction of N) does not count
 RECOVERY_MARGIN = 0.05

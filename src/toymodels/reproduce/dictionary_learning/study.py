@@ -2,7 +2,7 @@
 docs/dictionary_learning.md with every study found under ``out_dir``.
 
 One command per study (``toymodels reproduce SAE-L0 --scale quick``; the studies and their
-rules are in ``dictionary_study``); each run rewrites the whole document from all the studies' results folders, so
+rules are in ``judges``); each run rewrites the whole document from all the studies' results folders, so
 running the four commands in any order gives the full report.
 """
 
@@ -24,7 +24,7 @@ from toymodels.reproduce.dictionary_learning.figures import (
     plot_tms,
 )
 from toymodels.reproduce.dictionary_learning.judges import (
-    DICTIONARY_STUDIES,
+    DICTIONARY_LEARNING_CLAIMS,
     LR_SOURCE_STEPS,
     instances,
     judge,
@@ -33,10 +33,13 @@ from toymodels.reproduce.dictionary_learning.judges import (
     sparsity_label,
     tms_table,
 )
+from toymodels.reproduce.study import StudyOptions
 from toymodels.reproduce.verdict import Verdict
 from toymodels.reproduce.writer import md_table, provenance, write_document
+from toymodels.results.store import Results
 
 TITLE = "Dictionary learning on toy models: can sparse autoencoders find the true features?"
+DOCUMENT = "dictionary_learning.md"
 FIGURES = "figures"
 LEAD = [
     "In a toy model the true features are known, so a sparse autoencoder (SAE) trained on a layer's activations can "
@@ -81,7 +84,7 @@ variance explained; absorption gap: P(parent's latent fires | parent on, child o
 """.format(cos=RECOVERED_COS)
 
 
-def lr_panels(results: dict, table: pd.DataFrame) -> list:
+def lr_panels(results: dict[str, Results], table: pd.DataFrame) -> list:
     """Heatmap panels of the SAE-LR study: the SAE on h of the source with the highest lr of each setting."""
     panels = []
     for key, res in results.items():
@@ -116,7 +119,7 @@ NOTES = {
 }
 
 
-def study_section(name: str, verdict: Verdict, results: dict, figures_dir: Path) -> list[str]:
+def study_section(name: str, verdict: Verdict, results: dict[str, Results], figures_dir: Path) -> list[str]:
     """The markdown of one study: verdict, figures, table."""
     fig_lines, table = [], None
     if name == "SAE-LR":
@@ -155,39 +158,47 @@ def study_section(name: str, verdict: Verdict, results: dict, figures_dir: Path)
             *[line for f in fig_lines for line in (f, "")], md_table(shown), ""]
 
 
-def write_report(found: dict[str, tuple[Verdict, dict]], docs_dir: Path, command: str, scale: str) -> Path:
+def write_report(found: dict[str, tuple[Verdict, dict[str, Results]]], docs_dir: Path, command: str,
+                 scale: str) -> Path:
     """docs/dictionary_learning.md from the studies ``found`` (name -> (verdict, results)); others 'not run'."""
     figures_dir = docs_dir / FIGURES
     summary = pd.DataFrame([{"study": n, "question": found[n][0].title if n in found else "",
                              "verdict": found[n][0].verdict if n in found else "not run yet",
-                             "numbers": found[n][0].numbers if n in found else ""} for n in DICTIONARY_STUDIES])
+                             "numbers": found[n][0].numbers if n in found else ""}
+                            for n in DICTIONARY_LEARNING_CLAIMS])
     body = ["## Verdicts", "", md_table(summary), "",
             f"Scale `{scale}`: SAEs train 3000 steps of batch 128 (SAE-TMS: 256) with Adam (lr 3e-3, constant); "
             f"SAE-LR reads LR1 and LR3 trained {LR_SOURCE_STEPS} steps at quick size (one seed), SAE-TMS the TMS "
             "ReLU model (n=20, m=5) at seven sparsities. Each judge's rule is in the docstring of "
             "`toymodels.reproduce.dictionary_learning.judges`, fixed before the runs.", "", METHODS]
-    for name in DICTIONARY_STUDIES:
+    for name in DICTIONARY_LEARNING_CLAIMS:
         if name in found:
             body += study_section(name, found[name][0], found[name][1], figures_dir)
     trained = [r for _, results in found.values() for r in results.values()]
-    return write_document(docs_dir / "dictionary_learning.md", TITLE, provenance(command, trained), LEAD, body)
+    return write_document(docs_dir / DOCUMENT, TITLE, provenance(command, trained), LEAD, body)
 
 
-def run_dictionary_study(names: Sequence[str], scale: str = "quick", seeds: int = 1,
-                         out_dir: str | Path = "runs/dictionary", docs_dir: str | Path = "docs",
-                         progress: bool = False, command: str | None = None) -> list[Verdict]:
+def run_dictionary_learning(names: Sequence[str], scale: str = "quick", seeds: int = 1,
+                            out_dir: str | Path = "runs/dictionary", docs_dir: str | Path = "docs",
+                            progress: bool = False, command: str | None = None) -> list[Verdict]:
     """Train (or resume) the studies ``names``, reload every other study already under ``out_dir``, and write
     docs/dictionary_learning.md; returns the verdicts of ``names``. ConfigError for an unknown name, first."""
-    unknown = [n for n in names if n not in DICTIONARY_STUDIES]
+    unknown = [n for n in names if n not in DICTIONARY_LEARNING_CLAIMS]
     if unknown:
-        raise ConfigError(f"unknown study '{unknown[0]}'; available: {', '.join(DICTIONARY_STUDIES)}")
+        raise ConfigError(f"unknown study '{unknown[0]}'; available: {', '.join(DICTIONARY_LEARNING_CLAIMS)}")
     out_dir, docs_dir = Path(out_dir), Path(docs_dir)
     command = command or (f"toymodels reproduce {' '.join(names)} --scale {scale} --seeds {seeds} --out {out_dir} "
                           f"--docs {docs_dir}")
     found = {}
-    for name in DICTIONARY_STUDIES:
+    for name in DICTIONARY_LEARNING_CLAIMS:
         results = run_study(name, scale, seeds, out_dir, train=name in names, progress=progress)
         if results:
             found[name] = (judge(name, results), results)
     write_report(found, docs_dir, command, scale)
     return [found[n][0] for n in names if n in found]
+
+
+def run_claims(claims: Sequence[str], options: StudyOptions) -> list[Verdict]:
+    """The dictionary-learning studies ``claims`` as ``reproduce()`` runs them (the study registry's signature)."""
+    return run_dictionary_learning(claims, scale=options.scale, seeds=options.seeds, out_dir=options.out_dir,
+                                   docs_dir=options.docs_dir, progress=options.progress, command=options.command)

@@ -11,7 +11,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from toymodels.config.presets import PAPER_K, PAPER_LAMB_CLAMP, PAPER_STEPS, preset
+from toymodels.config.presets import preset
+from toymodels.families.em.presets import PAPER_K, PAPER_LAMB_CLAMP, PAPER_STEPS
 from toymodels.results.store import Results
 from toymodels.reproduce.em_claims.judges import LOSS_TOL, MIN_MONO_NEURONS, OTHER_SOURCES, STATEMENTS, lr_phase
 from toymodels.reproduce.em_claims.oscillation import Oscillation, oscillation_sentence
@@ -153,7 +154,7 @@ def oscillation_lines(oscillations: Sequence[Oscillation], verdicts: Sequence[Ve
              "a multiple of 1024 steps ends at a peak, as the paper's did; the verdicts above read that final "
              "model. The loss at a checkpoint is the mean of the last 8 logged task losses (every 16th batch) at or "
              "before its step, i.e. over its last 128 steps; at the final step this is the final loss.", "",
-             f"Rule (`em_oscillation.oscillation`, fixed before the runs): at an lr the oscillation *matters* when "
+             f"Rule (`oscillation.oscillation`, fixed before the runs): at an lr the oscillation *matters* when "
              f"the number of mono neurons at the last peak and at the last trough differ by at least "
              f"{MIN_MONO_NEURONS} in every seed, in the same direction; it is a *trade-off* when in every seed the "
              "checkpoint with more mono neurons also has the higher loss.", ""]
@@ -186,7 +187,7 @@ def write_report(verdicts: list[Verdict], results: dict[str, Results], oscillati
         "single-feature activation > 0.999, divided by N). Each verdict reads the model after the last step ("
         f"{_final_step_text(results) or 'no finished run'}).",
         "",
-        "The verdicts are computed by `toymodels.reproduce.em_claims.judges`, `em_grid_judges` and `em_mechanism` with "
+        "The verdicts are computed by `toymodels.reproduce.em_claims.judges`, `grid_judges` and `mechanism` with "
         "rules and thresholds fixed in their docstrings before the runs, not written by hand. A claim is "
         f"`inconclusive` when fewer than {MIN_MONO_NEURONS} neurons are monosemantic everywhere (the detection "
         f"floor; two counts differ only by at least {MIN_MONO_NEURONS} neurons) or when its primary runs are "

@@ -1,7 +1,7 @@
 """The figures of the EM claims: one small PNG per claim (docs/figures/em_<claim>.png), means ± sd over seeds.
 
 Drawn with ``toymodels.plotting.save`` (pyplot-free, written atomically); the mechanism figure of row 6 is in
-``em_mechanism``.
+``mechanism``.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def figure_oscillation(views: PhaseViews, path: Path) -> Path:
 def figure_lr(res: Results, path: Path, title: str, extra: dict[str, Results] | None = None,
               trough: Results | None = None) -> Path:
     """Rows 1-3: mono/feature and loss against lr at the final step (one line per sweep: ``res`` and ``extra``;
-    dashed: ``res`` at its last lr trough, an ``em_oscillation.at_checkpoint`` view, when given), and mono/feature
+    dashed: ``res`` at its last lr trough, an ``oscillation.at_checkpoint`` view, when given), and mono/feature
     over training per lr of ``res``."""
     fig, ax = figure_row(3)
     series = {title: res, **(extra or {})}
@@ -132,7 +132,7 @@ def figure_k(res: Results, path: Path) -> Path:
 
 def figure_l1(a_res: Results, path: Path, reference: pd.DataFrame | None = None) -> Path:
     """Row 7: mono/feature and final loss against the L1 penalty, with the l1 = 0 reference row
-    (``em_grid_judges.l1_reference``) as a dotted line when given."""
+    (``grid_judges.l1_reference``) as a dotted line when given."""
     fig, ax = figure_row(2)
     a = aggregate(a_res, ["l1"])
     for a_, col in zip(ax, ["mono_per_feature", "final_loss"]):

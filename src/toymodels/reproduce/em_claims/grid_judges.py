@@ -1,6 +1,6 @@
 """How EM claims 4, 5 and 7 (docs/papers.md §4 rows 4, 5, 7: the sweeps at a fixed lr) are judged.
 
-The same conventions as ``em_judges`` (its module docstring): counts in neurons, the detection floor
+The same conventions as ``judges`` (its module docstring): counts in neurons, the detection floor
 MIN_MONO_NEURONS, thresholds fixed before the runs and stated in each docstring, no argmax over counts below the floor.
 """
 

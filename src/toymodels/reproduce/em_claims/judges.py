@@ -4,12 +4,12 @@ Every ``judge_*`` function takes loaded ``Results`` and returns a :class:`~toymo
 its docstring states the whole rule, with the named thresholds below, which were fixed before the runs. The same
 judge is applied to a claim's primary sweep (its verdict) and to each sensitivity run (shown beside it, never
 replacing it). Numbers are means over the seeds that did not diverge (``toymodels.results.tables.seed_stats``), read from the
-model the results hold: the final one, or one checkpoint of it (``em_oscillation.at_checkpoint``).
+model the results hold: the final one, or one checkpoint of it (``oscillation.at_checkpoint``).
 
 **The detection floor.** Monosemanticity is counted in neurons (``mono_neurons`` = mono/feature x N). A sweep whose
 largest mean count is below MIN_MONO_NEURONS is ``inconclusive``: a handful of neurons cannot show an effect, and
 nothing is derived from an argmax over counts that are zero or below the floor. Two counts differ only when they
-differ by at least MIN_MONO_NEURONS neurons. Claims 4, 5 and 7 are in ``em_grid_judges``, row 6 in ``em_mechanism``.
+differ by at least MIN_MONO_NEURONS neurons. Claims 4, 5 and 7 are in ``grid_judges``, row 6 in ``mechanism``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The paper's schedule (CosineAnnealingLR with T_max = 512 stepped past T_max, ``optim.paper_cosine``) is periodic:
 the model after step t has just been trained at the peak lr when t ≡ 1023 (mod 1024) and near lr 0 when
 t ≡ 511. A run of a multiple of 1024 steps therefore ends at a peak, as the paper's did. The learning-rate sweeps keep a
-checkpoint every 512 steps (``em_sweeps``), so both can be read. Here:
+checkpoint every 512 steps (``sweeps``), so both can be read. Here:
 
 * :func:`trajectory`: per instance and checkpoint, the checkpoint's metrics and its loss, computed once per sweep;
 * :func:`at_checkpoint`: the sweep's results as if training had stopped at one checkpoint, so that every judge

@@ -16,8 +16,8 @@ RG1    row 7: L1 activation penalty (preset RG1, l1 = 1e-1..1e-5; l1 = 0 is the 
 Each claim's verdict comes from its primary sweep alone. The same judge is applied to each sensitivity reading
 (:data:`SENSITIVITY`: the model at the last trough of the lr, a LAMB clamp scaled to the model's size, the
 rescaled decay, longer training) and the report shows those verdicts beside the primary one. The sweeps are in
-``em_sweeps``, the rules in ``em_judges`` / ``em_grid_judges`` / ``em_oscillation`` / ``em_mechanism``, the
-figures in ``em_figures``, the document in ``em_report``. An existing results folder is resumed, never retrained.
+``sweeps``, the rules in ``judges`` / ``grid_judges`` / ``oscillation`` / ``mechanism``, the
+figures in ``figures``, the document in ``document``. An existing results folder is resumed, never retrained.
 """
 
 from __future__ import annotations
@@ -36,12 +36,14 @@ from toymodels.reproduce.em_claims.mechanism import figure_mechanism, judge_mech
 from toymodels.reproduce.em_claims.oscillation import PhaseViews, oscillation, phase_views
 from toymodels.reproduce.em_claims.document import write_report
 from toymodels.reproduce.em_claims.sweeps import EM_CLAIMS, claim_sweeps, run_sweeps
+from toymodels.reproduce.study import StudyOptions
 from toymodels.reproduce.verdict import Verdict
 
-#: the sweeps a claim's verdict needs (labels of ``em_sweeps.claim_sweeps``); the others are sensitivity runs
+#: the sweeps a claim's verdict needs (labels of ``sweeps.claim_sweeps``); the others are sensitivity runs
 PRIMARY = {"LR1": ("LR1",), "LR2": ("LR2",), "LR3": ("LR3",), "B": ("B-eps16", "B-eps64", "B-eps256"),
            "K1": ("K1",), "MECH": ("LR3",), "RG1": ("RG1",)}
 OSCILLATION_FIGURE = "em_oscillation.png"
+DOCUMENT = "reproduction.md"
 
 
 @dataclass(frozen=True)
@@ -229,6 +231,12 @@ def reproduce_em_claims(names: Sequence[str], scale: str, seeds: int, out_dir: P
     if "LR1" in runs.phases:
         figure_oscillation(runs.phases["LR1"], docs_dir / "figures" / OSCILLATION_FIGURE)
         osc_figure = f"figures/{OSCILLATION_FIGURE}"
-    write_report(verdicts, results, oscillations, osc_figure, docs_dir / "reproduction.md", command, scale, seeds,
+    write_report(verdicts, results, oscillations, osc_figure, docs_dir / DOCUMENT, command, scale, seeds,
                  steps, time.time() - t0)
     return verdicts
+
+
+def run_claims(claims: Sequence[str], options: StudyOptions) -> list[Verdict]:
+    """The EM claims ``claims`` as ``reproduce()`` runs them (the study registry's signature)."""
+    return reproduce_em_claims(claims, options.scale, options.seeds, options.out_dir, options.docs_dir,
+                               options.steps, options.command, progress=options.progress, train=options.train)

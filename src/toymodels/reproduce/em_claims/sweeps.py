@@ -16,7 +16,8 @@ from pathlib import Path
 
 from toymodels.config import ConfigError, SweepConfig
 from toymodels.engine.optim import PAPER_T_MAX
-from toymodels.config.presets import PAPER_STEPS, preset, scaled_bias_decay, size_scaled_lamb_clamp, with_steps
+from toymodels.config.presets import preset
+from toymodels.families.em.presets import PAPER_STEPS, scaled_bias_decay, size_scaled_lamb_clamp, with_steps
 from toymodels.results.store import Results, load
 from toymodels.running.sweep import run_sweep
 

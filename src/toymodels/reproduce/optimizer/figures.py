@@ -1,4 +1,4 @@
-"""The figures of the optimizer study (docs/figures/opt_*.png), from its judged cells (``optimizer_judges``), its
+"""The figures of the optimizer study (docs/figures/opt_*.png), from its judged cells (``judges``), its
 checkpoint tables at the last lr peak and trough, and its parts' results."""
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from toymodels.reproduce.em_claims.oscillation import trajectory
 
 #: A cell is judged only with at least this many seeds finished (and not diverged) at both of its lrs.
 MIN_SEEDS = 3
-#: The loss at a checkpoint is ``em_oscillation.trajectory``'s: the mean task loss logged (every 16 steps, on the
+#: The loss at a checkpoint is ``oscillation.trajectory``'s: the mean task loss logged (every 16 steps, on the
 #: training batch) in the LOSS_WINDOW steps up to it, the same 8 logs as ``final_loss`` at the final step.
 LOSS_WINDOW = FINAL_LOSS_LOGS * LOG_EVERY
 #: The cell verdicts, in the order the rule tries them.
@@ -60,7 +60,7 @@ def checkpoint_tables(results: dict[str, Results]) -> tuple[pd.DataFrame, pd.Dat
     """(peak, trough): one row per instance of every OPT1 part at its final step (the lr *peak* of paper_cosine) and
     at its last lr trough, each with setting (LR1 / LR3), optimizer, schedule, lr, lr_level (low / high / midI),
     bias_decay, seed, N, step, status (``ok``, or ``diverged`` when no checkpoint metrics exist at that step),
-    mono_neurons, mono_per_feature, mean_bias, dead_neurons and loss (``em_oscillation.trajectory``, read once per
+    mono_neurons, mono_per_feature, mean_bias, dead_neurons and loss (``oscillation.trajectory``, read once per
     part for both). The trough table is empty when a part has no trough step."""
     frames: dict[str, list[pd.DataFrame]] = {"peak": [], "trough": []}
     for part, res in results.items():

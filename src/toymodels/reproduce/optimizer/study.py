@@ -3,7 +3,7 @@
 Not a claim of the paper but a question about it: preset ``OPT1`` trains the LR1 and LR3 settings with four
 optimizers x three (paper: four) schedules x a low and a high lr, >= 3 seeds, with checkpoints every 512 steps so
 that paper_cosine's last lr peak (the final step) and last trough (step 511 mod 1024) are both kept. Each cell is
-judged by the rule of ``optimizer_judges.judge_opt_cell`` (fixed before the runs; a detection floor of
+judged by the rule of ``judges.judge_opt_cell`` (fixed before the runs; a detection floor of
 MIN_MONO_NEURONS neurons in every seed, >= MIN_SEEDS seeds) at the peak and at the trough. :func:`answer` derives
 the answer from the judged cells only:
 
@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
-from toymodels.config.presets import OPT_SCHEDULES, PRESETS
+from toymodels.config.presets import PRESETS
+from toymodels.families.em.presets import OPT_SCHEDULES
 from toymodels.results.store import Results
 from toymodels.running.sweep import run_sweep
 from toymodels.results.tables import mean_std
@@ -49,14 +50,23 @@ from toymodels.reproduce.optimizer.judges import (
     last_trough_step,
     peak_vs_trough,
 )
+from toymodels.reproduce.study import StudyOptions
 from toymodels.reproduce.verdict import Verdict
 from toymodels.reproduce.writer import md_table, provenance, write_document
 
 TITLE = "Optimizer x schedule study (OPT1): does the learning-rate effect need LAMB and the oscillating schedule?"
 MATCHED_LOSS = 0.10  # "matched loss": within 10% of the best final loss of the setting
 UNJUDGED = ("too few seeds", "diverged", "no mono")
+DOCUMENT = "optimizer_study.md"
 
-__all__ = ["TITLE", "answer", "judge_cells", "judge_opt_cell", "optimizer_study", "run_optimizer_study"]
+__all__ = ["DOCUMENT", "TITLE", "answer", "judge_cells", "judge_opt_cell", "optimizer_study", "run_claims",
+           "run_optimizer_study"]
+
+
+def run_claims(claims: Sequence[str], options: StudyOptions) -> list[Verdict]:
+    """OPT1 as ``reproduce()`` runs it (the study registry's signature): its one question, one Verdict."""
+    return [run_optimizer_study(options.scale, options.seeds, options.out_dir, options.docs_dir,
+                                progress=options.progress, command=options.command)]
 
 
 def run_optimizer_study(scale: str, seeds: int, out_dir: Path, docs_dir: Path, progress: bool = False,
@@ -369,7 +379,7 @@ def optimizer_study(results: dict[str, Results], docs_dir: Path, command: str, s
               "range against its bottom; the ranges are matched by the size of a step, not tuned.",
               "- The loss at the trough is measured on the training batches of the 128 steps before it, while the "
               "lr falls to ~0; a loss evaluated on the checkpoint itself could differ slightly.", *notes, ""]
-    write_document(docs_dir / "optimizer_study.md", TITLE, provenance(command, results.values()), lead=[lead],
+    write_document(docs_dir / DOCUMENT, TITLE, provenance(command, results.values()), lead=[lead],
                    body=lines)
     return Verdict(claim="OPT1", title=TITLE, verdict=verdict, reason=lead, numbers=short, table=table,
                    figure="figures/opt_effect.png" if figs.get("opt_effect") else None,

@@ -1,5 +1,5 @@
 """How each superposition claim (docs/papers.md §4 rows 8-12) is judged: one ``check_*`` per claim, criterion by
-criterion, each taking the table of trained instances with their final weights (``superposition_data``) and
+criterion, each taking the table of trained instances with their final weights (``data``) and
 returning a :class:`~toymodels.reproduce.verdict.Verdict` whose ``checks`` are the criteria below.
 
 The verdict rule (fixed before the runs): a criterion either holds, fails, or *cannot tell* (the runs cannot decide

@@ -45,7 +45,7 @@ EVAL_BLOCK_ELEMENTS = 2**23
 
 
 def final_weights(results: Results, eval_samples: int = 0) -> pd.DataFrame:
-    """The instances table of a TMS / quadratic results folder plus object columns ``W`` (m, n), ``b`` and
+    """The instances table of a TMS / quadratic results folder plus object columns ``W`` (hidden, features), ``b`` and
     ``importance`` (numpy float64 arrays of each instance's final model); with ``eval_samples`` (TMS only) also
     ``eval_loss``, :func:`tms_eval_losses` on that many fresh inputs."""
     df = results.instances.copy()

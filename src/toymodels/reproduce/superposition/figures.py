@@ -1,5 +1,5 @@
 """Figures of the superposition claims (TMS, P&C), drawn from the table of trained instances with their final
-weights (``superposition_data.final_weights``, or built by hand) into one PNG each, with ``toymodels.plotting.save``.
+weights (``data.final_weights``, or built by hand) into one PNG each, with ``toymodels.plotting.save``.
 
 * :func:`plot_intro`: TMS intro figure: features as arrows in the 2-D hidden space, coloured by importance, one
   panel per sparsity (lowest-loss restart).

@@ -1,5 +1,5 @@
 """The superposition claims end to end (docs/papers.md §4 rows 8-12): train the TMS and P&C presets, judge each
-claim (``superposition_checks``), draw its figure (``superposition_figures``) and write docs/superposition.md.
+claim (``checks``), draw its figure (``figures``) and write docs/superposition.md.
 
 Seeds are restarts: where the papers keep the lowest-loss restart the seeds are raised to the claim's
 ``min_seeds``; an existing results folder of the same sweep under ``out_dir`` is resumed, not retrained.
@@ -26,10 +26,12 @@ from toymodels.running.sweep import run_sweep
 from toymodels.reproduce.superposition.checks import STATEMENTS, check_basic, check_capacity, check_dims, check_intro, check_phase
 from toymodels.reproduce.superposition.data import EVAL_SAMPLES, final_weights
 from toymodels.reproduce.superposition.figures import plot_basic, plot_capacity, plot_dims, plot_intro, plot_phase
+from toymodels.reproduce.study import StudyOptions
 from toymodels.reproduce.verdict import Verdict
 from toymodels.reproduce.writer import md_cell, provenance, write_document
 
 TITLE = "Superposition and capacity: reproduction report"
+DOCUMENT = "superposition.md"
 
 
 def plot_capacity_with_theory(df: pd.DataFrame, path: Path) -> Path:
@@ -52,7 +54,7 @@ class SuperpositionClaim:
     figure_file: str
     #: restarts the papers' recipe needs where the lowest-loss restart is kept (docs/papers.md §4 rows 8, 11, 12)
     min_seeds: int = 1
-    #: rank restarts by the TMS model's loss on common fresh inputs (``superposition_data.tms_eval_losses``)
+    #: rank restarts by the TMS model's loss on common fresh inputs (``data.tms_eval_losses``)
     rank_by_eval_loss: bool = False
 
 
@@ -104,12 +106,18 @@ def reproduce_superposition(
             verdicts.append(_reproduce_one(CLAIMS[name], scale, seeds, out_dir, docs_dir, progress))
             pending = {n: "not run yet (the run was interrupted or is still going)" for n in names[len(verdicts):]}
             if pending:  # a partial report after each preset, so an interrupted run still leaves its verdicts
-                write_report(verdicts, docs_dir / "superposition.md", command, scale, seeds, not_run=pending)
+                write_report(verdicts, docs_dir / DOCUMENT, command, scale, seeds, not_run=pending)
     finally:
         torch.set_num_threads(old_threads)
-    write_report(verdicts, docs_dir / "superposition.md", command, scale, seeds)
+    write_report(verdicts, docs_dir / DOCUMENT, command, scale, seeds)
     write_json(out_dir / f"superposition-{scale}-verdicts.json", [verdict_record(v) for v in verdicts])
     return verdicts
+
+
+def run_claims(claims: Sequence[str], options: StudyOptions) -> list[Verdict]:
+    """The superposition claims ``claims`` as ``reproduce()`` runs them (the study registry's signature)."""
+    return reproduce_superposition(claims, scale=options.scale, seeds=options.seeds, out_dir=options.out_dir,
+                                   docs_dir=options.docs_dir, progress=options.progress, command=options.command)
 
 
 def _reproduce_one(claim: SuperpositionClaim, scale: str, seeds: int, out_dir: Path, docs_dir: Path,
@@ -149,7 +157,7 @@ def write_report(verdicts: list[Verdict], path: str | Path, command: str, scale:
     lead = ("Claims of *Toy Models of Superposition* (Elhage et al. 2022) and *Polysemanticity and Capacity in "
             "Neural Networks* (Scherlis et al. 2022), checked with the toymodels TMS and quadratic model families "
             "against the criteria of docs/papers.md §4 rows 8-12, written down in "
-            "`toymodels/reproduce/superposition_checks.py` before the runs (one exception, stated there: for row 12 "
+            "`toymodels/reproduce/superposition/checks.py` before the runs (one exception, stated there: for row 12 "
             "the lowest-loss restart is judged, decided after a calibration run). Verdicts: **agrees** (every "
             "criterion holds), **partly** (some fail), **disagrees** (the core criteria fail), **inconclusive** "
             "(none fails but the runs cannot tell one of them -- each criterion says when -- or the claim was not "

@@ -1,19 +1,18 @@
-"""The config sections of dictionary learning: how features fire (``firing``) and the SAE settings (``sae``).
+"""The ``firing`` section: how the features fire together and how large they are.
 
-Nested in :class:`toymodels.config.ExperimentConfig` like its other sections, with flat names users type
-(``firing=hierarchical``, ``sae_arch=topk``, ``sae_k=4``...), columns of ``instances.parquet`` like every field. Their
-meaning: ``toymodels.engine.firing`` (firing and magnitudes), ``toymodels.families.sae`` (architectures, sources) and
-docs/dictionary_learning.md. The defaults leave every other family's sampling and results exactly as they were.
+Shared by the families whose sampler reads it (they list ``FIRING_FIELDS`` in their ``fields``), with flat names
+users type (``firing=hierarchical``, ``magnitude=constant``...). Their meaning: ``toymodels.engine.firing`` and
+docs/dictionary_learning.md. The defaults are the papers' independent features, drawn exactly as before these fields
+existed.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from toymodels.config.sections import Frozen, number
+from toymodels.config.sections import Frozen
 
 
 Firing = Literal["independent", "correlated", "exclusive", "hierarchical"]
@@ -50,32 +49,7 @@ class FiringConfig(Frozen):
         0, ge=0, description="seed of the fixed random structure (correlation matrix, synthetic dictionary), shared "
         "by every instance with the same value")
 
-    _numbers = field_validator("correlation_strength", "hierarchy_child_prob", "magnitude_mean", "magnitude_std",
-                               "magnitude_spread", mode="before")(classmethod(lambda cls, v: number(v)))
 
 
 #: the flat names of the firing section: a family whose sampler reads them lists them in its ``fields``
 FIRING_FIELDS = tuple(FiringConfig.model_fields)
-
-
-class SAEConfig(Frozen):
-    """A sparse autoencoder trained on activations with known features (model ``sae``; toymodels.families.sae)."""
-
-    sae_arch: str = Field("relu_l1", description="relu_l1, topk, batchtopk or jumprelu (toymodels.families.sae)")
-    sae_width: int = Field(64, ge=1, description="SAE latents")
-    sae_k: int = Field(4, ge=1, description="topk / batchtopk: active latents per sample (batchtopk: on average)")
-    sae_threshold: float = Field(0.001, gt=0, description="jumprelu: initial threshold of every latent")
-    sae_bandwidth: float = Field(0.001, gt=0, description="jumprelu: width of the straight-through kernel")
-    source: str = Field(
-        "synthetic", description="where the activations come from: synthetic (a dictionary of N features in m "
-        "dims) or a results folder of a trained toy model (with source_run, source_layer)")
-    source_run: str = Field("", description="run id of the source instance in the results folder, e.g. r0003")
-    source_layer: str = Field("", description="layer of the source model: em: x (embedding) or h; tms: h")
-
-    _numbers = field_validator("sae_threshold", "sae_bandwidth", mode="before")(classmethod(lambda cls, v: number(v)))
-
-    @field_validator("source")
-    @classmethod
-    def _absolute(cls, v: str) -> str:
-        # a results folder is kept as an absolute path, so the sweep reads back from any working directory
-        return v if v == "synthetic" else str(Path(v).expanduser().resolve())

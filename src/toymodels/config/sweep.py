@@ -1,0 +1,160 @@
+"""A sweep: a base ExperimentConfig, a grid over any flat fields (full product) and a number of seeds; read from
+TOML or JSON files users write.
+
+Example:
+    >>> from toymodels.config import ExperimentConfig
+    >>> cfg = ExperimentConfig.from_flat({"N": 128, "m": 16, "k": 256, "lr": 0.01})
+    >>> sweep = SweepConfig(name="lr", base=cfg, grid={"lr": [0.001, 0.01]}, seeds=2)
+    >>> len(sweep.instances())
+    4
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from toymodels.config.experiment import FIELDS, SECTIONS, ConfigError, ExperimentConfig, one_line
+from toymodels.config.sections import Frozen
+
+#: the most instances one sweep may have (the grid's product times the seeds, computed without expanding it)
+MAX_INSTANCES = 50_000
+
+
+class SweepConfig(Frozen):
+    """A base config, a grid over flat fields (full product, in the given order) and a number of seeds.
+
+    Seeds are ``base.seed, base.seed+1, ...`` unless ``seed`` itself is in the grid.
+    """
+
+    # no leading dot: the name becomes the default folder runs/<name>, which must stay inside runs/
+    name: str = Field("sweep", pattern=r"^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*$", max_length=200)
+    base: ExperimentConfig = Field(default_factory=ExperimentConfig)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    seeds: int = Field(1, ge=1)
+
+    @field_validator("grid", mode="before")
+    @classmethod
+    def _grid_known(cls, grid: Any) -> Any:
+        if isinstance(grid, dict):
+            for key, values in grid.items():
+                if key not in FIELDS:
+                    raise ValueError(f"unknown field '{key}'; allowed fields: {', '.join(FIELDS)}")
+                if not isinstance(values, (list, tuple)) or len(values) == 0:
+                    raise ValueError(f"grid field '{key}' needs a non-empty list of values")
+        return grid
+
+    @model_validator(mode="after")
+    def _typed_grid(self) -> "SweepConfig":
+        # Count before expanding: a huge grid is refused at once instead of filling the memory.
+        count = self.size()
+        if count > MAX_INSTANCES:
+            raise ValueError(f"field 'grid': {count:,} instances (grid x seeds); a sweep may have at most "
+                             f"{MAX_INSTANCES:,}: split it into several sweeps")
+        # Validate every grid value now (before any work) and store it typed, e.g. "1/64" -> 0.015625.
+        typed = {}
+        for key, values in self.grid.items():
+            typed[key] = [self.base.replace(**{key: v}).flat()[key] for v in values]
+        object.__setattr__(self, "grid", typed)
+        self.instances()  # combinations can be invalid even if each value is fine
+        return self
+
+    def size(self) -> int:
+        """How many instances the sweep has (the grid's product times the seeds), without expanding it."""
+        return self.seeds * math.prod(len(values) for values in self.grid.values())
+
+    def instances(self) -> list[ExperimentConfig]:
+        """Every instance of the sweep, in a fixed order: grid product (first key outermost), seeds innermost."""
+        keys = list(self.grid)
+        out = []
+        for combo in itertools.product(*(self.grid[k] for k in keys)):
+            values = dict(zip(keys, combo))
+            first_seed = values.get("seed", self.base.run.seed)
+            for s in range(self.seeds):
+                out.append(self.base.replace(**{**values, "seed": first_seed + s}))
+        return out
+
+    def swept_fields(self) -> list[str]:
+        """The fields that vary across instances (seed included when several)."""
+        fields = [k for k, v in self.grid.items() if len(v) > 1]
+        if self.seeds > 1 and "seed" not in fields:
+            fields.append("seed")
+        return fields
+
+    # ---- files -----------------------------------------------------------------------------------------------
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "SweepConfig":
+        """Accept nested or flat ``base`` and flat base fields at the top level (for hand-written TOML)."""
+        raw = dict(raw)
+        base_raw = raw.pop("base", {}) or {}
+        top_flat = {k: raw.pop(k) for k in list(raw) if k in FIELDS}
+        if base_raw and all(k in SECTIONS for k in base_raw):
+            try:
+                base = ExperimentConfig.model_validate(base_raw)
+            except ValidationError as err:
+                raise ConfigError(one_line(err)) from None
+            base = base.replace(**top_flat) if top_flat else base
+        else:
+            base = ExperimentConfig.from_flat({**base_raw, **top_flat})
+        unknown = [k for k in raw if k not in ("name", "grid", "seeds")]
+        if unknown:
+            raise ConfigError(
+                f"unknown field '{unknown[0]}'; allowed: name, grid, seeds, base or a field of {', '.join(FIELDS)}"
+            )
+        try:
+            return cls(base=base, **raw)
+        except ValidationError as err:
+            raise ConfigError(one_line(err)) from None
+
+    @classmethod
+    def from_json(cls, text: str) -> "SweepConfig":
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "SweepConfig":
+        """Read a sweep from a .toml or .json file."""
+        path = Path(path)
+        if path.suffix not in (".toml", ".json"):
+            raise ConfigError(f"config file '{path}': must end in .toml or .json")
+        try:
+            text = path.read_bytes().decode("utf-8-sig")  # a BOM from a Windows editor is fine
+            raw = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text, object_pairs_hook=_unique_keys)
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file '{path}': not UTF-8 text") from None
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+            raise ConfigError(f"config file '{path}': not valid {path.suffix[1:].upper()} ({err})") from None
+        except ValueError as err:  # _unique_keys
+            raise ConfigError(f"config file '{path}': {err}") from None
+        except OSError as err:
+            raise ConfigError(f"config file '{path}': cannot be read ({err.strerror})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file '{path}': must hold an object of fields, not {type(raw).__name__}")
+        known = all(k in FIELDS or k in ("name", "seeds", "base", "grid") for k in raw)
+        if known and not any(k in FIELDS or k in ("base", "grid") for k in raw):
+            raise ConfigError(f"config file '{path}': sets no field; name at least the fields you want "
+                              f"(e.g. N, lr) or start from a preset (`toymodels presets`)")
+        raw.setdefault("name", path.stem)
+        return cls.from_dict(raw)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object hook: a key given twice is an error (json alone keeps the last one silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"field '{key}' is given twice")
+        out[key] = value
+    return out

@@ -1,0 +1,85 @@
+"""The study registry: every study of ``toymodels reproduce`` is one :class:`Study` in :data:`STUDIES`.
+
+A study is one sub-package of ``toymodels.reproduce`` whose ``__init__.py`` registers its Study (``register``):
+its name, the document it writes into the docs folder, the claim names it answers (in its document's order), its
+run function and its rank (where its verdicts stand in ``reproduce()``'s answer). ``reproduce()`` and the CLI's
+``toymodels reproduce`` find the studies here and nowhere else, so adding a study is one folder plus its
+registration.
+
+Example (a study defined outside the package, as the tests do):
+    >>> from toymodels.reproduce.study import STUDIES, Study, register
+    >>> toy = register(Study("toy", "toy.md", ("TOY1",), lambda claims, options: [], rank=99))
+    >>> [(s.name, claims) for s, claims in studies_of(["TOY1", "OPT1"])]
+    [('optimizer', ['OPT1']), ('toy', ['TOY1'])]
+    >>> STUDIES.unregister("toy")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from toymodels.config.registry import Registry
+from toymodels.reproduce.verdict import Verdict
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    """What ``reproduce()`` was asked, the same for every study: scale, seeds per setting, the folder of the results
+    folders, the docs folder, the command named in the documents, the parsed ``--steps`` ({claim or "*": steps},
+    ``em_claims.sweeps.parse_steps``), progress bars, and ``train`` (False: only reload what ``out_dir`` holds)."""
+
+    scale: str
+    seeds: int
+    out_dir: Path
+    docs_dir: Path
+    command: str
+    steps: dict[str, int]
+    progress: bool = False
+    train: bool = True
+
+
+#: a study's run function: train (or reload) what the claims need, judge them, write the document; one Verdict per
+#: claim (a study with one question answers it with one Verdict)
+RunStudy = Callable[[Sequence[str], StudyOptions], "list[Verdict]"]
+
+
+@dataclass(frozen=True)
+class Study:
+    """One study: ``name`` (its sub-package), ``document`` (the file it writes under the docs folder), ``claims``
+    (the names it answers, in its document's order), ``run`` (called with the claims asked of it, in the order
+    asked, and the options), ``rank`` (lower ranks' verdicts come first in ``reproduce()``'s answer) and
+    ``in_all`` (whether ``toymodels reproduce --all`` runs it)."""
+
+    name: str
+    document: str
+    claims: tuple[str, ...]
+    run: RunStudy
+    rank: int
+    in_all: bool = True
+
+
+#: the studies by name
+STUDIES: Registry[Study] = Registry("study")
+
+
+def register(study: Study) -> Study:
+    """Add ``study`` under its name (a second study of the same name is refused); returns it."""
+    return STUDIES.register(study.name, study)
+
+
+def ranked() -> list[Study]:
+    """Every study, lowest rank first (registration order among equal ranks)."""
+    return sorted(STUDIES.values(), key=lambda s: s.rank)
+
+
+def claim_names() -> list[str]:
+    """Every claim name of every study, in ``ranked`` order."""
+    return [c for s in ranked() for c in s.claims]
+
+
+def studies_of(names: Sequence[str]) -> list[tuple[Study, list[str]]]:
+    """The studies that answer some of ``names``, lowest rank first, each with its names in the order given."""
+    chosen = [(s, [n for n in names if n in s.claims]) for s in ranked()]
+    return [(s, claims) for s, claims in chosen if claims]
