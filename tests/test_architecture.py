@@ -134,6 +134,24 @@ def test_dispatching_layers_never_name_a_family():
     assert not offenders, offenders
 
 
+def test_generic_floors_import_nothing_from_a_family_package():
+    """config, engine, metrics, results, plotting, running, report and app reach a family only through the generic
+    interface (``toymodels.families``, ``families.base``, the registry), never a family's own package: a family's
+    figures, report section and dashboard panel come through its hooks."""
+    mods = modules()
+    families = PACKAGE / "families"
+    packages = {f"toymodels.families.{d.name}" for d in families.iterdir() if (d / "__init__.py").exists()}
+    offenders = []
+    for name, path in mods.items():
+        if (name.split(".") + [""])[1] not in DISPATCHERS:  # toymodels.<floor>...
+            continue
+        for target, node in imported_modules(name, path, mods):
+            if any(target == pkg or target.startswith(pkg + ".") for pkg in packages):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} -> {target}")
+    assert packages >= {"toymodels.families.em", "toymodels.families.sae"}, packages
+    assert not offenders, offenders
+
+
 def test_nothing_cites_files_users_do_not_have():
     files = [*PACKAGE.rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py"),
              *(ROOT / "docs").rglob("*.md"), ROOT / "README.md"]

@@ -89,3 +89,21 @@ def test_flat_dump_round_trips_through_json():
 def test_model_must_be_a_registered_family():
     with pytest.raises(ConfigError, match=r"field 'model': must be one of em, tms, quadratic\b.* \(got 'mlp'\)"):
         ExperimentConfig.from_flat({"model": "mlp"})
+
+
+def test_a_sweep_json_of_the_earlier_layout_reads_back_with_each_field_in_its_family_section():
+    """Before the families owned their sections, TMS's fields sat under ``model`` and the quadratic model's under
+    ``data``; such a stored config reads back with the same flat values."""
+    cfg = ExperimentConfig.from_flat({"model": "tms", "N": 5, "m": 2, "k": 1, "tms_variant": "hidden_relu",
+                                      "init_std": 0.05})
+    stored = cfg.model_dump()
+    tms = stored.pop("tms")
+    stored["model"].update(tms)
+    stored["data"].update(stored.pop("quadratic"))
+    again = ExperimentConfig.model_validate(stored)
+    assert again == cfg and again.flat() == cfg.flat()
+
+
+def test_an_unknown_config_section_is_refused_in_one_line():
+    with pytest.raises(ConfigError, match=r"unknown config section 'nope'; sections: data, model, task"):
+        SweepConfig.from_dict({"base": {"data": {"N": 8}, "nope": {}}})

@@ -1,20 +1,24 @@
 """The family interface: the registry refuses a double registration and unknown names, and a family defined here,
-inside the test, trains end to end (CLI -> results folder -> report) without editing any package module."""
+inside the test, trains end to end (CLI -> results folder -> report) and brings its own extras (report section,
+swept line, SAE layers, dashboard panel) without editing any package module."""
 
 from __future__ import annotations
 
 import json
 from typing import Sequence
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import Tensor, nn
-from helpers import FeatureMatrixFamily
+from helpers import FeatureMatrixFamily, as_model, need_extra
 from typer.testing import CliRunner
 
 from toymodels.results import store
+from toymodels.app.data import dashboard_panel, instance_heading, panel_parts
 from toymodels.cli import app
-from toymodels.config import ConfigError, ExperimentConfig
+from toymodels.config import ConfigError, ExperimentConfig, SweepConfig
 from toymodels.engine.data import (
     INIT_STREAM,
     generator,
@@ -27,7 +31,8 @@ from toymodels.families import (
     register,
     unregister,
 )
-from toymodels.families.base import ActivationLayer, SweptOverlay, family_hook
+from toymodels.families.base import ActivationLayer, DashboardPanel, PanelFigure, PanelTable, SweptOverlay, family_hook
+from toymodels.running.sweep import run_sweep
 from toymodels.families.sae.sources import layers_text, source_layers
 
 
@@ -128,8 +133,38 @@ def test_a_family_defined_in_a_test_runs_end_to_end(linear_family, tmp_path):
     assert (out / "figures" / "training.png").exists() and (out / "figures" / "swept.png").exists()
 
 
+# ---- a dashboard panel of W: one instance at a checkpoint, its column norms, the final norms over the sweep -------
+def weights_view(results, run_id: str, step: int) -> dict:
+    W = results.params(run_id, step)["W"].double().numpy()
+    return {"W": W, "norms": np.linalg.norm(W, axis=0)}
+
+
+def weights_figures(view: dict, heading: str) -> list[PanelFigure]:
+    import plotly.graph_objects as go  # the `app` extra: the panel's test asks for it (need_extra)
+
+    return [PanelFigure("weights-figure", go.Figure(go.Heatmap(z=view["W"]), layout={"title": f"W · {heading}"})),
+            PanelFigure("norms-figure", go.Figure(go.Bar(y=view["norms"])), caption="||W_i|| per feature")]
+
+
+def weights_tables(view: dict) -> list[PanelTable]:
+    norms = pd.DataFrame({"feature": range(len(view["norms"])), "norm": view["norms"]})
+    return [PanelTable("norms-table", "column norms", norms, index="feature"),
+            PanelTable("weights-table", "all of W", pd.DataFrame(view["W"]), folded=True)]
+
+
+def sweep_norms(instances: pd.DataFrame) -> list[PanelFigure]:
+    import plotly.graph_objects as go  # the `app` extra, as above
+
+    return [PanelFigure("sweep-norms", go.Figure(go.Scatter(x=instances["lr"], y=instances["weight_norm"])))]
+
+
+WEIGHTS_PANEL = DashboardPanel(view=weights_view, figures=weights_figures, tables=weights_tables,
+                               sweep_figures=sweep_norms)
+
+
 class ExtrasFamily(LinearFamily):
-    """The same model with every optional extra: a swept-figure line, a report section and a layer an SAE reads."""
+    """The same model with every optional extra: a swept-figure line, a report section, a layer an SAE reads and a
+    dashboard panel."""
 
     name = "linear_ae_extras_test"
     presentation = Presentation(
@@ -144,12 +179,15 @@ class ExtrasFamily(LinearFamily):
         return {"h": ActivationLayer(lambda c: c.model.m, lambda model, v: torch.bmm(v, model.W.transpose(1, 2)),
                                      lambda t, c: t["W"][0].T)}
 
+    def dashboard_panel(self) -> DashboardPanel:
+        return WEIGHTS_PANEL
+
 
 def test_a_minimal_family_gets_the_default_of_every_optional_hook():
     family = LinearFamily()
     assert family_hook(family, "activation_layers")() == {}
     assert family_hook(family, "report_html")(None) == ""
-    assert family.presentation.swept_overlays == () and family.presentation.instance_panel is None
+    assert family.presentation.swept_overlays == () and family_hook(family, "dashboard_panel")() is None
     with pytest.raises(KeyError):
         family_hook(family, "no_such_hook")
     assert layers_text() == "em: x, h; tms: h"  # the built-in families' own layers
@@ -171,3 +209,33 @@ def test_a_family_brings_its_own_report_section_swept_line_and_sae_layers(tmp_pa
         assert "half the norm" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     finally:
         unregister(family.name)
+
+
+def test_a_family_brings_its_own_dashboard_panel_and_the_app_lays_it_out(linear_family, tmp_path):
+    """The app's data layer finds the family's panel through its hook and lays out its figures and tables (the page
+    draws each under its key); a family without the hook gets none."""
+    need_extra("plotly", "app")
+    family = register(ExtrasFamily())
+    try:
+        base = ExperimentConfig.from_flat({"model": family.name, "N": 6, "m": 2, "eps": 0.25, "optimizer": "adam",
+                                           "schedule": "constant", "batch_size": 16, "steps": 32})
+        results = run_sweep(SweepConfig(name="panel", base=base, grid={"lr": [0.001, 0.03]}), tmp_path / "run",
+                            progress=False)
+        panel = dashboard_panel(results)
+        assert dashboard_panel(as_model(results, linear_family.name)) is None
+    finally:
+        unregister(family.name)
+    assert panel is WEIGHTS_PANEL and panel.checkpoints
+    step = results.checkpoint_steps("r0001")[-1]
+    view = panel.view(results, "r0001", step)
+    parts = panel_parts(panel, view, instance_heading("r0001", step), results.instances)
+    (main,) = parts.main  # the first figure spans the page, titled with the instance and step
+    assert main.key == "weights-figure" and main.figure.layout.title.text == f"W · r0001 · step {step}"
+    np.testing.assert_allclose(main.figure.data[0].z, results.params("r0001", step)["W"].double().numpy())
+    assert [f.key for f in parts.figures] == ["norms-figure", "sweep-norms"]  # the instance's, then the sweep's
+    assert list(parts.figures[1].figure.data[0].x) == list(results.instances["lr"])
+    assert [t.key for t in parts.tables] == ["norms-table"] and [t.key for t in parts.folded] == ["weights-table"]
+    twice = DashboardPanel(view=weights_view, figures=weights_figures,
+                           tables=lambda v: [PanelTable("norms-figure", "", pd.DataFrame())])
+    with pytest.raises(ValueError, match="repeated: norms-figure"):
+        panel_parts(twice, view, "r0001", results.instances)

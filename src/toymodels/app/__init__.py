@@ -10,11 +10,11 @@ What it shows, for the sweep picked in the sidebar (the first one when the page 
   clicking a row selects that instance);
 * the training plot (the model family's training curves against the step on a log2 axis, one line per instance
   coloured by the swept value) and its final metrics against the swept value (the family's ``presentation``);
-* one instance (the first when the page opens) in the panel its family asks for (``presentation.instance_panel``):
-  ``"neurons"`` (EM): a checkpoint slider over the single-feature-activation heatmap (``metrics.neuron_order``)
-  with each neuron's bias above it, and the mechanism analysis of ``toymodels.families.em.analysis`` (mono / poly /
-  dead neurons, the rank of the polysemantic block, lone-feature losses of each block); ``"dictionary"`` (SAE): the
-  matched decoder-vs-truth heatmap and MCC against L0;
+* one instance (the first when the page opens) in the panel its model family brings (its ``dashboard_panel`` hook,
+  a :class:`toymodels.families.base.DashboardPanel`; none for a family without one): an instance picker, a
+  checkpoint slider, and the family's figures and tables of that instance at that step (e.g. single-feature
+  activations and the neuron mechanism for a model with neurons, the dictionary against the true features and MCC
+  against L0 for SAEs);
 * two sweeps side by side (e.g. LR1 against LR3) with their config differences.
 
 Results are read only through ``toymodels.results.store.load`` and cached per folder and file modification times, so a large
@@ -22,9 +22,10 @@ sweep is read once and a sweep that is still running (fewer instances than the s
 change; its page shows a notice and checks for new results every few seconds. A damaged folder, or one written by
 another results-format version, shows the loader's message (which names the file) instead of a traceback.
 
-Modules: ``data`` (finding and reading folders, tables; no streamlit or plotly), ``figures`` (plotly sweep figures),
-``neurons`` (the per-neuron panels), ``main`` (the streamlit page, ``SCRIPT``). Importing this package imports
-neither streamlit nor plotly: they are the optional ``app`` extra.
+Modules: ``data`` (finding and reading folders, tables, where a panel's parts go; no streamlit or plotly),
+``figures`` (plotly sweep figures), ``widgets`` and ``panel`` (the instance picker and any family's panel,
+streamlit), ``main`` (the streamlit page, ``SCRIPT``). Nothing here knows a family: each brings its own panel.
+Importing this package imports neither streamlit nor plotly: they are the optional ``app`` extra.
 """
 
 from __future__ import annotations

@@ -1,13 +1,15 @@
 """Finding, reading and tabulating results folders for the dashboard (no streamlit, no plotly: testable as is).
 
 Results are read only through ``toymodels.results.store.load``; ``signature`` is the cache key of a folder's contents, so a
-sweep that is still running is re-read when its files change.
+sweep that is still running is re-read when its files change. ``dashboard_panel`` and ``panel_parts`` are the
+streamlit-free half of the per-instance panel: the family's panel, and where its figures and tables go on the page.
 """
 
 from __future__ import annotations
 
 import os
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -16,6 +18,7 @@ import pandas as pd
 from toymodels.results import store
 from toymodels.running.lock import lock_holder
 from toymodels.config.registry import get_family
+from toymodels.families.base import DashboardPanel, PanelFigure, PanelTable, family_hook
 from toymodels.results.tables import format_value
 
 MAX_FOLDER_DEPTH = 2  # DIR/<sweep> and DIR/<project>/<sweep>
@@ -158,3 +161,40 @@ def progress_state(results: store.Results) -> str:
     if results.complete:
         return "complete"
     return "running" if lock_holder(results.folder) is not None else "stopped"
+
+
+# ---- a family's panel of one instance -------------------------------------------------------------------------
+def dashboard_panel(results: store.Results) -> DashboardPanel | None:
+    """The panel of one instance that the sweep's family brings (its ``dashboard_panel`` hook), or None."""
+    return family_hook(get_family(results.sweep.base.model.model), "dashboard_panel")()
+
+
+def instance_heading(label: str, step: int) -> str:
+    """'r0002 · lr=0.1 · step 512': the instance and checkpoint a panel titles its figures with."""
+    return f"{label} · step {step}"
+
+
+@dataclass(frozen=True)
+class PanelParts:
+    """A panel's figures and tables where the page puts them: ``main`` spans the page; below it ``tables`` (left)
+    beside ``figures`` (right: the instance's other figures, then the sweep's); ``folded`` tables, in expanders,
+    come last."""
+
+    main: list[PanelFigure]
+    tables: list[PanelTable]
+    figures: list[PanelFigure]
+    folded: list[PanelTable]
+
+
+def panel_parts(panel: DashboardPanel, view: dict[str, Any], heading: str, instances: pd.DataFrame) -> PanelParts:
+    """The panel's figures of ``view`` (titled with ``heading``), its tables and its figures of the sweep's
+    ``instances``, laid out; ValueError when two share a key (the page needs each once)."""
+    own = list(panel.figures(view, heading))
+    sweep = list(panel.sweep_figures(instances))
+    tables = list(panel.tables(view))
+    keys = [part.key for part in [*own, *sweep, *tables]]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise ValueError(f"a dashboard panel's keys must be unique; repeated: {', '.join(repeated)}")
+    return PanelParts(main=own[:1], tables=[t for t in tables if not t.folded], figures=own[1:] + sweep,
+                      folded=[t for t in tables if t.folded])

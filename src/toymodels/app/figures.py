@@ -1,6 +1,7 @@
 """The dashboard's sweep figures (plotly): training curves, final metrics against the swept value, two sweeps side
 by side. Colours come from ``toymodels.plotting.common.ColourScale``, the scale of the report's figures too; metric
-names and labels from the model family's ``presentation``.
+names and labels from the model family's ``presentation``; the layout and chart config every dashboard figure shares
+(a family's panel too) from ``toymodels.plotting.interactive``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from plotly.subplots import make_subplots
 
 from toymodels.results import store
 from toymodels.plotting.common import ColourScale
+from toymodels.plotting.interactive import colourbar_trace, layout
 from toymodels.config.registry import get_family
 from toymodels.results.tables import format_value, seed_stats
 from toymodels.app.data import family_metrics, instance_label, swept_fields
 
 MAX_CURVE_POINTS = 400  # per training curve sent to the browser (paper runs log 8192 losses per instance)
-PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
 # ---- axes -------------------------------------------------------------------------------------------------------
@@ -50,27 +51,6 @@ def log2_ticks(max_x: float) -> tuple[list[float], list[str]]:
     every = 1 if top <= 10 else 2 if top <= 20 else 4
     js = list(range(0, top + 1, every))
     return [2.0**j for j in js], [f"2<sup>{j}</sup>" for j in js]
-
-
-def layout(fig: go.Figure, height: int, title: str | None = None) -> go.Figure:
-    """The dashboard's common layout: white template, title top left, legend below."""
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=60 if title else 30, b=10),
-                      title=dict(text=title, x=0.0, xanchor="left", font=dict(size=15)) if title else None,
-                      template="plotly_white", hovermode="closest",
-                      legend=dict(orientation="h", yanchor="top", y=-0.28, x=0, xanchor="left"))
-    return fig
-
-
-def colourbar_trace(scale: ColourScale) -> go.Scatter:
-    """An invisible trace that draws the colour bar of a numeric ``ColourScale``."""
-    stops = scale.gradient(11)
-    return go.Scatter(
-        x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
-        marker=dict(colorscale=[[i / (len(stops) - 1), c] for i, c in enumerate(stops)], cmin=scale.lo,
-                    cmax=scale.hi, color=[scale.lo], showscale=True,
-                    colorbar=dict(title=dict(text=scale.field), tickvals=[scale.position(v) for v in scale.values],
-                                  ticktext=scale.tick_labels(), thickness=14, len=0.9)),
-    )
 
 
 # ---- figures ----------------------------------------------------------------------------------------------------

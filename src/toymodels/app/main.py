@@ -1,7 +1,8 @@
 """The streamlit page of the dashboard (see ``toymodels.app``): ``streamlit run src/toymodels/app/main.py -- runs/``.
 
 Streamlit runs this file as a script, so it imports the package absolutely. Everything it draws is built by the
-streamlit-free modules beside it (``data``, ``figures``, ``neurons``); this file only lays the page out.
+streamlit-free modules beside it (``data``, ``figures``) and by the family's own dashboard panel (its
+``dashboard_panel`` hook, drawn by ``panel``); this file only lays the page out.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from toymodels.results import store
-from toymodels.config.registry import get_family
 from toymodels.app.data import (
     choice_key,
     config_differences,
+    dashboard_panel,
     family_metrics,
     filter_instances,
     find_results,
@@ -33,25 +34,16 @@ from toymodels.app.data import (
     values_text,
 )
 from toymodels.app.figures import (
-    PLOTLY_CONFIG,
     compare_figures,
     sweep_figure,
     training_figure,
 )
-from toymodels.app.neurons import (
-    mechanism_table,
-    neuron_figure,
-    neuron_view,
-    singular_values_figure,
-)
-from toymodels.app.sae_page import sae_panel
-from toymodels.app.widgets import pick_instance_and_step
+from toymodels.app.panel import instance_panel
 from toymodels.plotting.common import sort_key
+from toymodels.plotting.interactive import PLOTLY_CONFIG
 from toymodels.results.tables import format_value
 
 REFRESH_SECONDS = 5  # how often the page of a running sweep checks for new results
-#: the per-instance panels a family can ask for (``Presentation.instance_panel``)
-NEURON_PANEL, DICTIONARY_PANEL = "neurons", "dictionary"
 
 
 def main() -> None:  # pragma: no cover - exercised by tests/app/test_app_browser.py in a browser
@@ -70,9 +62,10 @@ def main() -> None:  # pragma: no cover - exercised by tests/app/test_app_browse
             raise store.ResultsError(err)
         return results
 
-    @st.cache_data(max_entries=64, show_spinner="Probing neurons…")
+    @st.cache_data(max_entries=64, show_spinner="Reading the instance…")
     def cached_view(folder: str, sig: tuple, run_id: str, step: int) -> dict[str, Any]:
-        return neuron_view(loaded(folder, sig), run_id, step)
+        results = loaded(folder, sig)
+        return dashboard_panel(results).view(results, run_id, step)  # the family's panel: its own data
 
     # Figures of a large sweep take a second to build: cache them, so other widgets stay responsive.
     @st.cache_data(max_entries=64, show_spinner=False)
@@ -239,40 +232,16 @@ def sweep_page(results, folder, cache, names, folders) -> None:  # pragma: no co
 
     # -- one instance
     st.subheader("One instance")
-    panel = get_family(base["model"]).presentation.instance_panel  # the family's own panel, if it has one
-    if panel == NEURON_PANEL:
-        instance_panel(results, folder, cache, shown, fields, inst_key, ck)
-    elif panel == DICTIONARY_PANEL:
-        sae_panel(results, shown, fields, inst_key, ck)
+    panel = dashboard_panel(results)  # the family's own panel, if it brings one
+    if panel is None:
+        st.info(f"This sweep's model family, '{base['model']}', brings no panel of one instance.",
+                icon=":material/info:")
     else:
-        st.info(f"The per-neuron panels (single-feature activations, biases, mechanism) need a neuron layer; "
-                f"this sweep's model is '{base['model']}'.", icon=":material/info:")
+        instance_panel(results, panel, lambda run_id, step: cache.view(str(folder), sig, run_id, int(step)),
+                       shown, fields, inst_key, ck)
 
     # -- compare
     compare_section(results, folder, cache, names, folders, ck)
-
-
-def instance_panel(results, folder, cache, shown, fields, inst_key, ck) -> None:  # pragma: no cover - browser test
-    """The chosen instance at a chosen checkpoint: heatmap with biases, mechanism table, singular values."""
-    run_id, step, labels = pick_instance_and_step(results, shown, fields, inst_key, f"step_{ck}")
-    view = cache.view(str(folder), signature(folder), run_id, int(step))
-    s = view["summary"]
-    title = (f"single-feature activations · {labels[run_id]} · step {step} · "
-             f"{s['n_mono']} mono, {s['n_narrow']} narrow, {s['n_broad']} broad, {s['n_dead']} dead")
-    with st.container(key="sfa-figure"):
-        st.plotly_chart(neuron_figure(view, title), config=PLOTLY_CONFIG, key="sfa")
-    st.markdown("**Mechanism** (`toymodels.families.em.analysis.explain_summary`): mono neurons threshold their own "
-                "feature; the broad polysemantic block acts as a low-rank linear map.")
-    m1, m2 = st.columns([3, 2])
-    with m1, st.container(key="mechanism"):
-        st.table(mechanism_table(s).set_index("quantity"))
-    with m2:
-        if view["singular_values"] and max(view["singular_values"]) > 0:
-            st.plotly_chart(singular_values_figure(view["singular_values"], view["m"]), config=PLOTLY_CONFIG)
-        else:
-            st.caption("No polysemantic neurons at this step.")
-    with st.expander("Per-neuron table (`explain_instance`)"):
-        st.dataframe(view["neurons"].iloc[view["neuron_order"]], hide_index=True, height=320)
 
 
 def compare_section(results, folder, cache, names, folders, ck) -> None:  # pragma: no cover - browser test

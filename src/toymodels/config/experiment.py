@@ -258,7 +258,7 @@ class ExperimentConfig(_Frozen):
             raise ConfigError(f"unknown field '{unknown[0]}'; allowed fields: {', '.join(FIELDS)}")
         nested = (base or cls()).model_dump()
         for name, value in values.items():
-            nested[FIELDS[name]][name] = value
+            nested.setdefault(FIELDS[name], {})[name] = value  # a section registered after ``base`` was made
         try:
             return cls.model_validate(nested)
         except ValidationError as err:

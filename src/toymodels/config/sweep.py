@@ -101,7 +101,8 @@ class SweepConfig(Frozen):
         raw = dict(raw)
         base_raw = raw.pop("base", {}) or {}
         top_flat = {k: raw.pop(k) for k in list(raw) if k in FIELDS}
-        if base_raw and all(k in SECTIONS for k in base_raw):
+        # nested (as sweep.json stores it) when a section's name holds a table; flat names otherwise (`model` is both)
+        if any(k in SECTIONS and isinstance(v, dict) for k, v in base_raw.items()):
             try:
                 base = ExperimentConfig.model_validate(base_raw)
             except ValidationError as err:

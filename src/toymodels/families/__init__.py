@@ -15,10 +15,12 @@ from toymodels.families import em  # noqa: I001
 from toymodels.families import tms  # noqa: I001
 from toymodels.families import quadratic  # noqa: I001
 from toymodels.families import sae  # noqa: I001
-from toymodels.families.base import FigureSpec, InstanceModel, ModelFamily, Presentation
+from toymodels.families.base import (DashboardPanel, FigureSpec, InstanceModel, ModelFamily, PanelFigure, PanelTable,
+                                     Presentation)
 from toymodels.config.registry import FamilyError, family_names, get_family, register, unregister
 
 __all__ = [
-    "FamilyError", "FigureSpec", "InstanceModel", "ModelFamily", "Presentation",
+    "DashboardPanel", "FamilyError", "FigureSpec", "InstanceModel", "ModelFamily", "PanelFigure", "PanelTable",
+    "Presentation",
     "em", "family_names", "get_family", "quadratic", "register", "sae", "tms", "unregister",
 ]

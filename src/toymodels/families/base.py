@@ -11,7 +11,8 @@ Adding a family: write a class that satisfies :class:`ModelFamily` (and a ``nn.M
 A family may also bring its own extras, none required: the methods of :class:`FamilyHooks` (layers an SAE can read,
 sections of ``report.html``), reached only through :func:`family_hook`, which gives a family without one the
 default of ``HOOK_DEFAULTS``; and the optional fields of its :class:`Presentation` (extra lines on the swept
-figure, the dashboard's per-instance panel), which default to none.
+figure), which default to none. The dashboard's panel of one instance is such a hook (``dashboard_panel``: a
+:class:`DashboardPanel`, streamlit-free, which the app renders whatever the family).
 """
 
 from __future__ import annotations
@@ -82,11 +83,9 @@ class Presentation:
     * ``swept_metrics``: final metrics drawn against the swept field;
     * ``table_metrics``: metric columns the dashboard's instance table shows first;
     * ``instance_figures``: names of the family's per-instance figures (see ``figures``);
-    * ``swept_overlays``: extra lines on the swept figure's panels (:class:`SweptOverlay`; default none);
-    * ``instance_panel``: the dashboard's panel of one instance at a checkpoint, by kind: ``"neurons"``
-      (single-feature activations with biases, and the neuron mechanism; needs the tensors ``W1 b1 W2 E``) or
-      ``"dictionary"`` (matched decoder vs true features, MCC against L0; needs ``W_dec`` and ``truth``); None
-      (the default): no per-instance panel.
+    * ``swept_overlays``: extra lines on the swept figure's panels (:class:`SweptOverlay`; default none).
+
+    The dashboard's panel of one instance is the family's ``dashboard_panel`` hook (:class:`DashboardPanel`).
     """
 
     labels: dict[str, str] = field(default_factory=dict)
@@ -95,7 +94,6 @@ class Presentation:
     swept_metrics: tuple[str, ...] = ("final_loss",)
     table_metrics: tuple[str, ...] = ()
     swept_overlays: tuple[SweptOverlay, ...] = ()
-    instance_panel: str | None = None
 
     def label(self, name: str) -> str:
         return self.labels.get(name, name.replace("_", " "))
@@ -173,6 +171,57 @@ class ActivationLayer:
     truth: Callable[[dict[str, Tensor], "ExperimentConfig"], Tensor]
 
 
+def no_figures(*args: Any) -> list["PanelFigure"]:
+    """A :class:`DashboardPanel` without sweep-level figures."""
+    return []
+
+
+@dataclass(frozen=True)
+class PanelFigure:
+    """A figure of a dashboard panel: ``figure`` (a plotly figure; None shows the caption alone, e.g. "nothing to
+    draw at this step") under the page key ``key`` (unique in the panel; the page's element gets the CSS class
+    ``st-key-<key>``), with ``caption`` under it."""
+
+    key: str
+    figure: Any
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class PanelTable:
+    """A table of a dashboard panel: ``table`` (a pandas DataFrame) under the page key ``key``, with ``caption``
+    (markdown) above it; ``index``: the column shown as row labels (None: no row labels); ``folded``: behind an
+    expander titled by the caption (a long table)."""
+
+    key: str
+    caption: str
+    table: Any
+    index: str | None = None
+    folded: bool = False
+
+
+@dataclass(frozen=True)
+class DashboardPanel:
+    """A family's panel of one instance at one checkpoint in the dashboard (the ``dashboard_panel`` hook), streamlit-
+    free: the app picks an instance (and a checkpoint step when ``checkpoints``), computes ``view(results, run_id,
+    step)`` (plain numpy / pandas, which the app caches per folder, instance and step), then draws:
+
+    * ``figures(view, heading) -> [PanelFigure]``: the first spans the page, the others sit right of the tables;
+      ``heading`` ("r0002 · lr=0.1 · step 512") names the instance and step, for the figures' titles;
+    * ``tables(view) -> [PanelTable]``: the unfolded ones left of the figures, the folded ones below;
+    * ``sweep_figures(instances) -> [PanelFigure]``: figures of the whole sweep (its instance table, e.g. MCC against
+      L0) after the instance's other figures; default none;
+    * ``split``: relative widths of the tables' column and the figures' column.
+    """
+
+    view: Callable[["Results", str, int], dict[str, Any]]
+    figures: Callable[[dict[str, Any], str], list[PanelFigure]]
+    tables: Callable[[dict[str, Any]], list[PanelTable]]
+    sweep_figures: Callable[[Any], list[PanelFigure]] = no_figures
+    checkpoints: bool = True
+    split: tuple[int, int] = (1, 1)
+
+
 class FamilyHooks(Protocol):
     """The optional methods of a :class:`ModelFamily`: a family defines those it needs; everyone calls them through
     :func:`family_hook`, which gives the others their default (``HOOK_DEFAULTS``)."""
@@ -188,11 +237,18 @@ class FamilyHooks(Protocol):
         monosemantic instance."""
         ...
 
+    def dashboard_panel(self) -> DashboardPanel | None:
+        """The dashboard's panel of one instance at a checkpoint (:class:`DashboardPanel`). Default: None (the
+        dashboard shows no per-instance panel). EM's: single-feature activations with biases and the neuron
+        mechanism; the SAE's: matched decoder vs true features and MCC against L0."""
+        ...
+
 
 #: what ``family_hook`` gives a family that does not define an optional hook (:class:`FamilyHooks`)
 HOOK_DEFAULTS: dict[str, Callable[..., Any]] = {
     "activation_layers": lambda: {},
     "report_html": lambda results: "",
+    "dashboard_panel": lambda: None,
 }
 
 

@@ -1,4 +1,5 @@
-"""Floor 4, plotting: the one way to make and write a figure (``save``: pyplot-free, atomic) and what every figure
-shares (``common``: the colour scale, diverged styling, chosen instances). Families draw their own figures with it;
-it knows no family.
+"""Floor 4, plotting: the one way to make and write a figure (``save``: pyplot-free, atomic), what every figure
+shares (``common``: the colour scale, diverged styling, chosen instances) and what the dashboard's interactive
+figures share (``interactive``: plotly, the optional ``app`` extra; imported only by the dashboard's modules).
+Families draw their own figures, and their dashboard panels, with it; it knows no family.
 """

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import PNG_MAGIC, sae_config
+from helpers import PNG_MAGIC
 
-from toymodels.config import ConfigError, SweepConfig
+from toymodels.config import ConfigError
 from toymodels.families import get_family
 from toymodels.families.sae.figures import best_instance, matched_cosines
 from toymodels.families.sae.presets import SAE_PRESETS, sae_sweeps
-from toymodels.running.sweep import run_sweep
-
-
-@pytest.fixture(scope="module")
-def sae_results(tmp_path_factory):
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    sweep = SweepConfig(name="sae", base=sae_config(sae_arch="topk", l1=0.0), grid={"sae_k": [1, 3]})
-    try:
-        yield run_sweep(sweep, tmp_path_factory.mktemp("sae") / "run", progress=False)
-    finally:
-        torch.set_num_threads(old)
 
 
 @pytest.mark.parametrize("name", list(SAE_PRESETS))

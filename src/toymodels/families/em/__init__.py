@@ -2,7 +2,8 @@
 
 Everything the package needs to know about it: the model (``model.py``), its metrics at checkpoints
 (``evaluate.py``), its own figures (``figures.py``: single-feature activations, biases, multi-feature probe,
-mechanism), its section of ``report.html`` (``report.py``: the mechanism numbers), its presets (``presets.py``:
+mechanism), its section of ``report.html`` (``report.py``: the mechanism numbers), its dashboard panel
+(``dashboard.py``: single-feature activations with biases, the mechanism; plotly), its presets (``presets.py``:
 Table 1 and OPT1) and, here, the family object that train, sweep, report and dashboard reach through the registry,
 with the layers an SAE can read (the embedding ``x`` and the hidden layer ``h``).
 """
@@ -20,7 +21,7 @@ from toymodels.engine.counter_rng import CounterFeatureSampler, group_feature_sa
 from toymodels.engine.data import DATA_STREAM, Sampler, feature_sampler, generator
 from toymodels.config.firing import FIRING_FIELDS
 from toymodels.config.registry import register
-from toymodels.families.base import ActivationLayer, FigureSpec, Presentation, SweptOverlay
+from toymodels.families.base import ActivationLayer, DashboardPanel, FigureSpec, Presentation, SweptOverlay
 from toymodels.families.em.evaluate import PROBE_SAMPLES, em_evaluate, em_probe, probe_inputs
 from toymodels.families.em.model import EMModel
 from toymodels.families.em import presets  # noqa: F401  (registers Table 1's presets and OPT1)
@@ -71,7 +72,6 @@ class EMFamily:
         table_metrics=("mono_per_feature", "features_covered", "mean_bias", "dead_neurons", "mono_neurons"),
         swept_overlays=(SweptOverlay("mono_per_feature", "mono beyond multi-feature probe",
                                      ("mono_neurons", "false_mono"), probe_confirmed_mono),),
-        instance_panel="neurons",
     )
 
     def check(self, cfg: ExperimentConfig) -> str | None:
@@ -131,6 +131,13 @@ class EMFamily:
         from toymodels.families.em.report import mechanism_html
 
         return mechanism_html(results)
+
+    def dashboard_panel(self) -> DashboardPanel:
+        """The dashboard's panel of one instance: single-feature activations with biases, the neuron mechanism."""
+        # deferred: the panel draws with plotly, the optional `app` extra, which training never imports
+        from toymodels.families.em.dashboard import PANEL
+
+        return PANEL
 
 
 EM = register(EMFamily())

@@ -7,7 +7,7 @@ batchtopk, jumprelu; one module each, ``architecture.py`` has what they share an
 dictionary of N features in m dims, or a layer of a trained toymodels instance). Many SAEs train as one batched job
 like any sweep: width and architecture change tensor shapes and so split groups; k, l1, lr and seed vary inside one.
 Every checkpoint is scored against the truth (``evaluate.py``), so the metrics land in ``instances.parquet`` and
-``metrics.parquet``.
+``metrics.parquet``; the dashboard shows one SAE against the truth in the family's panel (``dashboard.py``).
 
 Example:
     >>> cfg = ExperimentConfig.from_flat({"model": "sae", "N": 32, "m": 8, "sae_arch": "topk", "sae_width": 32,
@@ -29,7 +29,7 @@ from toymodels.config.firing import FIRING_FIELDS
 from toymodels.families.sae.config import SAEConfig
 from toymodels.engine.data import DATA_STREAM, generator
 from toymodels.config.registry import register
-from toymodels.families.base import FigureSpec, Presentation
+from toymodels.families.base import DashboardPanel, FigureSpec, Presentation
 from toymodels.families.sae import relu_l1, topk, batchtopk, jumprelu  # noqa: F401, I001  (registers them; this order in messages)
 from toymodels.families.sae import presets  # noqa: F401  (registers the synthetic studies as presets)
 from toymodels.families.sae.architecture import SAE, architecture_names, get_architecture, register_architecture
@@ -60,7 +60,6 @@ class SAEFamily:
         swept_metrics=("mcc", "features_recovered", "l0", "explained_variance"),
         table_metrics=("mcc", "features_recovered", "uniqueness", "f1", "l0", "true_l0", "dead_latents",
                        "shrinkage", "explained_variance"),
-        instance_panel="dictionary",
     )
 
     def check(self, cfg: ExperimentConfig) -> str | None:
@@ -105,6 +104,13 @@ class SAEFamily:
         from toymodels.families.sae.figures import FIGURES
 
         return list(FIGURES)
+
+    def dashboard_panel(self) -> DashboardPanel:
+        """The dashboard's panel of one SAE: matched decoder vs true features, its metrics, MCC against L0."""
+        # deferred: the panel draws with plotly, the optional `app` extra, which training never imports
+        from toymodels.families.sae.dashboard import PANEL
+
+        return PANEL
 
 
 SAE_FAMILY = register(SAEFamily())

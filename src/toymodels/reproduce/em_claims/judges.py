@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from toymodels.engine.optim import PAPER_T_MAX, lr_phases
+from toymodels.engine.optim import lr_phases
 from toymodels.results.store import Results
 from toymodels.results.tables import mean_std, seed_stats
 from toymodels.reproduce.verdict import Check, Verdict, spearman

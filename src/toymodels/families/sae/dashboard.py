@@ -1,9 +1,9 @@
-"""The dashboard's SAE panels (plotly; no streamlit here): for a sweep of SAEs (``model = "sae"``), MCC against L0
-over the instances, and one instance's matched decoder-vs-truth |cos| heatmap at a chosen checkpoint.
+"""The SAE family's dashboard panel (``SAEFamily.dashboard_panel``; plotly, no streamlit): one SAE at a chosen
+checkpoint, its matched decoder-vs-truth |cos| heatmap and its metrics at that step, beside MCC against L0 over
+the sweep's SAEs.
 
-``has_dictionary(results)`` says whether a sweep's checkpoints hold a dictionary and its truth (``W_dec`` and
-``truth``), so the page shows these panels without naming the family; ``sae_view`` computes one instance's panel
-data (cached by the page), ``cosine_figure`` and ``mcc_l0_figure`` draw them.
+``sae_view`` computes one instance's panel data (cached by the page), ``cosine_figure`` and ``mcc_l0_figure`` draw
+them. Imported only by the hook: plotly is the optional ``app`` extra, which training never needs.
 """
 
 from __future__ import annotations
@@ -14,19 +14,13 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from toymodels.results import store
+from toymodels.families.base import DashboardPanel, PanelFigure, PanelTable
 from toymodels.families.sae.figures import ARCH_COLOURS, matched_cosines
+from toymodels.results import store
 
-#: the checkpoint tensors that make a sweep's instances scorable dictionaries
-DICTIONARY_TENSORS = ("W_dec", "truth")
 #: metrics shown beside the heatmap, in order
 VIEW_METRICS = ("mcc", "features_recovered", "uniqueness", "f1", "l0", "true_l0", "dead_latents", "shrinkage",
                 "explained_variance", "absorption_gap")
-
-
-def has_dictionary(results: store.Results, run_id: str | None = None) -> bool:
-    """Whether an instance's checkpoint (default: the first instance's) holds a dictionary and its truth."""
-    return store.holds_tensors(results, DICTIONARY_TENSORS, run_id)
 
 
 def sae_view(results: store.Results, run_id: str, step: int | None = None) -> dict[str, Any]:
@@ -75,3 +69,21 @@ def metrics_table(view: dict[str, Any]) -> pd.DataFrame:
     """The view's metrics as a two-column table."""
     return pd.DataFrame({"metric": list(view["metrics"]),
                          "value": [float(np.round(v, 4)) for v in view["metrics"].values()]})
+
+
+# ---- the panel ----------------------------------------------------------------------------------------------------
+def panel_figures(view: dict[str, Any], heading: str) -> list[PanelFigure]:
+    title = f"decoder vs true features · {heading} · {view['arch']}, width {view['width']}"
+    return [PanelFigure("sae-figure", cosine_figure(view, title))]
+
+
+def panel_tables(view: dict[str, Any]) -> list[PanelTable]:
+    return [PanelTable("sae-metrics", "", metrics_table(view), index="metric")]
+
+
+def sweep_figures(instances: pd.DataFrame) -> list[PanelFigure]:
+    return [PanelFigure("sae-mcc-l0", mcc_l0_figure(instances))]
+
+
+PANEL = DashboardPanel(view=sae_view, figures=panel_figures, tables=panel_tables, sweep_figures=sweep_figures,
+                       split=(2, 3))

@@ -1,9 +1,11 @@
-"""The dashboard's per-neuron panels of one instance at one checkpoint: single-feature activations with each
-neuron's bias above them, and the mechanism of ``toymodels.families.em.analysis`` (mono / narrow / broad / dead neurons, the
-broad block's fit and rank, lone-feature losses of each block).
+"""The EM family's dashboard panel (``EMFamily.dashboard_panel``; plotly, no streamlit): one instance at one
+checkpoint, its single-feature activations with each neuron's bias above them, and the mechanism of
+``analysis`` (mono / narrow / broad / dead neurons, the broad block's fit and rank, lone-feature losses of each
+block) with the broad block's singular values and the per-neuron table.
 
-They apply to models whose checkpoints hold a neuron layer (``analysis.has_neurons``). Neurons and features are in
-``metrics.neuron_order``, as in the report's figures.
+It applies to checkpoints that hold a neuron layer (``analysis.has_neurons``). Neurons and features are in
+``metrics.neuron_order``, as in the report's figures. Imported only by the hook: plotly is the optional ``app``
+extra, which training never needs.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import torch
 from plotly.subplots import make_subplots
 
 from toymodels import metrics
+from toymodels.families.base import DashboardPanel, PanelFigure, PanelTable
 from toymodels.families.em import analysis
+from toymodels.plotting.interactive import layout
 from toymodels.results import store
 from toymodels.results.tables import format_number
-from toymodels.app.figures import layout
 
 KIND_COLOURS = {"mono": "#2a9d8f", "narrow": "#9b5de5", "broad": "#e76f51", "dead": "#adb5bd"}
 MECHANISM_ROWS = [
@@ -119,3 +122,29 @@ def mechanism_table(summary: dict[str, Any]) -> pd.DataFrame:
             value = "n/a" if isinstance(v, float) and math.isnan(v) else format_number(v)
             rows.append({"quantity": quantity, "value": value, "meaning": meaning})
     return pd.DataFrame(rows)
+
+
+# ---- the panel ----------------------------------------------------------------------------------------------------
+def panel_figures(view: dict[str, Any], heading: str) -> list[PanelFigure]:
+    """The heatmap with biases (titled with the neuron counts), then the broad block's singular values."""
+    s = view["summary"]
+    title = (f"single-feature activations · {heading} · "
+             f"{s['n_mono']} mono, {s['n_narrow']} narrow, {s['n_broad']} broad, {s['n_dead']} dead")
+    sv = view["singular_values"]
+    spectrum = (PanelFigure("singular-values", singular_values_figure(sv, view["m"])) if sv and max(sv) > 0 else
+                PanelFigure("singular-values", None, "No polysemantic neurons at this step."))
+    return [PanelFigure("sfa-figure", neuron_figure(view, title)), spectrum]
+
+
+def panel_tables(view: dict[str, Any]) -> list[PanelTable]:
+    """The mechanism numbers, and the per-neuron table (folded) in the heatmap's neuron order."""
+    return [
+        PanelTable("mechanism", "**Mechanism** (`toymodels.families.em.analysis.explain_summary`): mono neurons "
+                   "threshold their own feature; the broad polysemantic block acts as a low-rank linear map.",
+                   mechanism_table(view["summary"]), index="quantity"),
+        PanelTable("neuron-table", "Per-neuron table (`explain_instance`)",
+                   view["neurons"].iloc[view["neuron_order"]], index="neuron", folded=True),
+    ]
+
+
+PANEL = DashboardPanel(view=neuron_view, figures=panel_figures, tables=panel_tables, split=(3, 2))
