@@ -12,9 +12,9 @@ of samples and reports 16 x its time (sae-lens trains one SAE at a time).
 
 Measured on this project's 2-core machine (2026-12-03, AMD EPYC Zen 2, otherwise idle), 1000 steps, torch's two
 threads: batched 8.9 s, one after another 28.8 s (3.23x); sae-lens ``train_toy_sae`` 2.6 s per SAE, so 16 take about
-41.8 s (4.67x the batched job). ``--quick`` (300 steps): 3.01x. On a machine busy with other jobs two threads can be
-oversubscribed and the batched group, the only one given two threads, loses badly (measured 0.15x at load 3-6): pass
-``--threads 1`` (or OMP_NUM_THREADS=1) there; with one thread the batched job was 2.06x faster.
+41.8 s (4.67x the batched job). ``--quick`` (300 steps): 3.01x. Before the engine chose its threads by the load,
+on a machine busy with other jobs the batched group, the only one given two threads, lost badly (0.15x at load 3-6);
+now it takes fewer threads by itself (benchmarks/concurrent_runs.py). ``--threads N`` fixes N (the config field).
 """
 
 from __future__ import annotations
@@ -62,13 +62,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="300 steps instead of 1000")
     ap.add_argument("--sae-lens", action="store_true", help="also time sae-lens' synthetic training")
     ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads for both runs (default: torch's; the loop then uses one thread for small "
-                         "groups only, so the one-by-one runs get one and the batched group two)")
+                    help="threads for both runs (the config field `threads`; default: the engine's automatic "
+                         "count: one thread for the small one-by-one runs, the free cores for the batched group)")
     args = ap.parse_args()
     if args.threads:
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)  # what the header line reports
     steps = 300 if args.quick else 1000
-    cfgs = configs(steps)
+    cfgs = [c.replace(threads=args.threads) for c in configs(steps)] if args.threads else configs(steps)
     train_group(configs(16)[:2])  # warm up allocator and kernels
     batched = timed(lambda: train_group(cfgs))
     one_by_one = timed(lambda: [train_group([c]) for c in cfgs])

@@ -207,7 +207,7 @@ def main() -> None:
             row["engine6"] = statistics.median(r["engine6"])
         rows.append(row)
 
-    print("\nratios (engine = toymodels.train_group with everything on, 1 instance)")
+    print("\nratios (engine = toymodels.engine.train.train_group with everything on, 1 instance)")
     print(f"{'batch':>6}  {'engine / plain Adam':>22}  {'engine / seed-style':>22}  {'of GEMM peak':>12}")
     for row in rows:
         print(f"{row['batch']:>6}  {spread(row['vs_plain']):>22}  {spread(row['vs_seed']):>22}  {row['peak']:>12.0%}")

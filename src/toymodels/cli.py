@@ -100,6 +100,8 @@ def run(
     seeds: Optional[int] = typer.Option(None, help="number of seeds per setting"),
     out: Optional[Path] = typer.Option(None, help="results folder (default runs/<name>)"),
     device: Optional[str] = typer.Option(None, help="cpu | cuda | cuda:N"),
+    threads: Optional[int] = typer.Option(None, help="CPU threads per group (the field `threads`; default: "
+                                          "automatic, fewer while other processes keep the cores busy)"),
     resume: bool = typer.Option(False, help="continue a sweep in --out, skipping finished groups"),
     dry_run: bool = typer.Option(False, help="print the resolved instances as JSON and the cost; train nothing"),
     report: bool = typer.Option(True, help="write figures and report.html at the end"),
@@ -122,10 +124,13 @@ def run(
         root = out or Path("runs") / f"{target}-{scale}"
         for part in PRESETS[target].part_names():
             typer.echo(f"== {part} -> {root / part}", err=True)
-            run(part, scale, set_, sweep_, seeds, root / part, device, resume, dry_run, report, progress, backend,
-                slurm_partition, slurm_gpus_per_task, slurm_cpus_per_task, slurm_time, max_parallel, detach, wandb)
+            run(part, scale, set_, sweep_, seeds, root / part, device, threads, resume, dry_run, report, progress,
+                backend, slurm_partition, slurm_gpus_per_task, slurm_cpus_per_task, slurm_time, max_parallel, detach,
+                wandb)
         return
 
+    if threads is not None:
+        set_ = [*set_, f"threads={threads}"]
     try:
         sweep = resolve_sweep(target, scale, set_, sweep_, seeds, device)
         if dry_run:

@@ -104,6 +104,10 @@ class RunConfig(_Frozen):
     sampler: Literal["auto", "generator", "counter"] = Field("auto", description="'generator': a torch.Generator "
         "per instance (the CPU's default); 'counter': Philox numbers, the whole group in one pass with no host sync "
         "(a GPU's default; em and tms, independent features); 'auto': the device's default")
+    threads: int = Field(
+        0, ge=0, description="CPU threads while training: 0 = automatic (what the group's size needs, at most the "
+        "usable cores less those other processes keep busy, re-checked every few seconds); N = exactly N. Never "
+        "changes a result")
     checkpoint_every: int = Field(
         0, ge=0, description="also keep the model after every step t with t+1 a multiple of this (0: only at steps "
         "2^j-1 and the last); 512 with schedule paper_cosine keeps every lr peak and trough")

@@ -31,6 +31,7 @@ from toymodels.config import ExperimentConfig
 from toymodels.config.registry import get_family  # the families register on `import toymodels`
 from toymodels.engine.group_sampling import GroupFill
 from toymodels.engine.optim import make_optimizer, schedule_factors
+from toymodels.engine.threads import following_the_load
 
 LOG_EVERY = 16
 #: An instance whose task loss rises above this multiple of its first positive task loss is marked diverged and
@@ -66,28 +67,14 @@ def logged_steps(steps: int) -> list[int]:
     return list(range(0, steps, LOG_EVERY))
 
 
-# Below this many FLOPs per group step, one thread beats two: the matmuls are too small to split, and extra threads
-# only add synchronisation (up to 14x slower on a busy 2-core machine).
-SINGLE_THREAD_FLOPS = 2e7
-
-
 @contextlib.contextmanager
-def _cpu_settings(flops: float, device: torch.device):
-    """One thread for tiny groups; denormals flushed to zero while training.
-
-    Dead neurons get exactly-zero gradients, so their Adam/LAMB moments decay geometrically through the denormal
-    range, where every CPU float op is many times slower.
-    """
-    prev = torch.get_num_threads()
-    small = device.type == "cpu" and flops < SINGLE_THREAD_FLOPS and prev > 1
-    if small:
-        torch.set_num_threads(1)
+def _flushing_denormals():
+    """Denormals flushed to zero while training: dead neurons get exactly-zero gradients, so their Adam/LAMB moments
+    decay geometrically through the denormal range, where every CPU float op is many times slower."""
     flushing = torch.set_flush_denormal(True)
     try:
         yield
     finally:
-        if small:
-            torch.set_num_threads(prev)
         if flushing:
             torch.set_flush_denormal(False)
 
@@ -275,9 +262,11 @@ def train_group(
     # counter-based, or the per-instance generators' batches computed together where they can be: fill(v, step)
     draw = group_sampler if group_sampler is not None else GroupFill(samplers)
     last_state = time.monotonic()
-    with fast_allocator(), _cpu_settings(sum(family.flops_per_step(c) for c in cfgs), device), \
+    flops = sum(family.flops_per_step(c) for c in cfgs)
+    with fast_allocator(), following_the_load(flops, c0.run.threads, device) as threads, _flushing_denormals(), \
             matmul_precision(c0.run.dtype, device):
         for t in range(start, o.steps):
+            threads.adjust()  # a clock read; the load every few seconds
             draw.fill(v, t)
             task_loss, l1_term = model.losses(v, task, with_l1=use_l1)
             total = task_loss + l1 * l1_term if use_l1 else task_loss

@@ -2,7 +2,7 @@
 
 A *family* is one kind of toy model (the EM two-layer model, the TMS model, the P&C quadratic model, ...). Everything
 the rest of the package needs to know about it lives in its own module under ``toymodels/families/`` and is reached
-through :func:`toymodels.families.registry.get_family` with the value of the config field ``model``. Nothing outside
+through :func:`toymodels.config.registry.get_family` with the value of the config field ``model``. Nothing outside
 the family's module branches on its name.
 
 Adding a family: write a class that satisfies :class:`ModelFamily` (and a ``nn.Module`` satisfying

@@ -23,6 +23,7 @@ from toymodels.results.checkpoint_stream import CheckpointStream, partial_path
 from toymodels.config import ExperimentConfig
 from toymodels.families import get_family
 from toymodels.running.plan import Instance
+from toymodels.engine.threads import following_the_load
 from toymodels.engine.train import GroupResult, TrainingInterrupted, TrainState, checkpoint_steps, train_group
 
 FINAL_LOSS_LOGS = 8  # final_loss = mean of the last 8 logged losses (less noisy than one batch)
@@ -114,9 +115,10 @@ def _state_from_tensors(t: dict[str, torch.Tensor]) -> TrainState:
 
 def _group_tables(
     instances: list[Instance], res: GroupResult, checkpoints: Iterable[tuple[int, dict[str, torch.Tensor]]],
+    between: Callable[[], None] = lambda: None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The group's row per instance (config, status, final loss and metrics) and its long metrics table, from the
-    training result and its checkpoints (step, tensors) in step order."""
+    training result and its checkpoints (step, tensors) in step order; ``between()`` runs before each checkpoint."""
     run_ids = [inst.run_id for inst in instances]
     final_metrics = evaluate(res.cfgs, res.final)
     tail = res.losses[:, -FINAL_LOSS_LOGS:]
@@ -137,6 +139,7 @@ def _group_tables(
                 long.append((rid, step, "loss", value))
     diverged_at = res.diverged_at.tolist()
     for step, tensors in checkpoints:
+        between()
         kept = [i for i, d in enumerate(diverged_at) if d < 0 or step < d]  # checkpoints before the blow-up only
         for name, v in evaluate(res.cfgs, tensors).items():
             values = v.tolist()
@@ -185,7 +188,10 @@ def run_group(
             err.group = gid
         raise
     stream.finish()
-    inst_df, met_df = _group_tables(instances, res, store.iter_checkpoints(gdir / "checkpoints.safetensors"))
+    # the evaluation's threads follow the load as training's do (metrics are the same bits at any thread count)
+    with following_the_load(math.inf, instances[0].cfg.run.threads) as threads:
+        inst_df, met_df = _group_tables(instances, res, store.iter_checkpoints(gdir / "checkpoints.safetensors"),
+                                        threads.adjust)
     store.write_parquet(gdir / "instances.parquet", inst_df)
     store.write_parquet(gdir / "metrics.parquet", met_df)
     store.write_done(folder, gid)

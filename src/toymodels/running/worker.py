@@ -10,7 +10,6 @@ Run by hand (e.g. to debug a failed task): ``python -m toymodels.running.worker 
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -39,9 +38,6 @@ def run_task(folder: str | Path, gid: str, state_every_s: float | None = None) -
     if store.group_done(folder, gid):
         _say(f"{gid} is already DONE in {folder}; nothing to do")
         return gid
-    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
-    if cpus and not os.environ.get("OMP_NUM_THREADS"):
-        torch.set_num_threads(int(cpus))  # without cgroups torch would use every core of the node
     insts = groups[gid]
     why = device_missing(insts[0].cfg.run.device)
     if why:  # e.g. a cuda sweep submitted without --slurm-gpus-per-task: say so in the task's log
