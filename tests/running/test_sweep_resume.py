@@ -84,14 +84,9 @@ def _pickle(path):
     path.write_bytes(pickle.dumps({"W1": [1.0, 2.0]}))
 
 
-def _symlink(path):
-    target = path.with_name("elsewhere.safetensors")
-    path.rename(target)
-    path.symlink_to(target)
-
-
+# (a file replaced by a link is not damage to repair but a folder refused before any write: tests/results/test_files.py)
 DAMAGE = {"truncated": _truncate, "random bytes": _random_bytes, "huge header": _huge_header, "a pickle": _pickle,
-          "a symlink": _symlink, "deleted": lambda path: path.unlink()}
+          "deleted": lambda path: path.unlink()}
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 from toymodels.families.base import FigureSpec, family_hook
 from toymodels.config.registry import get_family
+from toymodels.results.files import refuse_links
 from toymodels.results.store import Results, write_text
 from toymodels.results.tables import format_number, format_value, seed_stats, setting_fields, settings
 
@@ -167,6 +168,7 @@ def write_report(results: Results) -> Path:
     from toymodels.report.figures import figure_specs  # matplotlib: loaded only when figures are drawn
 
     folder = Path(results.folder)
+    refuse_links(folder)  # figures/ or report.html as a link would carry the writes outside the folder
     inst = results.instances
     figures: list[tuple[FigureSpec, Path]] = []
     if len(inst):

@@ -26,6 +26,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from toymodels.results.files import open_in_place
+
 #: torch dtypes and their names in the safetensors format.
 DTYPE_NAMES = {
     torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64",
@@ -86,7 +88,7 @@ class CheckpointStream:
         self._data_start = len(head)
         if self.resume_step > 0:  # the checkpoints before the resume step are already in the partial file
             try:
-                fd = os.open(self.partial, os.O_RDWR)
+                fd = open_in_place(self.partial, os.O_RDWR)
             except FileNotFoundError:
                 raise RuntimeError(f"{self.partial}: missing, so the checkpoints before step {self.resume_step} "
                                    "are lost; remove the group's state.safetensors to train it again") from None
@@ -96,7 +98,7 @@ class CheckpointStream:
                                    "another version?); remove the group's state.safetensors to train it again")
         else:
             self.partial.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)  # the umask applies
+            fd = open_in_place(self.partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC)  # the umask applies
             self._write_at(fd, head, 0)
             os.ftruncate(fd, len(head) + data_size)  # sparse until written: no disk space taken yet
         self._fd = fd

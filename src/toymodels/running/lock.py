@@ -15,6 +15,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from toymodels.results.files import open_in_place
+
 LOCK_NAME = ".lock"
 
 
@@ -30,7 +32,7 @@ class FolderLock:
         self._fd: int | None = None
 
     def acquire(self) -> "FolderLock":
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_in_place(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -69,7 +71,7 @@ def lock_holder(folder: str | Path) -> int | None:
     """The PID of the live process writing ``folder``, 0 if one holds it without a readable PID, None if none."""
     path = Path(folder) / LOCK_NAME
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a link or a FIFO is no lock
     except OSError:
         return None
     try:

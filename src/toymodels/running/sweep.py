@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from toymodels.results import store
+from toymodels.results.files import refuse_links
 from toymodels.config import ConfigError, SweepConfig
 from toymodels.running.launch import get_launcher
 from toymodels.running.lock import LOCK_NAME, FolderBusyError, FolderLock
@@ -48,6 +49,8 @@ def open_folder(sweep: SweepConfig, out: Path, resume: bool, say: Callable[[str]
     """Create (or reopen) the results folder and take its lock; on a resume, drop temp files left by a killed
     writer and mark damaged finished groups for retraining. The caller releases the lock."""
     resuming = check_folder(sweep, out, resume)
+    if out.is_dir():
+        refuse_links(out)  # a link inside the folder would carry a write outside it
     try:
         out.mkdir(parents=True, exist_ok=True)
         lock = FolderLock(out).acquire()

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from toymodels.results import store
+from toymodels.results.files import refuse_links
 from toymodels.config import ConfigError
 from toymodels.running.plan import plan
 from toymodels.running.runner import device_missing, run_group, state_step
@@ -30,6 +31,7 @@ def _say(msg: str) -> None:
 def run_task(folder: str | Path, gid: str, state_every_s: float | None = None) -> str:
     """Train group ``gid`` of the sweep in ``folder`` (no-op if it is DONE); returns the gid."""
     folder = Path(folder)
+    refuse_links(folder)  # planted since the sweep was submitted: a link would carry a write outside the folder
     sweep, _ = store.read_sweep(folder)
     groups = plan(sweep)
     if gid not in groups:
