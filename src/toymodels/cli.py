@@ -56,16 +56,24 @@ def resolve_sweep(target: str, scale: str, sets: list[str], sweeps: list[str], s
         sweep = SweepConfig.from_file(path)
     else:
         sweep = preset(target, scale=scale)
-    base_values, grid = {}, dict(sweep.grid)
+    base_values, grid, swept = {}, dict(sweep.grid), set()
     for item in sets:
         key, value = parse_assignment(item)
+        if key in base_values:
+            raise ConfigError(f"field '{key}' is given twice ({base_values[key]} and {value}; --set, --threads); "
+                              "give it once")
         base_values[key] = value
         grid.pop(key, None)
     if device is not None:
+        if "device" in base_values:
+            raise ConfigError("field 'device' is given by both --device and --set; give it once")
         base_values["device"] = device
         grid.pop("device", None)
     for item in sweeps:
         key, value = parse_assignment(item)
+        if key in base_values or key in swept:
+            raise ConfigError(f"field '{key}' is given twice (--set and --sweep, or two --sweep); give it once")
+        swept.add(key)
         grid[key] = [v.strip() for v in value.split(",") if v.strip()]
     base = sweep.base.replace(**base_values) if base_values else sweep.base
     try:

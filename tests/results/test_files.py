@@ -31,6 +31,13 @@ def test_a_link_inside_a_folder_is_refused_naming_it(tmp_path):
     (folder / "groups" / "DONE").unlink()
     (tmp_path / "elsewhere").symlink_to(folder)  # the folder itself may be reached through a link
     refuse_links(tmp_path / "elsewhere")
+    (folder / "slurm").mkdir()  # submitit's own folder keeps links of its own
+    (folder / "slurm" / ".submission_file_1.sh").symlink_to(outside)
+    refuse_links(folder)
+    (folder / "slurm").rename(tmp_path / "slurm-elsewhere")
+    (folder / "slurm").symlink_to(tmp_path / "slurm-elsewhere")  # but the folder itself is no link
+    with pytest.raises(ResultsError, match=r"slurm is a symbolic link"):
+        refuse_links(folder)
 
 
 def test_files_written_in_place_are_never_opened_through_a_link(tmp_path):

@@ -65,8 +65,18 @@ class SweepConfig(Frozen):
         typed = {}
         for key, values in self.grid.items():
             typed[key] = [self.base.replace(**{key: v}).flat()[key] for v in values]
+            repeated = next((v for i, v in enumerate(typed[key]) if v in typed[key][:i]), None)
+            if repeated is not None:  # e.g. lr=0.01,1e-2: one instance twice would read as two seeds
+                raise ValueError(f"grid field '{key}': {repeated!r} is given twice (the same instance twice is not "
+                                 "a second seed: use seeds for repeats)")
         object.__setattr__(self, "grid", typed)
-        self.instances()  # combinations can be invalid even if each value is fine
+        seen: dict[ExperimentConfig, int] = {}
+        for i, cfg in enumerate(self.instances()):  # combinations can be invalid even if each value is fine
+            if cfg in seen:
+                raise ValueError(f"field 'seed': instances {seen[cfg]} and {i} are the same run (seed "
+                                 f"{cfg.run.seed} twice): the grid's seed values and seeds={self.seeds} overlap; "
+                                 "give seeds that are at least seeds apart, or seeds=1")
+            seen[cfg] = i
         return self
 
     def size(self) -> int:

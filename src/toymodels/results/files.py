@@ -16,13 +16,22 @@ from pathlib import Path
 from toymodels.results.store import ResultsError
 
 
+#: sub-folders of a results folder that toymodels does not write itself: submitit's job files and logs (``slurm/``,
+#: where submitit keeps links of its own)
+NOT_OURS = ("slurm",)
+
+
 def refuse_links(folder: Path) -> None:
-    """ResultsError when anything inside ``folder`` is a symbolic link, or a file with another hard link: the tool
-    writes only inside a results folder, and a link would carry a write (a truncation, a checkpoint written in place)
-    to a file outside it. The folder itself may be reached through a link (e.g. ``runs/`` on another disk)."""
+    """ResultsError when anything inside ``folder`` (but what ``NOT_OURS`` holds) is a symbolic link, or a file with another
+    hard link: the tool writes only inside a results folder, and a link would carry a write (a truncation, a
+    checkpoint written in place) to a file outside it. The folder itself may be reached through a link (e.g. ``runs/``
+    on another disk)."""
     folder = Path(folder)
     for root, dirs, files in os.walk(folder, followlinks=False):
-        for name in dirs + files:
+        entries = dirs + files  # NOT_OURS itself is checked, what is inside it is not
+        if Path(root) == folder:
+            dirs[:] = [d for d in dirs if d not in NOT_OURS]
+        for name in entries:
             path = Path(root) / name
             st = path.lstat()
             if stat.S_ISLNK(st.st_mode):
