@@ -70,6 +70,33 @@ def test_a_finite_blow_up_is_caught_and_spoils_nothing():
             assert torch.equal(mixed.final[name][i], alone.final[name][j])
 
 
+def test_healthy_runs_at_batch_size_one_are_not_frozen():
+    """Seeds whose first sample with a feature is tiny: the rule on one step's loss against the first batch's froze
+    these five healthy runs (TMS, adam, lr 1e-3, batch size 1); the window against the initial model's largest
+    single-sample loss keeps them."""
+    from toymodels.config import ExperimentConfig
+
+    cfgs = [ExperimentConfig.from_flat({"model": "tms", "N": 5, "m": 2, "k": 1, "eps": 0.05, "batch_size": 1,
+                                        "steps": 300, "optimizer": "adam", "lr": 1e-3, "schedule": "constant",
+                                        "seed": s}) for s in (9, 107, 194, 215, 278)]
+    assert train_group(cfgs).status == ["ok"] * 5
+
+
+def test_a_blow_up_caught_mid_window_resumes_to_the_same_bits():
+    cfgs = [BASE.replace(steps=96), BASE.replace(lr=1e6, seed=2, steps=96)]
+    full = train_group(cfgs)
+    assert full.status == ["ok", "diverged"] and int(full.diverged_at[1]) % 16 == 15  # at a window's end
+    states = []
+    train_group(cfgs, on_state=states.append, state_every_s=-1)
+    mid = states[8]  # step 9: inside the first window
+    assert mid.step % 16 and mid.blowup_window is not None
+    resumed = train_group(cfgs, resume=mid)
+    assert torch.equal(full.diverged_at, resumed.diverged_at)
+    torch.testing.assert_close(full.losses, resumed.losses, rtol=0, atol=0, equal_nan=True)  # frozen: NaN logs
+    for name in full.final:
+        assert torch.equal(full.final[name], resumed.final[name])
+
+
 def test_checkpoints_at_powers_of_two_and_final():
     assert checkpoint_steps(256) == [0, 1, 3, 7, 15, 31, 63, 127, 255]
     assert checkpoint_steps(100) == [0, 1, 3, 7, 15, 31, 63, 99]

@@ -34,10 +34,16 @@ from toymodels.engine.optim import make_optimizer, schedule_factors
 from toymodels.engine.threads import following_the_load
 
 LOG_EVERY = 16
-#: An instance whose task loss rises above this multiple of its first positive task loss is marked diverged and
-#: frozen, even when every number stays finite. Healthy runs stay far below it: a loss rarely rises at all after
-#: its first steps.
+#: The blow-up rule: an instance whose mean task loss over a window of LOG_EVERY steps rises above this multiple of
+#: its reference is marked diverged and frozen at the window's last step, even when every number stays finite. The
+#: reference is the initial model's largest task loss over REFERENCE_SAMPLES single samples of the instance's own
+#: data law (the first positive window mean where all of those are 0). Why it holds at any batch size: a batch's
+#: loss is a mean of its samples', so a window's mean is at most its largest sample's loss, which a healthy model
+#: keeps near the initial model's range; a rule on one step's loss against the first batch's fired on 5 of 512
+#: healthy TMS runs at batch size 1 (a first sample with a feature of 0.01 against a later 1). A blow-up (LAMB at
+#: lr 1e6) passes it by orders of magnitude within a window.
 BLOWUP_FACTOR = 1e4
+REFERENCE_SAMPLES = 1024
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -175,11 +181,28 @@ class TrainState:
     losses: Tensor
     rng: list[Tensor]
     checkpoints: dict[int, dict[str, Tensor]] = field(default_factory=dict)
-    blowup_reference: Tensor | None = None  # per instance: the first positive task loss (0 until there is one)
+    blowup_reference: Tensor | None = None  # per instance: the blow-up rule's reference loss (BLOWUP_FACTOR)
+    blowup_window: Tensor | None = None  # per instance: the task losses summed since the last window's end
 
 
 def _cpu(t: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in t.items()}
+
+
+def _reference_losses(family, model: torch.nn.Module, cfgs: Sequence[ExperimentConfig], device: torch.device,
+                      dtype: torch.dtype) -> Tensor:
+    """Each instance's largest initial task loss over REFERENCE_SAMPLES single samples of its own data law, drawn by
+    samplers of their own (the training streams' generators are not touched: training gives the same bits)."""
+    big = [c.replace(batch_size=REFERENCE_SAMPLES) for c in cfgs]
+    counter = sampler_kind(cfgs[0], device) == "counter"
+    draw = family.group_sampler(big, device) if counter else GroupFill([family.sampler(c, device) for c in big])
+    v = torch.zeros(len(cfgs), REFERENCE_SAMPLES, family.input_size(cfgs[0]), device=device, dtype=dtype)
+    draw.fill(v, 0)
+    largest = torch.zeros(len(cfgs), device=device, dtype=dtype)
+    with torch.no_grad():  # one sample at a time: the largest single-sample loss, which no batch's mean exceeds
+        for j in range(REFERENCE_SAMPLES):
+            largest = torch.maximum(largest, model.losses(v[:, j:j + 1], cfgs[0].task.task, with_l1=False)[0])
+    return torch.nan_to_num(largest)
 
 
 def train_group(
@@ -253,11 +276,16 @@ def train_group(
             on_checkpoint(step, tensors)
         checkpoints = {}
 
-    # the blow-up rule's reference: each instance's first positive task loss (a sparse first batch can be all zeros)
+    # the blow-up rule (BLOWUP_FACTOR): its reference, and the current window's sum of task losses
     reference = torch.zeros(I, device=device, dtype=dtype)
-    if resume is not None:
+    window = torch.zeros(I, device=device, dtype=dtype)
+    if resume is None:
+        reference.copy_(_reference_losses(family, model, cfgs, device, dtype))
+    else:
         reference.copy_(resume.blowup_reference if resume.blowup_reference is not None
                         else torch.nan_to_num(resume.losses[:, 0]))
+        if resume.blowup_window is not None:
+            window.copy_(resume.blowup_window)
     v = torch.zeros(I, o.batch_size, family.input_size(c0), device=device, dtype=dtype)
     # counter-based, or the per-instance generators' batches computed together where they can be: fill(v, step)
     draw = group_sampler if group_sampler is not None else GroupFill(samplers)
@@ -279,9 +307,13 @@ def train_group(
                 # Divergence guard: a non-finite loss or update freezes the instance (a non-finite gradient always
                 # gives a non-finite update, so checking the updates covers it), and so does a blow-up that stays
                 # finite (LAMB's bounded steps can keep the weights finite while the loss explodes).
-                loss_now = task_loss.detach()
-                reference = torch.where(reference > 0, reference, loss_now)
-                ok = alive & torch.isfinite(total) & ~(loss_now > BLOWUP_FACTOR * reference)
+                ok = alive & torch.isfinite(total)
+                window += task_loss.detach()
+                if (t + 1) % LOG_EVERY == 0:  # a window ends
+                    mean = window / LOG_EVERY
+                    reference = torch.where(reference > 0, reference, mean)
+                    ok &= ~(mean > BLOWUP_FACTOR * reference)
+                    window.zero_()
                 updates = opt.updates(lr)
                 ok &= opt.finite(updates)
                 diverged_at = torch.where(alive & ~ok, torch.full_like(diverged_at, t), diverged_at)
@@ -310,7 +342,7 @@ def train_group(
                     step=t + 1, params=_cpu({n: p for n, p in zip(model.param_names, params)}),
                     optimizer=_cpu(opt.state_tensors()), alive=alive.cpu(), diverged_at=diverged_at.cpu(),
                     losses=losses.cpu(), rng=[s.get_state() for s in samplers], checkpoints=dict(checkpoints),
-                    blowup_reference=reference.cpu(),
+                    blowup_reference=reference.cpu(), blowup_window=window.cpu(),
                 ))
                 last_state = time.monotonic()
             if stop:

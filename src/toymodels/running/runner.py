@@ -94,6 +94,8 @@ def _state_tensors(state: TrainState) -> dict[str, torch.Tensor]:
               "step": torch.tensor([state.step])})
     if state.blowup_reference is not None:
         t["blowup_reference"] = state.blowup_reference
+    if state.blowup_window is not None:
+        t["blowup_window"] = state.blowup_window
     return t
 
 
@@ -109,7 +111,7 @@ def _state_from_tensors(t: dict[str, torch.Tensor]) -> TrainState:
     return TrainState(
         step=int(t["step"][0]), params=sub("param/"), optimizer=sub("opt/"), alive=t["alive"],
         diverged_at=t["diverged_at"], losses=t["losses"], rng=[rng[str(i)] for i in range(len(rng))],
-        checkpoints=ckpts, blowup_reference=t.get("blowup_reference"),
+        checkpoints=ckpts, blowup_reference=t.get("blowup_reference"), blowup_window=t.get("blowup_window"),
     )
 
 
