@@ -113,7 +113,8 @@ class ThreadPolicy:
             self.fixed = self.previous  # the user's choice through the environment
         else:
             self.fixed = None
-        self.need = 1 if flops < SINGLE_THREAD_FLOPS else usable_cpus()
+        self.usable = usable_cpus()  # read once: the affinity and quota do not change during a group
+        self.need = 1 if flops < SINGLE_THREAD_FLOPS else self.usable
         self.meter = BusyMeter() if self.fixed is None and self.need > 1 and self.on_cpu else None
         self.next_check = time.monotonic() + RECHECK_S
 
@@ -121,7 +122,7 @@ class ThreadPolicy:
         """The thread count for ``others`` cores kept busy by other processes (None: not known)."""
         if self.fixed is not None:
             return self.fixed
-        free = self.need if others is None else usable_cpus() - round(others)
+        free = self.need if others is None else self.usable - round(others)
         return max(1, min(self.need, free))
 
     def apply(self) -> None:

@@ -35,7 +35,16 @@ from toymodels.reproduce.em_claims.judges import judge_lr, judge_negative_bias, 
 from toymodels.reproduce.em_claims.mechanism import judge_mechanism
 from toymodels.reproduce.em_claims.sweeps import B_BIASES, EM_CLAIMS, claim_sweeps, parse_steps
 from toymodels.reproduce.optimizer.study import judge_opt_cell, optimizer_study, run_optimizer_study
-from toymodels.reproduce.study import STUDIES, Study, StudyOptions, claim_names, ranked, register, studies_of
+from toymodels.reproduce.study import (
+    STUDIES,
+    Study,
+    StudyOptions,
+    canonical_command,
+    claim_names,
+    ranked,
+    register,
+    studies_of,
+)
 from toymodels.reproduce.superposition.study import CLAIMS as SUPERPOSITION_CLAIMS
 from toymodels.reproduce.superposition.study import reproduce_superposition
 from toymodels.reproduce.verdict import VERDICTS, Check, Verdict
@@ -49,13 +58,6 @@ def import_studies() -> None:
 
 
 import_studies()
-
-
-def canonical_command(names: Sequence[str], scale: str, seeds: int, out_dir: str | Path, docs_dir: str | Path,
-                      steps: int | str | None, train: bool) -> str:
-    """The ``toymodels reproduce`` command line equivalent to a ``reproduce`` call."""
-    return (f"toymodels reproduce {' '.join(names)} --scale {scale} --seeds {seeds} --out {out_dir} --docs {docs_dir}"
-            + (f" --steps {steps}" if steps else "") + ("" if train else " --no-train"))
 
 
 def reproduce(

@@ -83,3 +83,10 @@ def studies_of(names: Sequence[str]) -> list[tuple[Study, list[str]]]:
     """The studies that answer some of ``names``, lowest rank first, each with its names in the order given."""
     chosen = [(s, [n for n in names if n in s.claims]) for s in ranked()]
     return [(s, claims) for s, claims in chosen if claims]
+
+
+def canonical_command(names: Sequence[str], scale: str, seeds: int, out_dir: str | Path, docs_dir: str | Path,
+                      steps: int | str | None = None, train: bool = True) -> str:
+    """The ``toymodels reproduce`` command line equivalent to a ``reproduce`` call."""
+    return (f"toymodels reproduce {' '.join(names)} --scale {scale} --seeds {seeds} --out {out_dir} --docs {docs_dir}"
+            + (f" --steps {steps}" if steps else "") + ("" if train else " --no-train"))

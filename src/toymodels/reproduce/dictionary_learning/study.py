@@ -34,6 +34,7 @@ from toymodels.reproduce.dictionary_learning.judges import (
     tms_table,
 )
 from toymodels.reproduce.study import StudyOptions
+from toymodels.reproduce.study import canonical_command
 from toymodels.reproduce.verdict import Verdict
 from toymodels.reproduce.writer import md_table, provenance, write_document
 from toymodels.results.store import Results
@@ -187,8 +188,7 @@ def run_dictionary_learning(names: Sequence[str], scale: str = "quick", seeds: i
     if unknown:
         raise ConfigError(f"unknown study '{unknown[0]}'; available: {', '.join(DICTIONARY_LEARNING_CLAIMS)}")
     out_dir, docs_dir = Path(out_dir), Path(docs_dir)
-    command = command or (f"toymodels reproduce {' '.join(names)} --scale {scale} --seeds {seeds} --out {out_dir} "
-                          f"--docs {docs_dir}")
+    command = command or canonical_command(names, scale, seeds, out_dir, docs_dir)
     found = {}
     for name in DICTIONARY_LEARNING_CLAIMS:
         results = run_study(name, scale, seeds, out_dir, train=name in names, progress=progress)

@@ -27,6 +27,7 @@ from toymodels.reproduce.superposition.checks import STATEMENTS, check_basic, ch
 from toymodels.reproduce.superposition.data import EVAL_SAMPLES, final_weights
 from toymodels.reproduce.superposition.figures import plot_basic, plot_capacity, plot_dims, plot_intro, plot_phase
 from toymodels.reproduce.study import StudyOptions
+from toymodels.reproduce.study import canonical_command
 from toymodels.reproduce.verdict import Verdict
 from toymodels.reproduce.writer import md_cell, provenance, write_document
 
@@ -94,8 +95,7 @@ def reproduce_superposition(
     if unknown:
         raise ConfigError(f"not a superposition preset: {unknown[0]}; available: {', '.join(CLAIMS)}")
     out_dir, docs_dir = Path(out_dir), Path(docs_dir)
-    command = command or (f"toymodels reproduce {' '.join(names)} --scale {scale} --seeds {seeds} --out {out_dir} "
-                          f"--docs {docs_dir}")
+    command = command or canonical_command(names, scale, seeds, out_dir, docs_dir)
     old_threads = torch.get_num_threads()
     n_threads = (1 if scale in ("smoke", "quick") else None) if threads == "auto" else threads
     verdicts: list[Verdict] = []
