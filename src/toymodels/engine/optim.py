@@ -4,6 +4,19 @@ Parameters carry a leading instance axis; every norm, ratio and learning rate he
 can influence another. (Library LAMBs take one trust ratio over the whole tensor and clip the global gradient norm,
 which would couple the instances of a sweep.)
 
+A step is two calls: ``prepare(lr)`` advances the moments and leaves, per parameter, a direction ``d`` and a
+per-instance scale ``s`` (the update is ``s * d``); ``apply(alive)`` adds it. Between them the training loop asks
+``finite()`` which instances' updates are finite (its divergence guard).
+
+Adam and LAMB share one fused pass: torch's own fused Adam kernel (``torch._fused_adam_``, the kernel behind
+``torch.optim.Adam(fused=True)``) updates both moments and writes the direction in one pass over memory, where the
+same arithmetic as separate tensor operations takes about ten. It runs with learning rate 1 on a zeroed direction
+buffer (which then holds -m_hat / (sqrt(v_hat) + eps)), so each instance's own lr and trust ratio are applied
+afterwards in one ``addcmul``. LAMB has no bias correction: a step count whose powers of beta round to 0 makes the
+kernel's corrections exactly 1. Each instance's slice is handed to the kernel as a tensor of its own, because the
+kernel's vector body and its scalar tail round differently: this way an instance meets the same arithmetic alone and
+in any group, and with any thread count (tests/engine/test_optim.py).
+
 Example:
     >>> import torch
     >>> p = torch.nn.Parameter(torch.randn(3, 4, 5))
@@ -17,37 +30,21 @@ from __future__ import annotations
 import math
 
 import torch
+from jaxtyping import Bool, Float
 from torch import Tensor
 
-#: Below this bound on a per-instance sum of |update|, the sum cannot overflow a float32 (max ~3.4e38).
-SUM_SAFE = 1e30
+#: A step count at which beta ** count is exactly 0 in float64 for any beta < 1 - 1e-7: the fused kernel's bias
+#: corrections (1 - beta ** count) are then exactly 1, which is LAMB's (it has none).
+NO_BIAS_CORRECTION = 1e12
+#: Every this many steps the second moments are raised to a floor far below what can change a denominator (see
+#: ``Adam.floor``): a moment that is exactly 0 (a dead neuron's weights) makes the CPU's vector square root about 5x
+#: slower (measured 1063 vs 190 us for 2^19 floats), most of a step's optimizer time in the monosemantic regime. A
+#: raised moment decays by beta2 per step, so between two raisings it stays above float32's smallest normal number.
+FLOOR_EVERY = 4096
 
 
-def _per_instance_norm(x: Tensor) -> Tensor:
+def _per_instance_norm(x: Tensor) -> Float[Tensor, " instances"]:
     return torch.linalg.vector_norm(x.reshape(x.shape[0], -1), dim=1)
-
-
-def sqrt_plus_eps(v: Tensor, eps: float, scale: float = 1.0, out: Tensor | None = None) -> Tensor:
-    """sqrt(v) / scale + eps for v >= 0, bit for bit, at a fraction of torch.sqrt's cost on exact zeros.
-
-    The second moments of a dead neuron's weights are exactly 0, and torch's CPU sqrt is ~6x slower on zeros than
-    on other numbers (measured 1050 vs 165 us for 2^19 floats): in the monosemantic regime most of a step's sqrt
-    time. Raising v to a floor first changes nothing that survives the + eps: sqrt(floor) / scale is below a
-    quarter of eps's ulp, so eps + it rounds back to eps exactly, as eps + sqrt(v) / scale does for any v below
-    the floor.
-
-    >>> v = torch.tensor([0.0, 1e-30, 4.0])
-    >>> torch.equal(sqrt_plus_eps(v, 1e-6), v.sqrt().add(1e-6))
-    True
-    """
-    floor = (eps * scale * torch.finfo(v.dtype).eps / 8) ** 2
-    if floor > torch.finfo(v.dtype).tiny:  # always, unless eps is 0 or absurdly small
-        out = torch.clamp_min(v, floor, out=out).sqrt_()
-    else:
-        out = torch.sqrt(v, out=out)
-    if scale != 1.0:
-        out.div_(scale)
-    return out.add_(eps)
 
 
 def _bcast(v: Tensor, like: Tensor) -> Tensor:
@@ -55,48 +52,57 @@ def _bcast(v: Tensor, like: Tensor) -> Tensor:
     return v.view(-1, *([1] * (like.dim() - 1)))
 
 
+def _slices(t: Tensor) -> list[Tensor]:
+    """One tensor per instance (views): how the fused kernel is handed a parameter (module docstring)."""
+    return list(t.unbind(0))
+
+
 class InstanceOptimizer:
-    """Base class: keeps per-parameter state tensors with the instance axis; subclasses define the update."""
+    """Base class: per-parameter state tensors with the instance axis; subclasses define ``prepare``."""
 
     state_names: tuple[str, ...] = ()
-    #: per-parameter scratch tensors reused every step (not state: never saved)
-    buffer_names: tuple[str, ...] = ()
 
     def __init__(self, params: list[Tensor], **hyper: float):
         self.params = list(params)
         self.hyper = hyper
         self.t = 0
         self.state = [{n: torch.zeros_like(p) for n in self.state_names} for p in self.params]
-        self.buffers = [{n: torch.empty_like(p) for n in self.buffer_names} for p in self.params]
+        # what prepare() leaves for apply(): per parameter the direction and the per-instance scale of the update,
+        # and the direction's per-instance norm (the divergence guard's input)
+        self.directions: list[Tensor] = []
+        self.scales: list[Float[Tensor, " instances"]] = []
+        self.norms: list[Float[Tensor, " instances"]] = []
 
     @torch.no_grad()
-    def updates(self, lr: Tensor) -> list[Tensor]:
-        """Advance the state by one step and return each parameter's update (not yet applied; it may live in a
-        buffer that the next call overwrites)."""
-        self.t += 1
-        return [self.update(p, p.grad, st | buf, lr) for p, st, buf in zip(self.params, self.state, self.buffers)]
+    def prepare(self, lr: Float[Tensor, " instances"]) -> None:
+        """Advance the state by one step and compute each parameter's update (``scales * directions``), not yet
+        applied."""
+        raise NotImplementedError
 
     @torch.no_grad()
-    def finite(self, updates: list[Tensor]) -> Tensor:
-        """(instances,) True where every update of the instance is finite (the divergence guard's test).
-
-        A per-instance sum that overflows to inf also counts as non-finite: conservative. Subclasses that already
-        know the answer from numbers they computed anyway override this to skip the extra pass.
-        """
-        ok = torch.ones(updates[0].shape[0], dtype=torch.bool, device=updates[0].device)
-        for u in updates:
-            ok &= torch.isfinite(u.reshape(u.shape[0], -1).sum(1))
+    def finite(self) -> Bool[Tensor, " instances"]:
+        """True where the prepared update of every parameter is finite, judged by its per-instance norm |s| ||d||:
+        a norm that overflows (entries beyond ~1e19) counts as not finite, which only a diverging run reaches. No
+        host sync, no pass over the parameters beyond the norm ``prepare`` computed."""
+        ok = torch.ones(self.params[0].shape[0], dtype=torch.bool, device=self.params[0].device)
+        for scale, norm in zip(self.scales, self.norms):
+            ok &= torch.isfinite(norm * scale.abs()) & torch.isfinite(scale)
         return ok
 
     @torch.no_grad()
-    def step(self, lr: Tensor, alive: Tensor) -> None:
-        """One update with per-instance learning rates ``lr`` (instances,); instances with ``alive`` False stay
-        frozen."""
-        for p, upd in zip(self.params, self.updates(lr)):
-            p.add_(torch.where(_bcast(alive, p), upd, torch.zeros((), device=p.device, dtype=p.dtype)))
+    def apply(self, alive: Bool[Tensor, " instances"] | None = None) -> None:
+        """Add the prepared update; instances with ``alive`` False stay exactly where they are (None: all move)."""
+        for p, d, s in zip(self.params, self.directions, self.scales):
+            if alive is not None:  # a frozen instance's direction or scale may hold NaN: both zeroed, so it adds 0;
+                # the live ones take the very arithmetic of the all-alive path (same bits as in a healthy group)
+                d, s = torch.where(_bcast(alive, p), d, 0.0), torch.where(alive, s, 0.0)
+            p.addcmul_(d, _bcast(s, p))
 
-    def update(self, p: Tensor, g: Tensor, st: dict[str, Tensor], lr: Tensor) -> Tensor:
-        raise NotImplementedError
+    @torch.no_grad()
+    def step(self, lr: Float[Tensor, " instances"], alive: Bool[Tensor, " instances"]) -> None:
+        """One update with per-instance learning rates ``lr``; instances with ``alive`` False stay frozen."""
+        self.prepare(lr)
+        self.apply(alive)
 
     # Full optimizer state, for mid-run checkpoints (safetensors-friendly: a flat dict of tensors).
     def state_tensors(self) -> dict[str, Tensor]:
@@ -112,83 +118,93 @@ class InstanceOptimizer:
                 st[n].copy_(t[f"{i}.{n}"])
 
 
-class Lamb(InstanceOptimizer):
-    """LAMB as in the paper's library (torch-optimizer 0.3.0 defaults), per instance.
-
-    a = m / (sqrt(v) + eps) with no bias correction; p -= lr * (min(|p|, clamp) / |a|) * a, the trust ratio
-    being 1 where either norm is 0. Each step moves a tensor by a fixed fraction lr of its (clamped) norm.
-    """
+class FusedMoments(InstanceOptimizer):
+    """Adam's two moments and its direction -m_hat / (sqrt(v_hat) + eps) in one fused pass per parameter (module
+    docstring): the common part of Adam and LAMB."""
 
     state_names = ("exp_avg", "exp_avg_sq")
-    buffer_names = ("step",)  # the update is built in it
+    bias_correction = True
 
-    def __init__(self, params, betas=(0.9, 0.999), eps=1e-6, clamp=10.0, weight_decay=0.0):
-        super().__init__(params, beta1=betas[0], beta2=betas[1], eps=eps, clamp=clamp, weight_decay=weight_decay)
-        self._finite: list[Tensor] = []  # per parameter, of the last updates(): (instances,) flags and overflow bounds
-        self._bounded: list[Tensor] = []
+    def __init__(self, params: list[Tensor], **hyper: float):
+        super().__init__(params, **hyper)
+        self.directions = [torch.zeros_like(p) for p in self.params]
+        self._views = [(_slices(d), _slices(st["exp_avg"]), _slices(st["exp_avg_sq"]))
+                       for d, st in zip(self.directions, self.state)]
+        self._count = torch.zeros((), dtype=torch.float32, device=self.params[0].device)
 
-    @torch.no_grad()
-    def updates(self, lr: Tensor) -> list[Tensor]:
-        self._finite, self._bounded = [], []
-        return super().updates(lr)
+    def floor(self) -> float:
+        """The second moment below which a denominator sqrt(v_hat) + eps is eps exactly: sqrt(floor) / sqrt(1 -
+        beta2) (the first step's bias correction, the largest) stays under an eighth of eps's last bit, so rounding
+        drops it. Raising v to it (FLOOR_EVERY) changes no update; the moment itself moves by at most the floor."""
+        dtype = self.params[0].dtype
+        correction = math.sqrt(1 - self.hyper["beta2"]) if self.bias_correction else 1.0
+        floor = (self.hyper["eps"] * correction * torch.finfo(dtype).eps / 8) ** 2
+        return floor if floor > torch.finfo(dtype).tiny else 0.0
 
-    def update(self, p, g, st, lr):
+    def fused_directions(self, l2: float = 0.0) -> None:
+        """Advance both moments and write the directions; ``l2`` > 0 adds the gradient of (l2 / 2) |p|^2 first."""
         h = self.hyper
-        st["exp_avg"].mul_(h["beta1"]).add_(g, alpha=1 - h["beta1"])
-        st["exp_avg_sq"].mul_(h["beta2"]).addcmul_(g, g, value=1 - h["beta2"])
-        # the same operations as m / (sqrt(v) + eps), written into one buffer kept across steps: each temporary of
-        # a large parameter is a pass over memory (the optimizer is a sixth of a small-batch step)
-        step = sqrt_plus_eps(st["exp_avg_sq"], h["eps"], out=st["step"])
-        torch.div(st["exp_avg"], step, out=step)
-        if h["weight_decay"]:
-            step.add_(p, alpha=h["weight_decay"])
-        w_norm = _per_instance_norm(p).clamp(0, h["clamp"])
-        a_norm = _per_instance_norm(step)
-        trust = torch.where((w_norm == 0) | (a_norm == 0), torch.ones_like(w_norm), w_norm / a_norm)
-        scale = -lr * trust
-        # |step_j| <= |a|, so every |update_j| <= |scale| |a| and their sum is at most numel times that: while that
-        # bound is far from float's limit, the update (and its sum) is finite exactly when |a| and the scale are --
-        # the base class's test answered without another pass over the parameter
-        bound = scale.abs() * a_norm * (p[0].numel() if p.dim() else 1)
-        self._finite.append(torch.isfinite(a_norm) & torch.isfinite(scale))
-        self._bounded.append(bound < SUM_SAFE)
-        return step.mul_(_bcast(scale, p))
-
-    @torch.no_grad()
-    def finite(self, updates: list[Tensor]) -> Tensor:
-        # the bound check is a host sync: a GPU (and weight decay, which unbounds the step) takes the sum test
-        if self.hyper["weight_decay"] or len(self._finite) != len(updates) or updates[0].device.type != "cpu":
-            return super().finite(updates)
-        ok = torch.stack(self._finite).all(0)
-        if bool((ok & ~torch.stack(self._bounded).all(0)).any()):  # a sum could overflow: measure it
-            return super().finite(updates)
-        return ok
+        if (self.t - 1) % FLOOR_EVERY == 0 and self.floor() > 0:
+            torch._foreach_clamp_min_([st["exp_avg_sq"] for st in self.state], self.floor())
+        self._count.fill_(self.t if self.bias_correction else NO_BIAS_CORRECTION)
+        torch._foreach_zero_(self.directions)
+        for p, (d, m, v) in zip(self.params, self._views):
+            g = p.grad if not l2 else p.grad.add(p, alpha=l2)
+            torch._fused_adam_(d, _slices(g.contiguous()), m, v, [], [self._count] * len(d), lr=1.0,
+                               beta1=h["beta1"], beta2=h["beta2"], weight_decay=0.0, eps=h["eps"], amsgrad=False,
+                               maximize=False)
 
 
-class Adam(InstanceOptimizer):
+class Adam(FusedMoments):
     """Adam / AdamW with bias correction, as torch.optim.Adam(W) computes it, with per-instance lr."""
-
-    state_names = ("exp_avg", "exp_avg_sq")
-    buffer_names = ("denom",)
 
     def __init__(self, params, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False):
         super().__init__(params, beta1=betas[0], beta2=betas[1], eps=eps, weight_decay=weight_decay,
                          decoupled=float(decoupled))
+        self._decay: Tensor | None = None
 
-    def update(self, p, g, st, lr):
+    def prepare(self, lr):
+        self.t += 1
         h = self.hyper
-        lr_b = _bcast(lr, p)
-        if h["weight_decay"] and not h["decoupled"]:
-            g = g.add(p, alpha=h["weight_decay"])
-        st["exp_avg"].lerp_(g, 1 - h["beta1"])
-        st["exp_avg_sq"].mul_(h["beta2"]).addcmul_(g, g, value=1 - h["beta2"])
-        bc1 = 1 - h["beta1"] ** self.t
-        bc2 = 1 - h["beta2"] ** self.t
-        denom = sqrt_plus_eps(st["exp_avg_sq"], h["eps"], math.sqrt(bc2), out=st["denom"])
-        upd = st["exp_avg"] / denom * (-lr_b / bc1)
-        if h["weight_decay"] and h["decoupled"]:
-            upd.sub_(p * lr_b * h["weight_decay"])
-        return upd
+        self.fused_directions(l2=0.0 if h["decoupled"] else h["weight_decay"])
+        self.scales = [lr for _ in self.params]
+        self.norms = [_per_instance_norm(d) for d in self.directions]
+        self._decay = lr * h["weight_decay"] if h["weight_decay"] and h["decoupled"] else None
+
+    def apply(self, alive=None):
+        if self._decay is not None:  # AdamW: p (1 - lr wd) first, as torch.optim.AdamW
+            keep = 1 - self._decay if alive is None else torch.where(alive, 1 - self._decay, 1.0)
+            for p in self.params:
+                p.mul_(_bcast(keep, p))
+        super().apply(alive)
+
+
+class Lamb(FusedMoments):
+    """LAMB as in the paper's library (torch-optimizer 0.3.0 defaults), per instance.
+
+    a = m / (sqrt(v) + eps) with no bias correction (+ weight_decay p); p -= lr * (min(|p|, clamp) / |a|) * a, the
+    trust ratio being 1 where either norm is 0. Each step moves a tensor by a fixed fraction lr of its (clamped)
+    norm.
+    """
+
+    bias_correction = False
+
+    def __init__(self, params, betas=(0.9, 0.999), eps=1e-6, clamp=10.0, weight_decay=0.0):
+        super().__init__(params, beta1=betas[0], beta2=betas[1], eps=eps, clamp=clamp, weight_decay=weight_decay)
+
+    def prepare(self, lr):
+        self.t += 1
+        h = self.hyper
+        self.fused_directions()  # -a
+        self.scales, self.norms = [], []
+        for p, d in zip(self.params, self.directions):
+            if h["weight_decay"]:  # torch-optimizer adds it to a, before the norms
+                d.sub_(p, alpha=h["weight_decay"])
+            w_norm = _per_instance_norm(p).clamp(0, h["clamp"])
+            a_norm = _per_instance_norm(d)
+            trust = torch.where((w_norm == 0) | (a_norm == 0), torch.ones_like(w_norm), w_norm / a_norm)
+            self.scales.append(lr * trust)
+            self.norms.append(a_norm)
 
 
 class SGD(InstanceOptimizer):
@@ -199,13 +215,18 @@ class SGD(InstanceOptimizer):
     def __init__(self, params, momentum=0.9):
         super().__init__(params, momentum=momentum)
 
-    def update(self, p, g, st, lr):
-        buf = st["momentum_buffer"]
-        if self.t == 1:
-            buf.copy_(g)
-        else:
-            buf.mul_(self.hyper["momentum"]).add_(g)
-        return buf * _bcast(-lr, p)
+    def prepare(self, lr):
+        self.t += 1
+        self.directions, self.scales, self.norms = [], [], []
+        for p, st in zip(self.params, self.state):
+            buf = st["momentum_buffer"]
+            if self.t == 1:
+                buf.copy_(p.grad)
+            else:
+                buf.mul_(self.hyper["momentum"]).add_(p.grad)
+            self.directions.append(buf)
+            self.scales.append(-lr)
+            self.norms.append(_per_instance_norm(buf))
 
 
 def make_optimizer(name: str, params: list[Tensor], weight_decay: float = 0.01, momentum: float = 0.9,

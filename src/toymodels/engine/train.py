@@ -314,13 +314,12 @@ def train_group(
                     reference = torch.where(reference > 0, reference, mean)
                     ok &= ~(mean > BLOWUP_FACTOR * reference)
                     window.zero_()
-                updates = opt.updates(lr)
-                ok &= opt.finite(updates)
+                opt.prepare(lr)
+                ok &= opt.finite()
                 diverged_at = torch.where(alive & ~ok, torch.full_like(diverged_at, t), diverged_at)
                 alive = ok
                 all_alive = device.type == "cpu" and bool(alive.all())  # no host sync per step on a GPU
-                for p, u in zip(params, updates):
-                    p.add_(u if all_alive else torch.where(alive.view(-1, *[1] * (p.dim() - 1)), u, 0.0))
+                opt.apply(None if all_alive else alive)
                 if use_decay and t < o.steps / 2:
                     for b in model.decayed_params():
                         b.mul_(torch.where(alive, decay_factor, 1.0).view(-1, *[1] * (b.dim() - 1)))
