@@ -3,7 +3,8 @@
 # builds the wheel from the sdist, as pip does from PyPI, so a file the sdist lacks is missing from the wheel too),
 # checks that the wheel holds every file of the package, installs it into a fresh virtual environment and runs
 # `toymodels presets`, a smoke sweep and `report` from there, in a folder outside the repository so that the
-# source tree cannot be imported by accident. Any missing package file fails here.
+# source tree cannot be imported by accident. Any missing package file fails here, and so does metadata that PyPI
+# would refuse (`twine check --strict`) or a wheel without py.typed (PEP 561: type checkers read the annotations).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
@@ -14,11 +15,13 @@ say() { echo "wheel-check: $*"; }
 # quiet LOG CMD...: run CMD with its output in $work/LOG, shown only when it fails (pip is chatty here)
 quiet() { local log="$work/$1"; shift; "$@" >"$log" 2>&1 || { tail -n 40 "$log"; say "failed: $*"; exit 1; }; }
 
-quiet pip.log python3 -m pip install build
+quiet pip.log python3 -m pip install build twine
 quiet build.log python3 -m build --outdir "$work/dist" "$repo"
 sdist=$(ls "$work"/dist/toymodels-*.tar.gz)
 wheel=$(ls "$work"/dist/toymodels-*.whl)
 say "built $(basename "$sdist") and $(basename "$wheel") ($((SECONDS - start)) s)"
+quiet twine.log python3 -m twine check --strict "$sdist" "$wheel"
+say "twine check --strict passed: the metadata and the README render as PyPI shows them"
 
 # Every file of the package in the source tree (CI's is a fresh clone) must be in the wheel and the sdist.
 python3 - "$repo" "$wheel" "$sdist" <<'EOF'
@@ -32,6 +35,7 @@ in_wheel = set(zipfile.ZipFile(wheel).namelist())
 with tarfile.open(sdist) as tar:
     in_sdist = {"/".join(n.split("/")[2:]) for n in tar.getnames() if n.split("/")[1:2] == ["src"]}
 missing = sorted(f"{f} (wheel)" for f in files - in_wheel) + sorted(f"{f} (sdist)" for f in files - in_sdist)
+missing += [] if "toymodels/py.typed" in in_wheel else ["toymodels/py.typed (wheel: the PEP 561 marker)"]
 if missing:
     sys.exit("package files missing from the built distributions (declare them in pyproject.toml "
              "[tool.setuptools.package-data]):\n  " + "\n  ".join(missing))

@@ -38,7 +38,8 @@ from toymodels.families import get_family
 from toymodels.families.em import EMModel
 from toymodels.families.em import layers
 from toymodels.running.plan import flops_per_step
-from toymodels.engine.train import TrainingInterrupted, TrainState, train_group, tune_allocator
+from toymodels.engine.process import allow_allocator_tuning, tune_allocator
+from toymodels.engine.train import TrainingInterrupted, TrainState, train_group
 
 
 def gemm_peak(device: str, n: int = 2048, reps: int = 10) -> float:
@@ -169,6 +170,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds per batch size (default 5, quick 3)")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda[:i]")
     args = ap.parse_args()
+    allow_allocator_tuning()  # as the toymodels command does in its own process
     dev = args.device
     if dev.startswith("cuda") and not torch.cuda.is_available():
         ap.error("--device cuda: torch sees no CUDA device here")

@@ -92,6 +92,20 @@ def assert_same_results(a: Path, b: Path) -> None:
             assert torch.equal(ta[k], tb[k]), f"{gid} {k} differs"
 
 
+def zero_a_tensor(path: Path, suffix: str = "W1") -> None:
+    """Zero the bytes of one tensor (the first whose name ends in ``suffix``) of a safetensors file in place: the same
+    keys, shapes and size, other numbers; only DONE's checksum can tell."""
+    import json
+
+    data = bytearray(path.read_bytes())
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    key = next(k for k in sorted(header) if k.endswith(suffix))
+    start, end = (8 + n + offset for offset in header[key]["data_offsets"])
+    data[start:end] = bytes(end - start)
+    path.write_bytes(bytes(data))
+
+
 # ---- figures, report and dashboard ------------------------------------------------------------------------------
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

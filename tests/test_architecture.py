@@ -202,7 +202,7 @@ def test_modules_import_only_from_their_layer_or_below():
 def test_the_top_of_the_package_holds_the_entry_points_and_the_floors_only():
     top = sorted(p.name for p in PACKAGE.iterdir() if p.name != "__pycache__")
     files = [name for name in top if not (PACKAGE / name).is_dir()]
-    assert files == ["__init__.py", "__main__.py", "api.py", "cli.py"], files
+    assert files == ["__init__.py", "__main__.py", "api.py", "cli.py", "py.typed"], files  # py.typed: PEP 561
     floors = {prefix.split(".")[0] for row in LAYERS for prefix in row if prefix and "." not in prefix}
     folders = {name for name in top if (PACKAGE / name).is_dir()}
     assert folders == floors - {"api", "cli", "__main__"}, folders ^ (floors - {"api", "cli", "__main__"})

@@ -112,6 +112,11 @@ def test_report_names_a_group_table_missing_a_column(existing, tmp_path):
     shutil.copytree(existing, copy)
     table = copy / "groups" / "g000" / "instances.parquet"
     pd.read_parquet(table).drop(columns=["status"]).to_parquet(table)
+    res = CliRunner().invoke(app, ["report", str(copy)])  # the table fails DONE's record: named and left out
+    assert res.exit_code == 0 and "group g000 is damaged: instances.parquet" in res.output, res.output
+    from toymodels.results.store import write_done
+
+    write_done(copy, "g000")  # a table its DONE vouches for that still lacks a column: refused, naming it
     res = CliRunner().invoke(app, ["report", str(copy)])
     assert res.exit_code == 2 and "instances.parquet: damaged table, column 'status' is missing" in res.output
 

@@ -1,5 +1,8 @@
 """The Python API: ``preset``, ``presets``, ``run`` and ``load``.
 
+Bad input raises ``ConfigError`` (a config, an argument) or ``ResultsError`` (a results folder), each with a
+one-line message naming what was given; the environment (a full disk, no permission) raises ``OSError``.
+
 Example:
     >>> import toymodels as tm
     >>> cfg = tm.preset("LR1", scale="quick")                  # a SweepConfig
@@ -14,10 +17,18 @@ from pathlib import Path
 from toymodels.config import ConfigError, ExperimentConfig, SweepConfig
 from toymodels.config.presets import PRESETS, Preset
 from toymodels.config.presets import preset as preset
-from toymodels.results.store import Results
-from toymodels.results.store import load as load
+from toymodels.results import store
+from toymodels.results.store import Results, ResultsError
+from toymodels.running.exits import check_path
 from toymodels.running.sweep import run_sweep
 from toymodels.running.tracking import mirror_for
+
+
+def load(folder: str | Path) -> Results:
+    """Read a results folder (JSON, Parquet, safetensors only; nothing is unpickled); ResultsError if it cannot be."""
+    if not isinstance(folder, (str, Path)):
+        raise ResultsError(f"tm.load needs the path of a results folder (got {type(folder).__name__})")
+    return store.load(folder)
 
 
 def presets() -> list[Preset]:
@@ -44,7 +55,9 @@ def run(
     if not isinstance(cfg, SweepConfig):
         raise ConfigError(f"tm.run needs a SweepConfig, an ExperimentConfig, a preset name or a dict of fields "
                           f"(got {type(cfg).__name__})")
-    out = Path(out) if out is not None else Path("runs") / cfg.name
+    if out is not None and not isinstance(out, (str, Path)):
+        raise ConfigError(f"tm.run's out must be a path (got {type(out).__name__})")
+    out = check_path(out if out is not None else Path("runs") / cfg.name, "out")
     mirror = mirror_for(wandb)  # before any training: without the wandb extra this fails in one line
     results = run_sweep(cfg, out, resume=resume, progress=progress,
                         on_group_done=mirror.group_done if mirror else None)

@@ -5,6 +5,10 @@
     toymodels run my.toml --sweep lr=0.001,0.01 --seeds 2 --dry-run
     toymodels report runs/LR1-quick         redraw figures and report.html
     toymodels run LR1 --backend slurm --detach; toymodels status runs/LR1   a SLURM job array
+
+Every command that cannot finish ends in one line on stderr: exit 2 for bad input, 1 for the environment (a full
+disk, no permission) or anything unexpected, with the command that resumes a run (``running/exits.py``;
+TOYMODELS_DEBUG=1 shows a traceback).
 """
 
 from __future__ import annotations
@@ -13,78 +17,108 @@ import importlib.util
 import json
 import shlex
 import signal
-import subprocess
 import sys
+import traceback
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
+import typer.core
+from pydantic import ValidationError
 
-from toymodels.app import SCRIPT
-from toymodels.config import ConfigError, SweepConfig, one_line, parse_assignment
+from toymodels.app.serve import check_address, serve
+from toymodels.config import ConfigError, one_line
+from toymodels.config.messages import did_you_mean
+from toymodels.config.wording import command_line
 from toymodels.families.sae.export import export_sae
+from toymodels.running.exits import EnvironmentStop, check_path, debugging, error_line, exit_status, single_line
 from toymodels.running.interrupts import EXIT_CODES
-from toymodels.running.launch import LaunchError, latest_tasks, task_log, task_states
+from toymodels.running.launch import latest_tasks, task_log, task_states
 from toymodels.running.plan import estimate_seconds, instance_records, instance_steps, plan
-from toymodels.config.presets import PRESETS, SCALES, preset
+from toymodels.config.presets import PRESETS, SCALES, resolve_sweep  # noqa: F401  (tests build sweeps with it)
 from toymodels.report.html import summary_text, write_report
 from toymodels.running.runner import state_step
 from toymodels.results.store import ResultsError, done_groups, load, merge_tables, read_sweep
 from toymodels.running.sweep import run_sweep
 from toymodels.running.tracking import mirror_for
 from toymodels.engine.train import TrainingInterrupted
+from toymodels.engine.process import allocator_tuning_allowed
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+#: the arguments of the command being run (``resume_command`` repeats them)
+_ARGV: ContextVar["list[str] | None"] = ContextVar("toymodels_argv", default=None)
+
+
+class OneLineErrors(typer.core.TyperGroup):
+    """The command group: whatever a command raises, or whatever click refuses in its arguments, ends in one line on
+    stderr and the exit status of ``running/exits.py`` (2 bad input, 1 the environment), never a traceback."""
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        token = _ARGV.set(argv)
+        try:
+            # messages name flags (--out), not Python arguments (out=); the process is ours: glibc's allocator
+            # may be tuned for training (engine/process.py)
+            with command_line(), allocator_tuning_allowed():
+                code = super().main(args=argv, prog_name=prog_name, complete_var=complete_var,
+                                    standalone_mode=False, **extra)
+            code = code if isinstance(code, int) else 0
+        except KeyboardInterrupt:
+            code = _line("error: interrupted (Ctrl-C)", 130)
+        except Exception as err:  # noqa: BLE001 -- the one place every failure becomes one line
+            code = _ended(err)
+        finally:
+            _ARGV.reset(token)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # typer would end with 130 and say nothing
+            raise Interrupted() from None
+
+
+class Interrupted(Exception):
+    """Ctrl-C outside training (training's own stop saves its state and says how to resume)."""
+
+
+def _ended(err: Exception) -> int:
+    """Say ``err`` in one line; its exit status. Click's errors are recognised by their shape: typer vendors its
+    own copy of click (``typer._click``) in some versions, and uses click itself in others."""
+    ctx = getattr(err, "ctx", None)
+    if type(err).__name__ == "NoArgsIsHelpError" and ctx is not None:  # `toymodels` alone: the help, then the line
+        typer.echo(ctx.get_help())
+        return _line("error: name a command (listed above)", 2)
+    if hasattr(err, "format_message") and isinstance(getattr(err, "exit_code", None), int):  # a flag click refuses
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        return _line(f"error: {single_line(err.format_message())}{where}", err.exit_code)
+    if isinstance(err, Interrupted) or type(err).__name__ == "Abort":  # Ctrl-C (click's, at a prompt)
+        return _line("error: interrupted (Ctrl-C)", 130)
+    if debugging():
+        traceback.print_exc()
+    return _line(error_line(err), exit_status(err))
+
+
+def _line(text: str, code: int) -> int:
+    typer.echo(text, err=True)
+    return code
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=OneLineErrors,
                   help="Superposition and monosemanticity in toy models: sweeps, metrics, figures.")
 
 
 def _fail(msg: str) -> None:
-    typer.echo(f"error: {msg}", err=True)
+    typer.echo(f"error: {single_line(msg)}", err=True)
     raise typer.Exit(2)
-
-
-def resolve_sweep(target: str, scale: str, sets: list[str], sweeps: list[str], seeds: Optional[int],
-                  device: Optional[str]) -> SweepConfig:
-    """Preset name or config file, then --set (fixes a field, dropping it from the grid) and --sweep (grid)."""
-    path = Path(target)
-    if path.is_dir():
-        raise ConfigError(f"'{target}' is a folder; give a preset name (see `toymodels presets`) or a .toml/.json "
-                          "sweep file")
-    if path.suffix in (".toml", ".json") or path.is_file():
-        if not path.is_file():
-            raise ConfigError(f"config file '{target}' not found")
-        sweep = SweepConfig.from_file(path)
-    else:
-        sweep = preset(target, scale=scale)
-    base_values, grid, swept = {}, dict(sweep.grid), set()
-    for item in sets:
-        key, value = parse_assignment(item)
-        if key in base_values:
-            raise ConfigError(f"field '{key}' is given twice ({base_values[key]} and {value}; --set, --threads); "
-                              "give it once")
-        base_values[key] = value
-        grid.pop(key, None)
-    if device is not None:
-        if "device" in base_values:
-            raise ConfigError("field 'device' is given by both --device and --set; give it once")
-        base_values["device"] = device
-        grid.pop("device", None)
-    for item in sweeps:
-        key, value = parse_assignment(item)
-        if key in base_values or key in swept:
-            raise ConfigError(f"field '{key}' is given twice (--set and --sweep, or two --sweep); give it once")
-        swept.add(key)
-        grid[key] = [v.strip() for v in value.split(",") if v.strip()]
-    base = sweep.base.replace(**base_values) if base_values else sweep.base
-    try:
-        return SweepConfig(name=sweep.name, base=base, grid=grid, seeds=sweep.seeds if seeds is None else seeds)
-    except ValueError as err:  # pydantic's ValidationError is a ValueError
-        raise ConfigError(one_line(err) if hasattr(err, "errors") else str(err)) from None
 
 
 def resume_command(folder: Path, argv: list[str] | None = None) -> str:
     """The command line that continues this run: the same arguments with ``--out FOLDER --resume``."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = list((_ARGV.get() or sys.argv[1:]) if argv is None else argv)
     if "--out" not in args and not any(a.startswith("--out=") for a in args):
         args += ["--out", str(folder)]
     if "--resume" not in args:
@@ -139,6 +173,7 @@ def run(
 
     if threads is not None:
         set_ = [*set_, f"threads={threads}"]
+    folder: Optional[Path] = None
     try:
         sweep = resolve_sweep(target, scale, set_, sweep_, seeds, device)
         if dry_run:
@@ -146,7 +181,7 @@ def run(
             typer.echo(f"{len(sweep.instances())} instances, {instance_steps(sweep):,} instance-steps, "
                        f"about {estimate_seconds(sweep) / 60:.1f} min on this machine's CPU", err=True)
             return
-        folder = out or Path("runs") / sweep.name
+        folder = check_path(out or Path("runs") / sweep.name, "--out")
         options = {k: v for k, v in dict(
             partition=slurm_partition, gpus_per_task=slurm_gpus_per_task, cpus_per_task=slurm_cpus_per_task,
             timeout_min=slurm_time, max_parallel=max_parallel, detach=detach or None).items() if v is not None}
@@ -157,14 +192,18 @@ def run(
             write_report(results)
         if results is not None and mirror is not None:  # after the report: its figures go along
             mirror.finish(folder)
-    except (ConfigError, ResultsError) as err:
-        _fail(str(err))
     except TrainingInterrupted as stop:
         typer.echo(f"{_interrupted(stop)}; continue with: {resume_command(folder)}", err=True)
         raise typer.Exit(EXIT_CODES.get(stop.signum, 130))
-    except LaunchError as err:  # SLURM tasks that failed or were cancelled; the finished groups are merged
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(1)
+    except Exception as err:
+        # bad input, a folder moved away, failed SLURM tasks: the message says it all (OneLineErrors prints it)
+        if exit_status(err) == 2 or isinstance(err, EnvironmentStop) or not _started(folder):
+            raise
+        if debugging():
+            traceback.print_exc()
+        # the environment stopped a run that had started (disk full, no permission): what finished is saved
+        typer.echo(f"{error_line(err)}; what finished is saved, continue with: {resume_command(folder)}", err=True)
+        raise typer.Exit(1) from None
     if results is None:  # --detach
         typer.echo(f"submitted: {folder}  (`toymodels status {folder}` follows the tasks)")
         return
@@ -173,6 +212,14 @@ def run(
     typer.echo(f"results: {folder}  ({len(results.instances)} instances, {n_div} diverged)")
     if (folder / "report.html").exists():
         typer.echo(f"report:  {folder / 'report.html'}")
+
+
+def _started(folder: Optional[Path]) -> bool:
+    """Whether a run began writing ``folder`` (it holds its sweep.json): a resume can continue it."""
+    try:
+        return folder is not None and (folder / "sweep.json").is_file()
+    except OSError:
+        return False
 
 
 @app.command()
@@ -217,6 +264,8 @@ def report(folder: Path = typer.Argument(..., help="a results folder")) -> None:
 @app.command()
 def status(folder: Path = typer.Argument(..., help="a results folder")) -> None:
     """Groups done / total, each unfinished group's SLURM task with its state and log; merges the finished groups."""
+    if not folder.is_dir():
+        _fail(f"{folder}: no such results folder")
     try:
         sweep, _ = read_sweep(folder)
         groups = plan(sweep)
@@ -224,7 +273,7 @@ def status(folder: Path = typer.Argument(..., help="a results folder")) -> None:
         tasks = latest_tasks(folder)
         left = [gid for gid in groups if gid not in done]
         states = task_states([tasks[g] for g in left if g in tasks])
-        instances, _ = merge_tables(folder)
+        instances, _ = merge_tables(folder, say=lambda note: typer.echo(note, err=True))  # groups left out
     except (ConfigError, ResultsError) as err:
         _fail(str(err))
     typer.echo(f"{sweep.name} ({folder}): {len(done)}/{len(groups)} groups done, "
@@ -250,7 +299,7 @@ def reproduce_cmd(
                               "(rows 1-7), OPT1 and the TMS-*/PC-* claims (rows 8-12); the SAE-* studies are named "
                               "one by one"),
     scale: str = typer.Option("quick", help="smoke | quick | paper"),
-    seeds: int = typer.Option(3, help="seeds per setting"),
+    seeds: int = typer.Option(3, min=1, help="seeds per setting"),
     out: Path = typer.Option(Path("runs/reproduce"), help="folder of the results folders (finished ones are reused)"),
     docs: Path = typer.Option(Path("docs"), help="where reproduction.md and figures/em_*.png go"),
     steps: Optional[str] = typer.Option(None, help="train every sweep this many steps, e.g. 4096, or per claim: "
@@ -264,15 +313,26 @@ def reproduce_cmd(
         _fail("name the claims to check (e.g. LR1 LR3) or pass --all")
     # the studies (scipy, every judge) are loaded only by this command: a training run starts faster and smaller
     from toymodels.reproduce import ranked, reproduce, studies_of
+    from toymodels.reproduce.em_claims.sweeps import parse_steps  # part of the same package
     from toymodels.reproduce.writer import typed_command  # part of the same package
 
     everything = [claim for study in ranked() if study.in_all for claim in study.claims] if all_ else []
     chosen = list(dict.fromkeys([*everything, *(names or [])]))
+    known = [claim for study in ranked() for claim in study.claims]
+    unknown = [name for name in chosen if name not in known]
+    unknown += [name for name in parse_steps(steps) if name not in (*known, "*")]  # --steps B=2048 names one too
+    if unknown:  # before any folder is made, with the closest name
+        _fail(f"unknown claim {unknown[0]!r}{did_you_mean(unknown[0], known)}; available: {', '.join(known)}")
+    for flag, path in (("--out", out), ("--docs", docs)):
+        if check_path(path, flag).exists() and not path.is_dir():
+            _fail(f"{flag} '{path}' is a file, not a folder; choose another {flag}")
     try:
         verdicts = reproduce(chosen, scale=scale, seeds=seeds, out_dir=out, docs_dir=docs, steps=steps,
                              progress=progress, command=typed_command(), train=train)
     except (ConfigError, ResultsError) as err:
         _fail(str(err))
+    except ValidationError as err:
+        _fail(one_line(err))
     for v in verdicts:
         typer.echo(f"{v.claim:6s} {v.verdict:12s} {v.reason[:160]}")
     for study, _ in studies_of(chosen):
@@ -288,16 +348,18 @@ def export_sae_cmd(
 ) -> None:
     """Write one trained SAE in the layout SAELens loads (`sae_lens.SAE.load_from_disk(OUT)`)."""
     try:
-        path = export_sae(folder, run_id, out, step)
+        path = export_sae(folder, run_id, check_path(out, "OUT"), step)
     except (ConfigError, ResultsError) as err:
         _fail(str(err))
+    except KeyError as err:  # Results.row / Results.params: no such instance, no checkpoint at that step
+        _fail(str(err.args[0]) if err.args else str(err))
     typer.echo(f"exported {run_id} of {folder} -> {path} (load with sae_lens.SAE.load_from_disk)")
 
 
 @app.command("app")
 def dashboard(
     folder: Path = typer.Argument(Path("runs"), help="a folder of results folders (or one results folder)"),
-    port: Optional[int] = typer.Option(None, help="port to serve on (default: streamlit's, 8501)"),
+    port: Optional[int] = typer.Option(None, min=1, max=65535, help="port to serve on (default: streamlit's, 8501)"),
     host: str = typer.Option("127.0.0.1", help="address to listen on; 0.0.0.0 serves every network interface "
                              "(anyone who can reach this machine sees your results)"),
     headless: bool = typer.Option(False, help="do not open a browser (for servers)"),
@@ -309,38 +371,12 @@ def dashboard(
     missing = [m for m in ("streamlit", "plotly") if importlib.util.find_spec(m) is None]
     if missing:
         _fail(f"the dashboard needs {' and '.join(missing)}: pip install 'toymodels[app]'")
-    script = SCRIPT
-    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none",  # the app reruns on new results, not on edits of its source
-           "--client.toolbarMode", "viewer"]
-    cmd += ["--server.address", host]
-    if port is not None:
-        cmd += ["--server.port", str(port)]
-    if headless:
-        cmd += ["--server.headless", "true"]
-    cmd += ["--", str(folder.resolve())]
-    proc = subprocess.Popen(cmd)
-    # Stop the server with us: forward SIGTERM; Ctrl-C reaches both processes (same process group).
-    previous = signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
-    try:
-        while True:
-            try:
-                code = proc.wait()
-                break
-            except KeyboardInterrupt:
-                continue  # streamlit got the Ctrl-C too and is shutting down
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    raise typer.Exit(code)
+    check_address(host, port)
+    raise typer.Exit(serve(folder, port, host, headless))
 
 
 def main() -> None:  # pragma: no cover
+    """The ``toymodels`` command (the console script and ``python -m toymodels``)."""
     app()
 
 

@@ -9,6 +9,7 @@ from helpers import SMALL_EM, sae_config
 
 from toymodels.config import ConfigError, ExperimentConfig
 from toymodels.engine import threads as th
+from toymodels.engine.data import make_embedder
 from toymodels.engine.train import train_group
 from toymodels.families import get_family
 
@@ -87,3 +88,17 @@ def test_threads_is_a_config_field_that_never_splits_a_group():
     assert SMALL_EM.replace(threads=2).group_key() == SMALL_EM.group_key()
     with pytest.raises(ConfigError, match="field 'threads'"):
         SMALL_EM.replace(threads=-1)
+
+
+def test_an_embedder_is_the_same_whatever_the_thread_count():
+    # MKL's two-thread SVD gives other last bits at this size: make_embedder runs it on one thread (one_thread)
+    before = torch.get_num_threads()
+    made = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            made.append(make_embedder(2048, 256, torch.Generator().manual_seed(3)))
+            assert torch.get_num_threads() == n  # restored
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(made[0], made[1])

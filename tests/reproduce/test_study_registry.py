@@ -3,13 +3,17 @@ registered for it, that ``reproduce()`` and ``toymodels reproduce`` dispatch to 
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
 from toymodels.cli import app
-from toymodels.config import ConfigError
+from toymodels.config import ConfigError, ExperimentConfig, SweepConfig
 from toymodels.config.registry import RegistryError
-from toymodels.reproduce import STUDIES, Study, StudyOptions, claim_names, ranked, register, reproduce
+from toymodels.reproduce import STUDIES, Study, StudyOptions, claim_names, default_docs, ranked, register, reproduce
+from toymodels.reproduce.study import train_sweep
 from toymodels.reproduce.verdict import Verdict
 
 
@@ -62,7 +66,7 @@ def test_reproduce_dispatches_to_a_registered_study(toy_studies, tmp_path):
     (claims, options), = toy.calls
     assert claims == ["TOY-B", "TOY-A"] and [c for c, _ in late.calls] == [["TOY-C"]]
     assert options == StudyOptions(scale="smoke", seeds=2, out_dir=tmp_path / "runs", docs_dir=tmp_path / "docs",
-                                   command=options.command, steps={"*": 64, "TOY-A": 32}, progress=False,
+                                   command=options.command, steps={"*": 64, "TOY-A": 32}, progress=True,
                                    train=False)
     assert options.command.startswith("toymodels reproduce TOY-C TOY-B TOY-A --scale smoke --seeds 2")
     assert (tmp_path / "docs" / "toy.md").exists() and (tmp_path / "docs" / "toy_late.md").exists()
@@ -86,3 +90,33 @@ def test_the_cli_runs_a_registered_study_and_names_its_document(toy_studies, tmp
     STUDIES.unregister("toy")
     res = CliRunner().invoke(app, ["reproduce", "TOY-A", "--scale", "smoke", "--docs", str(tmp_path / "other")])
     assert res.exit_code != 0 and "unknown claim 'TOY-A'" in res.output and len(toy.calls) == 1
+
+
+def test_the_documents_go_beside_the_results_unless_a_docs_folder_is_given(toy_studies, tmp_path, monkeypatch):
+    """Run from a clone, a reproduction never rewrites the shipped documents: without ``docs_dir`` they go to
+    ``out_dir/docs``."""
+    toy, _ = toy_studies
+    monkeypatch.chdir(tmp_path)
+    shipped = tmp_path / "docs" / "toy.md"
+    shipped.parent.mkdir()
+    shipped.write_text("# the shipped document\n")
+    reproduce(["TOY-A"], scale="smoke", seeds=1, out_dir="runs/reproduce", train=False)
+    (_, options), = toy.calls
+    assert options.docs_dir == default_docs("runs/reproduce") == Path("runs/reproduce/docs")
+    assert "--docs runs/reproduce/docs" in options.command  # the command line that writes the same documents
+    assert (tmp_path / "runs" / "reproduce" / "docs" / "toy.md").read_text().startswith("# toy")
+    assert shipped.read_text() == "# the shipped document\n"
+    reproduce(["TOY-A"], scale="smoke", seeds=1, out_dir="runs/reproduce", docs_dir="docs", train=False)
+    assert shipped.read_text().startswith("# toy")  # asked for explicitly
+
+
+def test_each_sweep_says_what_it_trains_its_estimate_and_its_time(tmp_path, capsys):
+    sweep = SweepConfig(name="tiny", base=ExperimentConfig.from_flat(
+        {"N": 8, "m": 2, "k": 4, "batch_size": 4, "steps": 16, "threads": 1}), seeds=2)
+    res = train_sweep(sweep, tmp_path / "tiny", progress=False)
+    assert res.complete
+    said = capsys.readouterr().err.splitlines()
+    assert said[0].startswith(f"reproduce: tiny: training 2 of 2 instances into {tmp_path / 'tiny'}, about ")
+    assert said[0].endswith(" on a 2-core CPU") and re.fullmatch(r"reproduce: tiny: done in \d+ s", said[1])
+    train_sweep(sweep, tmp_path / "tiny", progress=False)
+    assert capsys.readouterr().err.strip() == f"reproduce: tiny: finished earlier, reloaded from {tmp_path / 'tiny'}"

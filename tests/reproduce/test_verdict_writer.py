@@ -8,7 +8,7 @@ from importlib.metadata import version
 import pandas as pd
 import pytest
 
-from toymodels.reproduce.verdict import VERDICTS, Check, Verdict, spearman, verdict_from_checks
+from toymodels.reproduce.verdict import VERDICTS, Check, Verdict, at_scale, spearman, verdict_from_checks
 from toymodels.reproduce.writer import md_table, provenance, typed_command, write_document
 
 
@@ -18,7 +18,20 @@ def test_verdict_takes_only_the_fixed_words_and_is_frozen():
         Verdict(claim="LR1", title="t", verdict="mostly", reason="r")
     with pytest.raises(dataclasses.FrozenInstanceError):
         v.verdict = "partly"
-    assert VERDICTS == ("agrees", "partly", "disagrees", "inconclusive", "answered")
+    assert VERDICTS == ("agrees", "partly", "disagrees", "inconclusive", "answered", "inconclusive (scale)")
+
+
+@pytest.mark.parametrize("word", ["agrees", "partly", "disagrees", "inconclusive", "answered"])
+def test_at_smoke_scale_every_verdict_is_inconclusive_whatever_the_rules_say(word):
+    v = Verdict(claim="LR1", title="t", verdict=word, reason="the rule's reason", numbers="n",
+                checks=(Check("c", True, ""),))
+    small = at_scale(v, "smoke")
+    assert small.verdict == "inconclusive (scale)" and small.by_rules == word
+    assert small.reason == (f"smoke-scale runs are too small to judge the claim; its rules alone say '{word}': "
+                            "the rule's reason")
+    assert (small.claim, small.numbers, small.checks) == (v.claim, v.numbers, v.checks)
+    assert at_scale(small, "smoke") == small  # once is enough
+    assert at_scale(v, "quick") == v and at_scale(v, "paper") == v
 
 
 def test_verdict_from_checks():

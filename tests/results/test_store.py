@@ -41,23 +41,28 @@ def test_loading_never_unpickles(folder, monkeypatch):
     assert len(res.curve("r0000", "loss")) == 2
 
 
-@pytest.mark.parametrize("relpath", ["sweep.json", "groups/g000/instances.parquet", "groups/g000/metrics.parquet"])
-def test_damaged_file_is_named(folder, tmp_path, relpath):
+def test_damaged_sweep_json_is_named(folder, tmp_path):
     copy = _copy(folder, tmp_path)
-    target = copy / relpath
+    target = copy / "sweep.json"
     target.write_bytes(target.read_bytes()[: len(target.read_bytes()) // 2] + b"\x00garbage")
     with pytest.raises(ResultsError) as err:
         tm.load(copy)
     assert str(target) in str(err.value)
 
 
-def test_damaged_checkpoint_is_named(folder, tmp_path):
+@pytest.mark.parametrize("name", ["instances.parquet", "metrics.parquet", "checkpoints.safetensors"])
+def test_a_damaged_group_file_leaves_its_group_out_named(folder, tmp_path, name):
     copy = _copy(folder, tmp_path)
-    target = copy / "groups/g000/checkpoints.safetensors"
-    target.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
-    res = tm.load(copy)
-    with pytest.raises(ResultsError, match="checkpoints.safetensors"):
+    target = copy / "groups" / "g000" / name
+    target.write_bytes(target.read_bytes()[: len(target.read_bytes()) // 2] + b"\x00garbage")
+    res = tm.load(copy)  # the folder still reads; the damaged group is named and nothing is taken from it
+    assert res.instances.empty and res.metrics.empty and not res.complete
+    assert res.left_out == {"g000": f"damaged: {name} has {target.stat().st_size} bytes, "
+                                    f"{(folder / 'groups' / 'g000' / name).stat().st_size} were written"}
+    with pytest.raises(KeyError, match="r0000 is in group g000, which is damaged"):
         res.params("r0000")
+    with pytest.raises(ResultsError, match="group g000 is damaged"):
+        res.checkpoint_tensors("g000")
 
 
 def test_other_format_version_is_refused(folder, tmp_path):

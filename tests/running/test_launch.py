@@ -101,7 +101,8 @@ def test_without_submitit_backend_slurm_fails_at_once(monkeypatch):
 
 
 def test_local_backend_rejects_slurm_options_and_unknown_backends(tmp_path):
-    with pytest.raises(ConfigError, match="--slurm-partition, --detach: only with --backend slurm"):
+    # a Python call is told its arguments, the command line its flags (below)
+    with pytest.raises(ConfigError, match="^partition, detach: only with backend='slurm'$"):
         get_launcher("local", partition="gpu", detach=True)
     with pytest.raises(ConfigError, match="must be one of local, slurm"):
         get_launcher("pbs")

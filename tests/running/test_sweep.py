@@ -58,8 +58,8 @@ def test_existing_folder_is_never_overwritten(tmp_path):
     sweep = SweepConfig(name="t", base=SMALL)
     run_sweep(sweep, tmp_path / "r", progress=False)
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "r").rglob("*")}
-    with pytest.raises(ConfigError, match="--resume"):
-        run_sweep(sweep, tmp_path / "r", progress=False)
+    with pytest.raises(ConfigError, match="pass resume=True to continue it or choose another out$"):
+        run_sweep(sweep, tmp_path / "r", progress=False)  # a Python call: its arguments, not the CLI's flags
     other = SweepConfig(name="u", base=SMALL.replace(lr=0.5))
     with pytest.raises(ConfigError, match="different sweep"):
         run_sweep(other, tmp_path / "r", resume=True, progress=False)

@@ -19,6 +19,7 @@ from toymodels.results import store
 from toymodels.running import tracking
 from toymodels.cli import app
 from toymodels.config import FIELDS, ConfigError
+from toymodels.config.wording import command_line
 
 wandb = need_extra("wandb", "wandb")
 from wandb.proto import wandb_internal_pb2  # noqa: E402  (only with the extra)
@@ -199,7 +200,11 @@ def test_without_the_extra_the_cli_fails_in_one_line_before_any_training(tmp_pat
     monkeypatch.setenv(tracking.ENV_PROJECT, PROJECT)  # the environment variable asks for tracking too
     res = CliRunner().invoke(app, ["run", *SWEEP_ARGS, "--out", str(tmp_path / "out")])
     assert res.exit_code == 2
-    assert res.output.strip() == f"error: {tracking.MISSING}" and "toymodels[wandb]" in tracking.MISSING
+    with command_line():
+        assert res.output.strip() == f"error: {tracking.missing()}"
+    assert "--wandb PROJECT needs" in res.output and "toymodels[wandb]" in res.output
+    with pytest.raises(ConfigError, match=r"^wandb='PROJECT' needs the optional wandb package"):  # Python's words
+        tracking.mirror_for(PROJECT)
     assert not (tmp_path / "out").exists()
 
 

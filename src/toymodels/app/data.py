@@ -1,8 +1,10 @@
 """Finding, reading and tabulating results folders for the dashboard (no streamlit, no plotly: testable as is).
 
-Results are read only through ``toymodels.results.store.load``; ``signature`` is the cache key of a folder's contents, so a
-sweep that is still running is re-read when its files change. ``dashboard_panel`` and ``panel_parts`` are the
-streamlit-free half of the per-instance panel: the family's panel, and where its figures and tables go on the page.
+Results are read only through ``toymodels.results.store.load``, which leaves out (and names) every group whose files
+fail DONE's checksums or whose rows are not what sweep.json plans; ``signature`` (``results.verify``) is the cache key
+of a folder's contents, so a sweep that is still running, or a file changed since, is re-read. ``dashboard_panel`` and
+``panel_parts`` are the streamlit-free half of the per-instance panel: the family's panel, and where its figures and
+tables go on the page.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from toymodels.running.lock import lock_holder
 from toymodels.config.registry import get_family
 from toymodels.families.base import DashboardPanel, PanelFigure, PanelTable, family_hook
 from toymodels.results.tables import format_value
+from toymodels.results.verify import signature  # noqa: F401  (the dashboard's cache key; its home is results/)
 
 MAX_FOLDER_DEPTH = 2  # DIR/<sweep> and DIR/<project>/<sweep>
 
@@ -40,25 +43,6 @@ def find_results(root: Path, depth: int = MAX_FOLDER_DEPTH) -> list[Path]:
     for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         found.extend(find_results(child, depth - 1))
     return found
-
-
-def signature(folder: Path) -> tuple:
-    """Modification times and sizes of the files ``store.load`` reads: the cache key of a folder's contents."""
-    folder = Path(folder)
-    paths = [folder, folder / "sweep.json", folder / "groups"]
-    groups = folder / "groups"
-    if groups.is_dir():
-        for gdir in sorted(groups.iterdir()):
-            paths += [gdir / "DONE", gdir / "instances.parquet", gdir / "metrics.parquet",
-                      gdir / "checkpoints.safetensors"]
-    sig = []
-    for p in paths:
-        try:
-            st_ = p.stat()
-        except OSError:
-            continue
-        sig.append((str(p.relative_to(folder)), st_.st_mtime_ns, st_.st_size))
-    return tuple(sig)
 
 
 def load_or_error(folder: Path) -> tuple[store.Results | None, str | None]:

@@ -128,6 +128,8 @@ def main() -> None:  # pragma: no cover - exercised by tests/app/test_app_browse
                    "(`toymodels run … --out …`), or `--resume` it if it was interrupted.")
         watch_folder(folder)
         return
+    for note in results.notes:  # a damaged, copied or foreign group: named, and in no table or figure
+        st.warning(note, icon=":material/warning:")
     try:
         sweep_page(results, folder, cache, names, folders)
     except store.ResultsError as e:  # e.g. a damaged checkpoints file, found when an instance is opened

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
+import os
 import re
+from pathlib import Path
 from collections.abc import Mapping
 from typing import Any, ClassVar, Iterator, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from toymodels.config.firing import FiringConfig
+from toymodels.config.messages import did_you_mean, shown
 from toymodels.config.sections import Frozen as _Frozen  # every section's base
 from toymodels.config.registry import CONFIG_CHECKS, Registry, get_family
 
@@ -50,6 +53,32 @@ def stored_configs() -> Iterator[None]:
         yield
     finally:
         _STORED.reset(token)
+
+
+# Set while a sweep file is read (``paths_relative_to``): a relative path in it names a place beside the file, not in
+# whatever folder the command happens to be typed from.
+_PATH_BASE: ContextVar[str | None] = ContextVar("toymodels_path_base", default=None)
+
+
+@contextmanager
+def paths_relative_to(folder: str | os.PathLike) -> Iterator[None]:
+    """Resolve the relative paths of the configs validated inside (``resolve_path``) against ``folder``."""
+    token = _PATH_BASE.set(os.fspath(folder))
+    try:
+        yield
+    finally:
+        _PATH_BASE.reset(token)
+
+
+def resolve_path(value: str) -> str:
+    """A path field's value made absolute: a relative one against the folder of the sweep file being read
+    (``paths_relative_to``), else against the working directory (what the user typed in a shell). A config read back
+    from a results folder (``stored_configs``) keeps the path it was written with, whatever links changed since."""
+    if _STORED.get():
+        return value
+    path = Path(value).expanduser()
+    base = _PATH_BASE.get()
+    return str((Path(base) / path if base is not None and not path.is_absolute() else path).resolve())
 
 
 class DataConfig(_Frozen):
@@ -97,6 +126,10 @@ class OptimConfig(_Frozen):
 
 
 
+#: more threads than any machine has cores (torch crashes asking for ~10^5)
+MAX_THREADS = 1024
+
+
 class RunConfig(_Frozen):
     seed: int = Field(0, ge=0)
     device: str = "cpu"
@@ -105,9 +138,9 @@ class RunConfig(_Frozen):
         "per instance (the CPU's default); 'counter': Philox numbers, the whole group in one pass with no host sync "
         "(a GPU's default; em and tms, independent features); 'auto': the device's default")
     threads: int = Field(
-        0, ge=0, description="CPU threads while training: 0 = automatic (what the group's size needs, at most the "
-        "usable cores less those other processes keep busy, re-checked every few seconds); N = exactly N. Never "
-        "changes a result")
+        0, ge=0, le=MAX_THREADS, description="CPU threads while training: 0 = automatic (what the group's size needs, "
+        "at most the usable cores less those other processes keep busy, re-checked every few seconds); N = exactly "
+        "N. Never changes a result")
     checkpoint_every: int = Field(
         0, ge=0, description="also keep the model after every step t with t+1 a multiple of this (0: only at steps "
         "2^j-1 and the last); 512 with schedule paper_cosine keeps every lr peak and trough")
@@ -115,8 +148,8 @@ class RunConfig(_Frozen):
     @field_validator("device", "dtype")
     @classmethod
     def _device_and_dtype(cls, v: str, info: ValidationInfo) -> str:
-        if info.field_name == "device" and not re.fullmatch(r"cpu|cuda(:\d+)?|mps", v):
-            raise ValueError("must be one of cpu, cuda, cuda:N, mps")
+        if info.field_name == "device" and not re.fullmatch(r"cpu|cuda(:\d{1,4})?|mps", v):
+            raise ValueError("must be one of cpu, cuda, cuda:N (N < 10000), mps")
         if info.field_name == "dtype" and v == "tf32" and not info.data.get("device", "").startswith("cuda"):
             raise ValueError("'tf32' is a matmul mode of CUDA GPUs; use float32, float64 or bfloat16 off CUDA")
         return v
@@ -173,19 +206,31 @@ class _FlatFields(Mapping[str, str]):
 FIELDS: Mapping[str, str] = _FlatFields()
 
 
+def unknown_field(name: Any) -> str:
+    """The one line for a field name nobody registered: the closest known name, then every allowed one."""
+    return f"unknown field {shown(name)}{did_you_mean(name, FIELDS)}; allowed fields: {', '.join(FIELDS)}"
+
+
 def one_line(err: ValidationError, prefix: str = "") -> str:
-    """Turn pydantic's error into one line that names the flat field and what is allowed."""
-    e = err.errors()[0]
+    """Turn pydantic's error into one line that names the flat field and what is allowed; an unknown field is
+    reported before any other error (a typo explains the rest)."""
+    errors = err.errors()
+    e = next((x for x in errors if x["type"] == "extra_forbidden"
+              or x["msg"].removeprefix("Value error, ").startswith("unknown ")), errors[0])
     field = str(e["loc"][-1]) if e["loc"] else "config"
     msg = e["msg"].removeprefix("Value error, ")
-    if msg.startswith(("field '", "unknown field", "grid field")):
+    if e["type"] == "extra_forbidden":
+        return prefix + unknown_field(field)
+    if msg.startswith(("field '", "unknown ", "grid field")):
         return prefix + msg  # already names the field (raised by our own validators)
+    got = e.get("input")
+    hint = ""
     if e["type"] == "literal_error":
         allowed = e.get("ctx", {}).get("expected", "")
         msg = f"must be one of {allowed}"
-    got = e.get("input")
-    got_s = "" if isinstance(got, dict) else f" (got {got!r})"
-    return f"{prefix}field '{field}': {msg}{got_s}"
+        hint = did_you_mean(got, re.findall(r"'([^']*)'", allowed))
+    got_s = "" if isinstance(got, dict) else f" (got {shown(got)})"
+    return f"{prefix}field '{field}': {msg}{got_s}{hint}"
 
 
 class ExperimentConfig(_Frozen):
@@ -210,7 +255,8 @@ class ExperimentConfig(_Frozen):
         data = {name: dict(v) if isinstance(v, dict) else v for name, v in data.items()}
         unknown = [name for name in data if name not in SECTIONS]
         if unknown:
-            raise ValueError(f"unknown config section '{unknown[0]}'; sections: {', '.join(SECTIONS)}")
+            raise ValueError(f"unknown config section {shown(unknown[0])}{did_you_mean(unknown[0], SECTIONS)}; "
+                             f"sections: {', '.join(SECTIONS)}")
         # a field that an earlier version kept in another section (e.g. TMS's init_std under model) moves to its own
         for name, values in list(data.items()):
             if isinstance(values, dict):
@@ -259,7 +305,7 @@ class ExperimentConfig(_Frozen):
         """Build from flat names (optionally on top of ``base``); raises ConfigError naming the bad field."""
         unknown = [k for k in values if k not in FIELDS]
         if unknown:
-            raise ConfigError(f"unknown field '{unknown[0]}'; allowed fields: {', '.join(FIELDS)}")
+            raise ConfigError(unknown_field(unknown[0]))
         nested = (base or cls()).model_dump()
         for name, value in values.items():
             nested.setdefault(FIELDS[name], {})[name] = value  # a section registered after ``base`` was made
@@ -291,10 +337,10 @@ class ExperimentConfig(_Frozen):
 
 def parse_assignment(text: str) -> tuple[str, str]:
     """Split ``field=value`` (from ``--set``/``--sweep``), checking the field name."""
-    if "=" not in text:
-        raise ConfigError(f"expected field=value, got '{text}'")
-    key, value = text.split("=", 1)
+    key, eq, value = text.partition("=")
     key = key.strip()
+    if not eq or not key:
+        raise ConfigError(f"expected field=value, e.g. lr=0.01 (got {shown(text)})")
     if key not in FIELDS:
-        raise ConfigError(f"unknown field '{key}'; allowed fields: {', '.join(FIELDS)}")
+        raise ConfigError(unknown_field(key))
     return key, value.strip()

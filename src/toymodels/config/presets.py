@@ -25,9 +25,12 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
-from toymodels.config import ConfigError, ExperimentConfig, SweepConfig
+from pydantic import ValidationError
+
+from toymodels.config import ConfigError, ExperimentConfig, SweepConfig, one_line, parse_assignment
 from toymodels.config.registry import Registry
 
 SCALES = ("smoke", "quick", "paper")
@@ -82,8 +85,11 @@ class Preset:
         view = (Preset(name=name, summary=self.summary, base=base, grid=grid, family=self.family,
                        smoke_full_grid=self.smoke_full_grid) if self.parts else self)
         base, grid = fn(view, scale)
-        return SweepConfig(name=f"{name}-{scale}", base=ExperimentConfig.from_flat(base), grid=grid,
-                           seeds=seeds)
+        try:
+            return SweepConfig(name=f"{name}-{scale}", base=ExperimentConfig.from_flat(base), grid=grid,
+                               seeds=seeds)
+        except ValidationError as err:  # e.g. seeds=0
+            raise ConfigError(one_line(err)) from None
 
     def part_names(self) -> list[str]:
         return [f"{self.name}-{suffix}" for suffix, _, _ in self.parts]
@@ -145,8 +151,53 @@ def preset(name: str, scale: str = "quick", seeds: int = 1) -> SweepConfig:
     >>> preset("K1", scale="paper").grid["k"][-1]
     2048
     """
+    if not isinstance(name, str):
+        raise ConfigError(f"a preset is named by a string, e.g. 'LR1' (got {type(name).__name__})")
     if name not in PRESETS:
         for p in PRESETS.values():  # one part of a multi-part preset, e.g. "OPT1-LR3-adam"
             if name in p.part_names():
                 return p.sweeps(scale, seeds=seeds)[p.part_names().index(name)]
     return PRESETS.get(name).config(scale, seeds=seeds)
+
+
+def resolve_sweep(target: str, scale: str, sets: list[str], sweeps: list[str], seeds: int | None,
+                  device: str | None) -> SweepConfig:
+    """The sweep of `toymodels run TARGET`: a preset name or a config file, then --set (fixes a field, dropping it
+    from the grid) and --sweep (grid).
+
+    Every field name typed is checked first: a typo is reported before any value."""
+    set_pairs, sweep_pairs = [parse_assignment(item) for item in sets], [parse_assignment(item) for item in sweeps]
+    path = Path(target)
+    if path.is_dir():
+        raise ConfigError(f"'{target}' is a folder; give a preset name (see `toymodels presets`) or a .toml/.json "
+                          "sweep file")
+    if path.suffix in (".toml", ".json") or path.is_file():
+        if not path.exists():
+            raise ConfigError(f"config file '{target}' not found")
+        if not path.is_file():  # a FIFO or a device would block or never end
+            raise ConfigError(f"config file '{target}' is not a regular file")
+        sweep = SweepConfig.from_file(path)
+    else:
+        sweep = preset(target, scale=scale)
+    base_values, grid, swept = {}, dict(sweep.grid), set()
+    for key, value in set_pairs:
+        if key in base_values:
+            raise ConfigError(f"field '{key}' is given twice ({base_values[key]} and {value}; --set, --threads); "
+                              "give it once")
+        base_values[key] = value
+        grid.pop(key, None)
+    if device is not None:
+        if "device" in base_values:
+            raise ConfigError("field 'device' is given by both --device and --set; give it once")
+        base_values["device"] = device
+        grid.pop("device", None)
+    for key, value in sweep_pairs:
+        if key in base_values or key in swept:
+            raise ConfigError(f"field '{key}' is given twice (--set and --sweep, or two --sweep); give it once")
+        swept.add(key)
+        grid[key] = [v.strip() for v in value.split(",") if v.strip()]
+    base = sweep.base.replace(**base_values) if base_values else sweep.base
+    try:
+        return SweepConfig(name=sweep.name, base=base, grid=grid, seeds=sweep.seeds if seeds is None else seeds)
+    except ValueError as err:  # pydantic's ValidationError is a ValueError
+        raise ConfigError(one_line(err) if hasattr(err, "errors") else str(err)) from None

@@ -1,7 +1,8 @@
 """The one registry: named things of one kind (model families, SAE architectures, presets, studies, config checks)
 in registration order, each name registered once.
 
-It sits at the bottom of the package and imports nothing from it, so the config floor can validate ``model``
+It sits at the bottom of the package and imports nothing from it but ``config.messages`` (the did-you-mean of an
+unknown name), so the config floor can validate ``model``
 against the families without a cycle; the built-in families register themselves when ``toymodels.families`` is
 imported, which ``import toymodels`` does first.
 
@@ -20,6 +21,8 @@ Example:
 from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar
+
+from toymodels.config.messages import did_you_mean, shown
 
 Item = TypeVar("Item")
 
@@ -55,9 +58,10 @@ class Registry(Generic[Item]):
         try:
             return self._items[name]
         except KeyError:
-            available = ", ".join(self._items)
-            raise self.error(f"field '{self.field}': must be one of {available} (got {name!r})" if self.field else
-                             f"unknown {self.kind} '{name}'; available: {available}") from None
+            available, hint = ", ".join(self._items), did_you_mean(name, self._items)
+            raise self.error(f"field '{self.field}': must be one of {available} (got {shown(name)}){hint}"
+                             if self.field else f"unknown {self.kind} {shown(name)}{hint}; available: {available}"
+                             ) from None
 
     def names(self) -> tuple[str, ...]:
         return tuple(self._items)

@@ -16,6 +16,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from toymodels.engine import firing as fs
+from toymodels.engine.threads import one_thread
 from toymodels.config.registry import CONFIG_CHECKS, get_family
 
 # Stream ids: one independent torch.Generator per (instance seed, purpose).
@@ -65,7 +66,8 @@ def make_embedder(N: int, m: int, gen: torch.Generator) -> Float[Tensor, "hidden
     orthonormal frame allows (E E^T ~ (N/m) I).
     """
     a = torch.randn(N, m, generator=gen, dtype=torch.float64)
-    u, _, _ = torch.linalg.svd(a, full_matrices=False)
+    with one_thread():  # fast on a busy machine, and the same bits on every machine (threads.one_thread)
+        u, _, _ = torch.linalg.svd(a, full_matrices=False)
     u = u / u.norm(dim=1, keepdim=True)
     return u.T.contiguous().float()
 
@@ -229,6 +231,22 @@ def _structure(key: tuple) -> tuple[fs.FiringStructure | None, str | None]:
         cond = torch.where(parents < 0, probs, torch.full_like(probs, f["hierarchy_child_prob"]))
         return fs.FiringStructure(kind, cond, parents), None
     return fs.FiringStructure("independent", probs, parents), None
+
+
+#: the rarest feature probability a sampler draws: the sparse draw's gaps between firings (up to 17/p positions,
+#: int64) overflow near 1e-17, and a rarer feature never fires in any run anyway
+MIN_EPS = 1e-12
+
+
+def eps_problem(cfg: Any) -> str | None:
+    """Why ``eps`` is too small to sample (one line naming the field), or None."""
+    if cfg.data.eps < MIN_EPS:
+        return (f"field 'eps': must be at least {MIN_EPS:g} (got {cfg.data.eps:g}); a feature that rare never fires "
+                "in any run")
+    return None
+
+
+CONFIG_CHECKS.register("eps", eps_problem)
 
 
 def firing_config_problem(cfg: Any) -> str | None:

@@ -30,6 +30,8 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from toymodels.engine.threads import one_thread
+
 CORRELATION_KINDS = ("random", "block", "low_rank")
 MAGNITUDE_KINDS = ("uniform", "constant", "folded_normal", "exponential")
 #: eigenvalues above -PSD_TOLERANCE count as >= 0 (round-off of the eigen-solver on an exactly PSD matrix)
@@ -63,7 +65,8 @@ def correlation_matrix(
 
 def psd_factor(C: Float[Tensor, "features features"]) -> tuple[Float[Tensor, "features features"], float]:
     """(F, smallest eigenvalue) with F F^T = C when C is PSD (eigenvalues below 0 by round-off clipped to 0)."""
-    evals, evecs = torch.linalg.eigh(C)
+    with one_thread():  # threads.one_thread: fast when busy, the same bits everywhere
+        evals, evecs = torch.linalg.eigh(C)
     return evecs * evals.clamp(min=0).sqrt(), float(evals.min())
 
 

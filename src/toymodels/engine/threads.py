@@ -154,6 +154,25 @@ class ThreadPolicy:
 
 
 @contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run a LAPACK call (SVD, eigh) on one thread. MKL's multithreaded small decompositions gain nothing at these
+    sizes and collapse on a busy machine (a 512 x 64 SVD: 6.8 ms on one thread, 887 ms on two with other work
+    running), and their last bits depend on the thread count (2048 x 256 differs between 1 and 2 threads): on one
+    thread an embedder is the same on every machine.
+
+    >>> with one_thread():
+    ...     torch.get_num_threads()
+    1
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
 def following_the_load(flops: float, requested: int = 0, device: torch.device | None = None
                        ) -> Iterator[ThreadPolicy]:
     """Run a block with the thread count of :class:`ThreadPolicy` (call its ``adjust()`` in loops); torch's previous

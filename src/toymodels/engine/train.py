@@ -16,12 +16,9 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -31,7 +28,8 @@ from toymodels.config import ExperimentConfig
 from toymodels.config.registry import get_family  # the families register on `import toymodels`
 from toymodels.engine.group_sampling import GroupFill
 from toymodels.engine.optim import make_optimizer, schedule_factors
-from toymodels.engine.threads import following_the_load
+from toymodels.engine.process import flushing_denormals, matmul_precision, training_allocator
+from toymodels.engine.threads import following_the_load, one_thread
 
 LOG_EVERY = 16
 #: The blow-up rule: an instance whose mean task loss over a window of LOG_EVERY steps rises above this multiple of
@@ -71,76 +69,6 @@ def checkpoint_steps(steps: int, every: int = 0) -> list[int]:
 
 def logged_steps(steps: int) -> list[int]:
     return list(range(0, steps, LOG_EVERY))
-
-
-@contextlib.contextmanager
-def _flushing_denormals():
-    """Denormals flushed to zero while training: dead neurons get exactly-zero gradients, so their Adam/LAMB moments
-    decay geometrically through the denormal range, where every CPU float op is many times slower."""
-    flushing = torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        if flushing:
-            torch.set_flush_denormal(False)
-
-
-@contextlib.contextmanager
-def matmul_precision(dtype: str, device: torch.device):
-    """The config field ``dtype``'s matmul mode while training: bfloat16 runs forward and backward under autocast
-    (weights, optimizer state and the loss stay float32), tf32 lets CUDA matmuls use TF32 tensor cores."""
-    if dtype == "bfloat16":
-        # backward inside autocast too: the hand-written backward products (families/em/layers.py) then run in
-        # bf16 like the forward ones, and autograd casts each gradient back to its float32 parameter
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            yield
-    elif dtype == "tf32":
-        before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        try:
-            yield
-        finally:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
-    else:
-        yield
-
-
-def _mallopt(*settings: tuple[int, int], trim: bool = False) -> None:
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        for option, value in settings:
-            libc.mallopt(option, value)
-        if trim:
-            libc.malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
-def tune_allocator() -> None:
-    """Keep glibc from returning large temporaries to the OS every step (measured at 5-43% of a step on this
-    project's 2-core machine). The settings are process-wide (glibc has no scoped ones): ``lean_allocator`` replaces
-    them when the training loop ends."""
-    _mallopt((-4, 0), (-1, 1 << 36))  # M_MMAP_MAX 0: big blocks from the heap; M_TRIM_THRESHOLD: never trim
-
-
-def lean_allocator() -> None:
-    """Give freed memory back to the OS at once: big blocks (>= 256 KiB) mapped and unmapped one by one, the heap
-    trimmed. Evaluation allocates many (instances, neurons, features) temporaries of varied sizes, which glibc's
-    default (a threshold that rises to the largest block freed) kept in the heap: 2.5x the live peak, the largest
-    part of a paper-size sweep's peak memory (193 -> 79 MB for a six-instance checkpoint)."""
-    _mallopt((-4, 1 << 16), (-3, 1 << 18), (-1, 1 << 17), trim=True)  # M_MMAP_MAX, M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
-
-
-@contextlib.contextmanager
-def fast_allocator() -> Iterator[None]:
-    """``tune_allocator`` for the training loop, ``lean_allocator`` after it (also when it is interrupted)."""
-    tune_allocator()
-    try:
-        yield
-    finally:
-        lean_allocator()
 
 
 def sampler_kind(cfg: ExperimentConfig, device: torch.device) -> str:
@@ -199,9 +127,16 @@ def _reference_losses(family, model: torch.nn.Module, cfgs: Sequence[ExperimentC
     v = torch.zeros(len(cfgs), REFERENCE_SAMPLES, family.input_size(cfgs[0]), device=device, dtype=dtype)
     draw.fill(v, 0)
     largest = torch.zeros(len(cfgs), device=device, dtype=dtype)
-    with torch.no_grad():  # one sample at a time: the largest single-sample loss, which no batch's mean exceeds
-        for j in range(REFERENCE_SAMPLES):
-            largest = torch.maximum(largest, model.losses(v[:, j:j + 1], cfgs[0].task.task, with_l1=False)[0])
+    task = cfgs[0].task.task
+    per_sample = getattr(model, "sample_losses", None)  # InstanceModel's optional hook: every sample in one pass
+    # one thread: before the loop's thread policy runs, torch's default threads would spin on a busy machine (a
+    # tiny sweep spent 15 s here with two), and batch-1 products gain nothing from a second thread
+    with torch.no_grad(), one_thread():
+        if per_sample is not None:
+            largest = per_sample(v, task).amax(dim=1)
+        else:  # one sample at a time: the largest single-sample loss, which no batch's mean exceeds
+            for j in range(REFERENCE_SAMPLES):
+                largest = torch.maximum(largest, model.losses(v[:, j:j + 1], task, with_l1=False)[0])
     return torch.nan_to_num(largest)
 
 
@@ -291,7 +226,7 @@ def train_group(
     draw = group_sampler if group_sampler is not None else GroupFill(samplers)
     last_state = time.monotonic()
     flops = sum(family.flops_per_step(c) for c in cfgs)
-    with fast_allocator(), following_the_load(flops, c0.run.threads, device) as threads, _flushing_denormals(), \
+    with training_allocator(), following_the_load(flops, c0.run.threads, device) as threads, flushing_denormals(), \
             matmul_precision(c0.run.dtype, device):
         for t in range(start, o.steps):
             threads.adjust()  # a clock read; the load every few seconds

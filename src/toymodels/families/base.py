@@ -38,6 +38,10 @@ class InstanceModel(Protocol):
     calls it under ``torch.no_grad()`` after every optimizer update (and bias decay), and it must change only the
     instances where ``alive`` is True (frozen and diverged instances stay untouched). The SAE family uses it to keep
     decoder directions at unit norm by projection (docs/dictionary_learning.md).
+
+    Optional hook: ``sample_losses(inputs, task) -> Float[Tensor, "instances batch"]``, each sample's task loss in one
+    pass (what ``losses`` gives for a batch of that sample alone); the divergence rule's reference uses it, and
+    otherwise calls ``losses`` once per sample.
     """
 
     #: names of the trained parameters (attributes of the module), in the optimizer's order
@@ -243,12 +247,19 @@ class FamilyHooks(Protocol):
         mechanism; the SAE's: matched decoder vs true features and MCC against L0."""
         ...
 
+    def input_fingerprints(self, cfg: "ExperimentConfig") -> dict[str, str]:
+        """What an instance reads from outside its own sweep, each with a fingerprint that changes when it does
+        (recorded in ``sweep.json``; ``--resume`` refuses when one changed). Default: nothing (``{}``). The SAE's:
+        its source model, by the checksum DONE recorded for the source group's checkpoints."""
+        ...
+
 
 #: what ``family_hook`` gives a family that does not define an optional hook (:class:`FamilyHooks`)
 HOOK_DEFAULTS: dict[str, Callable[..., Any]] = {
     "activation_layers": lambda: {},
     "report_html": lambda results: "",
     "dashboard_panel": lambda: None,
+    "input_fingerprints": lambda cfg: {},
 }
 
 

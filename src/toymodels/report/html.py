@@ -100,11 +100,11 @@ def format_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_text(results: Results) -> str:
-    """The summary table as printed in the terminal."""
+    """The summary table as printed in the terminal, after one line per finished group left out of it (damaged,
+    copied in, or not what sweep.json plans: ``Results.notes``)."""
     table = summary_table(results)
-    if table.empty:
-        return "(no finished instances yet)"
-    return format_summary(table).to_string(index=False)
+    text = "(no finished instances yet)" if table.empty else format_summary(table).to_string(index=False)
+    return "\n".join([*results.notes, text])
 
 
 # ------------------------------------------------------------------------------------------------------ html
@@ -120,6 +120,7 @@ tr.diverged td { background: #fbeaea; color: #8a1f1f; } tr.partial td { backgrou
 figure { margin: 1em 0 2em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #444; font-size: 0.92em; margin-top: 0.3em; }
 code { background: #f4f4f4; padding: 0 3px; }
+p.warn { background: #fbeaea; color: #8a1f1f; padding: 4px 8px; }
 """
 
 
@@ -187,6 +188,7 @@ def write_report(results: Results) -> Path:
         f"{_e(meta.get('torch_version', '?'))}, git {_e((meta.get('git_commit') or 'n/a')[:12])}, device "
         f"{_e(meta.get('device', '?'))}; model <code>{_e(model)}</code>; {len(inst)} of "
         f"{results.sweep.size()} instances finished, {n_div} diverged.</p>",
+        *(f"<p class='warn'>{_e(note)}</p>" for note in results.notes),  # groups no table or figure counts
         "<h2>Sweep</h2>", _config_html(results),
         "<h2>Summary</h2>",
     ]

@@ -1,10 +1,13 @@
-"""Reproduce the papers' claims with toymodels and write what we find, with its numbers, into docs/.
+"""Reproduce the papers' claims with toymodels and write what we find, with its numbers, into documents.
 
 ``reproduce(names, scale, seeds, out_dir, docs_dir, steps)`` (``toymodels reproduce``) runs the studies that
 answer ``names``, each training (or resuming: an existing results folder of the same sweep is never retrained) the
-sweeps it needs, judging each claim and writing one document. A study is one sub-package that registers its
-:class:`~toymodels.reproduce.study.Study` in ``study.STUDIES`` (its name, document, claim names, run function and
-rank); every sub-package is imported here, so adding a study is one folder plus its registration. The studies now:
+sweeps it needs, judging each claim and writing one document into ``docs_dir``: by default ``out_dir/docs``
+(``study.default_docs``), so the shipped documents in the repository's docs/ change only when that folder is given.
+Each sweep says on stderr what it trains, its estimated time and the time it took (``study.train_sweep``). A study
+is one sub-package that registers its :class:`~toymodels.reproduce.study.Study` in ``study.STUDIES`` (its name,
+document, claim names, run function and rank); every sub-package is imported here, so adding a study is one folder
+plus its registration. The studies now (their documents: docs/ in the repository, the last paper-scale runs):
 
 * ``optimizer``: the optimizer x schedule study (OPT1) -> docs/optimizer_study.md;
 * ``superposition``: the claims of *Toy Models of Superposition* and *Polysemanticity and Capacity* (the TMS-*/PC-*
@@ -15,7 +18,8 @@ rank); every sub-package is imported here, so adding a study is one folder plus 
   docs/papers.md §4 rows 1-7) -> docs/reproduction.md.
 
 Every claim ends in one :class:`~toymodels.reproduce.verdict.Verdict` (``verdict``: agrees / partly / disagrees /
-inconclusive, or answered for a question); every document starts with the provenance of ``writer.provenance``
+inconclusive, or answered for a question; at smoke scale always ``inconclusive (scale)``, ``verdict.at_scale``);
+every document starts with the provenance of ``writer.provenance``
 (command, toymodels version, git commit, date, machine). ``steps`` cuts training short; the EM claims' primary runs
 keep the paper's per-step bias decay, and ``em_claims.sweeps`` says which sensitivity runs rescale it.
 """
@@ -41,6 +45,7 @@ from toymodels.reproduce.study import (
     StudyOptions,
     canonical_command,
     claim_names,
+    default_docs,
     ranked,
     register,
     studies_of,
@@ -62,7 +67,7 @@ import_studies()
 
 def reproduce(
     names: Sequence[str] | None = None, scale: str = "quick", seeds: int = 3, out_dir: str | Path = "runs/reproduce",
-    docs_dir: str | Path = "docs", steps: int | str | None = None, progress: bool = False,
+    docs_dir: str | Path | None = None, steps: int | str | None = None, progress: bool = True,
     command: str | None = None, train: bool = True,
 ) -> list[Verdict]:
     """Check the claims ``names`` (default: the EM claims, rows 1-7) and write their documents.
@@ -71,7 +76,9 @@ def reproduce(
     presets, the SAE-* studies, the EM claims ``EM_CLAIMS``); ``steps`` (EM claims only) is ``N`` or
     ``N,CLAIM=N,...`` (``em_claims.sweeps.parse_steps``); ``train=False`` writes the EM report from the results
     already in ``out_dir`` (unfinished claims are reported as inconclusive, not run to the end); ``command`` is the
-    command named in the documents (default: the equivalent ``toymodels reproduce`` line). Each study runs once, with
+    command named in the documents (default: the equivalent ``toymodels reproduce`` line); ``docs_dir``: where the
+    documents and their figures go (default ``out_dir/docs``: the repository's docs/ only when given);
+    ``progress``: the training's progress bars (a line per sweep is always said). Each study runs once, with
     its names in the order given, and the Verdicts come study by study in rank order: OPT1's first, then the
     superposition claims', the dictionary-learning studies', then the EM claims' in the report's order. ConfigError
     (naming the claim) for an unknown name, before anything runs.
@@ -82,6 +89,7 @@ def reproduce(
     unknown = [n for n in names if n not in available]
     if unknown:
         raise ConfigError(f"unknown claim '{unknown[0]}'; available: {', '.join(available)}")
+    docs_dir = default_docs(out_dir) if docs_dir is None else Path(docs_dir)
     command = command or canonical_command(names, scale, seeds, out_dir, docs_dir, steps, train)
     options = StudyOptions(scale=scale, seeds=seeds, out_dir=Path(out_dir), docs_dir=Path(docs_dir), command=command,
                            steps=parsed_steps, progress=progress, train=train)
@@ -90,7 +98,8 @@ def reproduce(
 
 __all__ = [
     "B_BIASES", "Check", "DICTIONARY_LEARNING_CLAIMS", "EM_CLAIMS", "STUDIES", "SUPERPOSITION_CLAIMS", "Study",
-    "StudyOptions", "VERDICTS", "Verdict", "canonical_command", "claim_names", "claim_sweeps", "import_studies",
+    "StudyOptions", "VERDICTS", "Verdict", "canonical_command", "claim_names", "claim_sweeps", "default_docs",
+    "import_studies",
     "judge_bias", "judge_l1", "judge_lr", "judge_mechanism", "judge_negative_bias", "judge_neurons", "judge_opt_cell",
     "judge_power_law", "optimizer_study", "parse_steps", "ranked", "register", "reproduce", "reproduce_superposition",
     "run_dictionary_learning", "run_optimizer_study", "studies_of",

@@ -16,19 +16,32 @@ Example (a study defined outside the package, as the tests do):
 
 from __future__ import annotations
 
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
+from toymodels.config import SweepConfig
 from toymodels.config.registry import Registry
+from toymodels.results import store
 from toymodels.reproduce.verdict import Verdict
+from toymodels.running.plan import estimate_seconds, plan
+from toymodels.running.sweep import run_sweep
+
+if TYPE_CHECKING:
+    from toymodels.results.store import Results
+
+#: where the documents go when no docs folder is given: a folder of the results root, never the repository's docs/
+DOCS_SUBFOLDER = "docs"
 
 
 @dataclass(frozen=True)
 class StudyOptions:
     """What ``reproduce()`` was asked, the same for every study: scale, seeds per setting, the folder of the results
-    folders, the docs folder, the command named in the documents, the parsed ``--steps`` ({claim or "*": steps},
-    ``em_claims.sweeps.parse_steps``), progress bars, and ``train`` (False: only reload what ``out_dir`` holds)."""
+    folders, the docs folder (``default_docs(out_dir)`` unless one was given), the command named in the documents,
+    the parsed ``--steps`` ({claim or "*": steps}, ``em_claims.sweeps.parse_steps``), progress bars, and ``train``
+    (False: only reload what ``out_dir`` holds)."""
 
     scale: str
     seeds: int
@@ -90,3 +103,34 @@ def canonical_command(names: Sequence[str], scale: str, seeds: int, out_dir: str
     """The ``toymodels reproduce`` command line equivalent to a ``reproduce`` call."""
     return (f"toymodels reproduce {' '.join(names)} --scale {scale} --seeds {seeds} --out {out_dir} --docs {docs_dir}"
             + (f" --steps {steps}" if steps else "") + ("" if train else " --no-train"))
+
+
+def default_docs(out_dir: str | Path) -> Path:
+    """The documents' folder when none is given: ``out_dir/docs``, beside the results folders, so that a reproduction
+    run from a clone never rewrites the shipped documents (give ``docs`` explicitly to update them)."""
+    return Path(out_dir) / DOCS_SUBFOLDER
+
+
+def _minutes(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def train_sweep(sweep: SweepConfig, folder: Path, progress: bool = True) -> "Results":
+    """Train (or resume, or only reload when finished) ``sweep`` into ``folder`` with one line on stderr before it
+    (the instances left and their estimated time) and one after (the time it took): a reproduction runs for hours,
+    and says where it is. ``progress``: the training's own progress bars too."""
+    groups = plan(sweep)
+    done = set(store.done_groups(folder)) if (folder / "sweep.json").exists() else set()
+    left = sum(len(insts) for gid, insts in groups.items() if gid not in done)
+    if left == 0:
+        print(f"reproduce: {sweep.name}: finished earlier, reloaded from {folder}", file=sys.stderr, flush=True)
+        return run_sweep(sweep, folder, resume=True, progress=False)
+    estimate = estimate_seconds(sweep) * left / sum(len(insts) for insts in groups.values())
+    print(f"reproduce: {sweep.name}: training {left} of {sweep.size()} instances into {folder}, about "
+          f"{_minutes(estimate)} on a 2-core CPU", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    results = run_sweep(sweep, folder, resume=True, progress=progress)
+    print(f"reproduce: {sweep.name}: done in {_minutes(time.perf_counter() - t0)}", file=sys.stderr, flush=True)
+    return results

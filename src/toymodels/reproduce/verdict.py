@@ -8,7 +8,9 @@ word is one of :data:`VERDICTS`:
 * ``partly``: its direction (or some of its criteria) holds but a part of it does not;
 * ``disagrees``: the opposite, or no effect where one was expected (the claim's central criteria fail);
 * ``inconclusive``: the runs cannot tell (nothing became monosemantic, a sweep is unfinished, ...);
-* ``answered``: a study that asks a question rather than checks a claim (OPT1) found its answer (in ``numbers``).
+* ``answered``: a study that asks a question rather than checks a claim (OPT1) found its answer (in ``numbers``);
+* ``inconclusive (scale)``: the runs are at a scale too small to judge anything (``smoke``: they show that the study
+  runs end to end), whatever the rules say (:func:`at_scale`; the rules' word is kept in ``by_rules``).
 
 Example:
     >>> checks = [Check("dense: 2 features", True, "2"), Check("sparse: 5 features", False, "4")]
@@ -20,13 +22,17 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-VERDICTS = ("agrees", "partly", "disagrees", "inconclusive", "answered")
+#: the verdict of every claim judged on runs at a scale in ``TOO_SMALL`` (:func:`at_scale`)
+SCALE_VERDICT = "inconclusive (scale)"
+VERDICTS = ("agrees", "partly", "disagrees", "inconclusive", "answered", SCALE_VERDICT)
+#: scales whose runs check that a study runs, not what it finds
+TOO_SMALL = ("smoke",)
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,8 @@ class Verdict:
     * ``table``: numbers per setting, shown under the verdict;
     * ``checks``: the criteria, for claims judged criterion by criterion;
     * ``figure``: its figure, relative to the documents folder;
-    * ``details``: anything else a study's document needs (how it was run, intermediate tables).
+    * ``details``: anything else a study's document needs (how it was run, intermediate tables);
+    * ``by_rules``: for a verdict of ``inconclusive (scale)``, the word the claim's rules gave (else "").
     """
 
     claim: str
@@ -64,6 +71,7 @@ class Verdict:
     checks: tuple[Check, ...] = ()
     figure: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    by_rules: str = ""
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -82,6 +90,23 @@ def verdict_from_checks(checks: Sequence[Check], central: Sequence[str]) -> tupl
     if central and set(central) <= set(failed):
         return "disagrees", "fails: " + "; ".join(failed)
     return "partly", "fails: " + "; ".join(failed)
+
+
+def at_scale(verdict: Verdict, scale: str) -> Verdict:
+    """``verdict`` as runs at ``scale`` can support it: at a scale in ``TOO_SMALL`` it reads ``inconclusive
+    (scale)`` whatever its rules gave, which ``by_rules`` and the reason keep; unchanged at other scales.
+
+    >>> v = at_scale(Verdict("LR1", "lr", "disagrees", "no rise"), "smoke")
+    >>> v.verdict, v.by_rules
+    ('inconclusive (scale)', 'disagrees')
+    >>> v.reason
+    "smoke-scale runs are too small to judge the claim; its rules alone say 'disagrees': no rise"
+    """
+    if scale not in TOO_SMALL or verdict.verdict == SCALE_VERDICT:
+        return verdict
+    return replace(verdict, verdict=SCALE_VERDICT, by_rules=verdict.verdict,
+                   reason=f"{scale}-scale runs are too small to judge the claim; its rules alone say "
+                          f"'{verdict.verdict}': {verdict.reason}")
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:

@@ -62,6 +62,21 @@ def _header(steps: Sequence[int], example: dict[str, Tensor], metadata: dict[str
     return len(text).to_bytes(8, "little") + text, ranges, offset
 
 
+def partial_intact(path: Path) -> bool:
+    """Whether a partial checkpoints file is whole: a readable header and every byte it lays out (a file cut short
+    by a crash or by hand cannot be continued, and its group trains again from step 0)."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if size <= 0 or size > 100 * 2**20:  # safetensors' own bound on the header
+                return False
+            header = json.loads(f.read(size))
+            end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+            return os.fstat(f.fileno()).st_size == 8 + size + end
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return False
+
+
 class CheckpointStream:
     """Writes one group's checkpoints into ``final``'s partial file as they come; ``finish`` moves it into place.
 

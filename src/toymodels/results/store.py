@@ -1,9 +1,11 @@
-"""The results folder: atomic writes, safe loading (never unpickles) and the ``Results`` object.
+"""The results folder: its layout, verified loading (never unpickles) and the ``Results`` object. The atomic writes
+and safe reads are ``safe_io``'s (re-exported here); what a reader checks before it trusts a group is ``verify``'s.
 
 Layout::
 
     runs/<name>/
-      sweep.json                 resolved SweepConfig + versions, git commit, device
+      sweep.json                 resolved SweepConfig + versions, git commit, device, and the fingerprints of what
+                                 it reads from outside (``inputs``: an SAE's source model; --resume compares them)
       instances.parquet          one row per instance (config fields, status, final loss and metrics)
       metrics.parquet            long table: run_id, step, name, value
       groups/<gid>/checkpoints.safetensors   "<step>/<tensor>" with the instance axis, embedders included
@@ -11,8 +13,11 @@ Layout::
       groups/<gid>/state.safetensors         mid-run training state (only while unfinished)
       groups/<gid>/checkpoints.partial.safetensors   the checkpoints so far, written as they are taken (only while
                                  unfinished; ``checkpoint_stream``)
-      groups/<gid>/DONE          written last, with each file's size and SHA-256: a group without it, or whose
-                                 files no longer match it, is re-run on --resume
+      groups/<gid>/DONE          written last, with each file's size and SHA-256 and the group's run ids: a group
+                                 whose files no longer match it is left out by every reader (named, in no table)
+                                 and re-run on --resume; one whose rows are not what sweep.json plans for them
+                                 (copied from another folder or under another name, sweep.json edited since) is
+                                 left out too, and --resume refuses to build on it
       figures/*.png, report.html
       .lock                      the lock of the process writing the folder (``toymodels.running.lock``)
       wandb.json                 with --wandb: the wandb runs already mirrored, per project (``toymodels.running.tracking``)
@@ -20,133 +25,32 @@ Layout::
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-import os
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 
 if TYPE_CHECKING:
     import pandas as pd
 
-from toymodels.config import ConfigError, SweepConfig, stored_configs
+from pydantic import ValidationError
+
+from toymodels.config import ConfigError, SweepConfig, one_line, stored_configs
+from toymodels.results.verify import checked_against_plan, file_digest, repeat_of, run_index
+from toymodels.results.views import ResultsViews
 
 FORMAT_VERSION = 1
 
 
-class ResultsError(RuntimeError):
-    """A results folder that cannot be read: names the file and why."""
-
-
-# ---- atomic writes ----------------------------------------------------------------------------------------------
-def _current_umask() -> int:
-    """The process umask (read without changing it for longer than this call; Linux exposes it in /proc)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)  # elsewhere: read by setting and restoring at once
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then move it over ``path`` in one step.
-
-    A crash leaves either the old file or the new one, never half of one; the temporary file is removed on failure.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
-
-def write_json(path: Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-
-
-def write_parquet(path: Path, df: pd.DataFrame) -> None:
-    atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
-
-
-def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
-
-
-# ---- safe reads -------------------------------------------------------------------------------------------------
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ResultsError(f"{path}: damaged JSON ({err})") from None
-
-
-def read_parquet(path: Path) -> pd.DataFrame:
-    import pandas as pd  # deferred: ~70 MB that a training process does not need
-
-    try:
-        return pd.read_parquet(path)
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: missing") from None
-    except Exception as err:  # pyarrow raises several types for a damaged file
-        raise ResultsError(f"{path}: damaged Parquet file ({type(err).__name__}: {err})") from None
-
-
-@contextlib.contextmanager
-def _safetensors_errors(path: Path) -> Iterator[None]:
-    try:
-        yield
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: missing") from None
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise ResultsError(f"{path}: damaged safetensors file ({err})") from None
-
-
-@contextlib.contextmanager
-def open_tensors(path: Path) -> Iterator[Any]:
-    """safetensors' lazy reader of ``path`` (tensors read one by one), its errors as ``ResultsError``."""
-    with _safetensors_errors(path), safe_open(str(path), framework="pt") as f:
-        yield f
-
-
-def read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    with _safetensors_errors(path):
-        return load_file(str(path))
-
-
-def iter_checkpoints(path: Path) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
-    """A checkpoints file's checkpoints ("<step>/<tensor>") in step order, one at a time (one step in memory)."""
-    with open_tensors(path) as f:
-        by_step: dict[int, list[str]] = {}
-        for key in f.keys():
-            by_step.setdefault(int(key.split("/", 1)[0]), []).append(key)
-        for step in sorted(by_step):
-            yield step, {key.split("/", 1)[1]: f.get_tensor(key) for key in by_step[step]}
+# the safe reads and atomic writes live in ``safe_io``; callers know them as ``store.<name>``
+from toymodels.results.safe_io import (  # noqa: F401
+    ResultsError, atomic_write, iter_checkpoints, open_tensors, read_json, read_parquet, read_tensors, write_json,
+    write_parquet, write_tensors, write_text,
+)
 
 
 def package_version() -> str:
@@ -189,7 +93,8 @@ def read_sweep(folder: Path) -> tuple[SweepConfig, dict[str, Any]]:
         with stored_configs():
             return SweepConfig.model_validate(meta["sweep"]), meta
     except Exception as err:
-        raise ResultsError(f"{path}: invalid sweep config ({str(err).splitlines()[0]})") from None
+        why = one_line(err) if isinstance(err, ValidationError) else str(err).splitlines()[0]  # names the field
+        raise ResultsError(f"{path}: invalid sweep config ({why})") from None
 
 
 # ---- group files ------------------------------------------------------------------------------------------------
@@ -205,20 +110,22 @@ def group_done(folder: Path, gid: str) -> bool:
     return (group_dir(folder, gid) / "DONE").exists()
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def write_done(folder: Path, gid: str) -> None:
-    """Mark a group finished: DONE holds the size and SHA-256 of each of its files, so a resume can check them."""
+def write_done(folder: Path, gid: str, run_ids: Sequence[str] = ()) -> None:
+    """Mark a group finished: DONE holds the size and SHA-256 of each of its files, so every reader can check them,
+    and its run ids, so a reader can say which instances a damaged group held."""
     gdir = group_dir(folder, gid)
-    manifest = {name: {"bytes": (gdir / name).stat().st_size, "sha256": _digest(gdir / name)}
+    manifest = {name: {"bytes": (gdir / name).stat().st_size, "sha256": file_digest(gdir / name)}
                 for name in GROUP_FILES}
-    write_json(gdir / "DONE", {"files": manifest})
+    write_json(gdir / "DONE", {"files": manifest, "group": gid, "run_ids": list(run_ids)})
+
+
+def done_record(folder: Path, gid: str) -> dict[str, Any]:
+    """A finished group's DONE record ({} when it is unreadable)."""
+    try:
+        record = json.loads((group_dir(folder, gid) / "DONE").read_text() or "{}")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def group_damage(folder: Path, gid: str) -> str | None:
@@ -244,7 +151,7 @@ def group_damage(folder: Path, gid: str) -> str | None:
         expected = manifest.get(name, {})
         if path.stat().st_size != expected.get("bytes"):
             return f"{name} has {path.stat().st_size} bytes, {expected.get('bytes')} were written"
-        if _digest(path) != expected.get("sha256"):
+        if file_digest(path) != expected.get("sha256"):
             return f"{name} does not match the checksum written with it"
     return None
 
@@ -276,37 +183,77 @@ def _with_columns(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     return df
 
 
-def collect_tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The finished groups' tables, concatenated (reads only)."""
+def trusted_groups(folder: Path, sweep: SweepConfig) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """(gid -> instance rows) of the finished groups whose files match DONE and whose rows are what ``sweep`` plans,
+    and (gid -> why) of the others, which no table may hold: "damaged: ...", "a copy of group ...", "a repeat: ...",
+    "not what sweep.json plans: ..." (``verify.plan_mismatch``). A file is hashed once per process and state."""
+    folder = Path(folder)
+    trusted: dict[str, pd.DataFrame] = {}
+    left_out: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for gid in done_groups(folder):
+        damage = group_damage(folder, gid)
+        table = group_dir(folder, gid) / "instances.parquet"
+        rows = None if damage else _with_columns(table, INSTANCE_COLUMNS)
+        why = (f"damaged: {damage}" if damage else
+               checked_against_plan(gid, table, rows, sweep) or repeat_of(rows, seen))
+        if why:
+            left_out[gid] = why
+        else:
+            trusted[gid] = rows
+            seen.update(dict.fromkeys(map(str, rows["run_id"]), gid))
+    return trusted, left_out
+
+
+def left_out_note(gid: str, why: str) -> str:
+    """The one line every reader says of a finished group it leaves out of the tables."""
+    return f"group {gid} is {why}; it is left out"
+
+
+def _stored_sweep(folder: Path) -> tuple[SweepConfig, dict[str, Any]]:
+    try:
+        return read_sweep(folder)
+    except ConfigError as err:
+        raise ResultsError(f"{Path(folder) / 'sweep.json'}: {err}") from None
+
+
+def collect_tables(folder: Path, sweep: SweepConfig | None = None, say=None
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """The trusted finished groups' tables, concatenated (reads only), and the groups left out (gid -> why;
+    ``say`` gets one line for each). ``sweep`` defaults to the folder's ``sweep.json``."""
     import pandas as pd  # deferred: ~70 MB that a training process does not need
 
     folder = Path(folder)
-    inst, mets = [], []
-    for gid in done_groups(folder):
-        inst.append(_with_columns(group_dir(folder, gid) / "instances.parquet", INSTANCE_COLUMNS))
-        mets.append(_with_columns(group_dir(folder, gid) / "metrics.parquet", METRIC_COLUMNS))
+    trusted, left_out = trusted_groups(folder, sweep if sweep is not None else _stored_sweep(folder)[0])
+    for gid, why in left_out.items():
+        if say is not None:
+            say(left_out_note(gid, why))
+    inst = list(trusted.values())
+    mets = [_with_columns(group_dir(folder, gid) / "metrics.parquet", METRIC_COLUMNS) for gid in trusted]
     instances = pd.concat(inst, ignore_index=True) if inst else pd.DataFrame({"run_id": pd.Series(dtype=str)})
     metrics = pd.concat(mets, ignore_index=True) if mets else pd.DataFrame(
         {"run_id": pd.Series(dtype=str), "step": pd.Series(dtype="int64"), "name": pd.Series(dtype=str),
          "value": pd.Series(dtype="float64")})
     if len(instances):
         instances = instances.sort_values("run_id", kind="stable").reset_index(drop=True)
-    return instances, metrics
+    return instances, metrics, left_out
 
 
-def merge_tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Write the finished groups' tables as the top-level ones (one writer: the sweep's parent)."""
+def merge_tables(folder: Path, say=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write the trusted finished groups' tables as the top-level ones (one writer: the sweep's parent); ``say``
+    gets one line per group left out."""
     folder = Path(folder)
-    instances, metrics = collect_tables(folder)
+    instances, metrics, _ = collect_tables(folder, say=say)
     write_parquet(folder / "instances.parquet", instances)
     write_parquet(folder / "metrics.parquet", metrics)
     return instances, metrics
 
 
 # ---- Results ----------------------------------------------------------------------------------------------------
-@dataclass
-class Results:
-    """A results folder read back safely.
+@dataclass(repr=False)  # ResultsViews' repr: a line, not the whole tables
+class Results(ResultsViews):
+    """A results folder read back safely: only groups whose files match DONE and whose rows are what ``sweep.json``
+    plans; ``left_out`` names the others (gid -> why) and ``notes`` says it in one line each.
 
     Example:
         >>> res = load("runs/LR1-quick")                               # doctest: +SKIP
@@ -318,19 +265,48 @@ class Results:
     meta: dict[str, Any]
     instances: pd.DataFrame
     metrics: pd.DataFrame
+    left_out: dict[str, str] = field(default_factory=dict)
     _ckpt_keys: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     @property
     def complete(self) -> bool:
         return len(self.instances) == self.sweep.size()
 
+    @property
+    def notes(self) -> list[str]:
+        """One line per finished group left out of the tables, saying why."""
+        return [left_out_note(gid, why) for gid, why in self.left_out.items()]
+
+    def why_missing(self, run_id: str) -> str:
+        """Why ``run_id`` has no row (one line): its group is left out, it has not finished, or no such instance."""
+        for gid, why in self.left_out.items():
+            if run_id in done_record(self.folder, gid).get("run_ids", ()):
+                return f"instance {run_id} is in group {gid}, which is {why}; it is left out"
+        unknown = [g for g in self.left_out if not done_record(self.folder, g).get("run_ids")]
+        also = f" (or in a group left out: {', '.join(unknown)})" if unknown else ""
+        index = run_index(run_id)
+        if index is not None and index < self.sweep.size():
+            return (f"instance {run_id} of {self.folder} has not finished training{also}: its group has no DONE yet "
+                    f"(still running, or stopped: `toymodels status {self.folder}`)")
+        runs = list(self.instances["run_id"])
+        have = ", ".join(runs[:5]) + (", ..." if len(runs) > 5 else "") if runs else "none trained yet"
+        return f"no such instance in {self.folder} ({have}){also}"
+
+    def _trusted_file(self, gid: str) -> Path:
+        """A group's checkpoints file, checked against DONE again (cheap: digests are remembered per file state)."""
+        why = self.left_out.get(gid) or (f"damaged since it was read: {damage}"
+                                         if (damage := group_damage(self.folder, gid)) else None)
+        if why:
+            raise ResultsError(f"{group_dir(self.folder, gid)}: {left_out_note(gid, why)}")
+        return group_dir(self.folder, gid) / "checkpoints.safetensors"
+
     def checkpoint_tensors(self, gid: str) -> dict[str, torch.Tensor]:
         """Every tensor of a group's checkpoints file ("<step>/<name>", instance axis first), read whole."""
-        return read_tensors(group_dir(self.folder, gid) / "checkpoints.safetensors")
+        return read_tensors(self._trusted_file(gid))
 
     def _checkpoint_keys(self, gid: str) -> list[str]:
         if gid not in self._ckpt_keys:
-            with open_tensors(group_dir(self.folder, gid) / "checkpoints.safetensors") as f:
+            with open_tensors(self._trusted_file(gid)) as f:
                 self._ckpt_keys[gid] = list(f.keys())
         return self._ckpt_keys[gid]
 
@@ -343,7 +319,7 @@ class Results:
     def row(self, run_id: str) -> pd.Series:
         rows = self.instances[self.instances["run_id"] == run_id]
         if rows.empty:
-            raise KeyError(f"no instance '{run_id}' in {self.folder}")
+            raise KeyError(self.why_missing(run_id))
         return rows.iloc[0]
 
     def params(self, run_id: str, step: int | None = None) -> dict[str, torch.Tensor]:
@@ -358,7 +334,7 @@ class Results:
             raise KeyError(f"instance {run_id} has no checkpoint at step {step}; available: {steps}")
         idx = int(row["index_in_group"])
         prefix = f"{step}/"
-        with open_tensors(group_dir(self.folder, row["group"]) / "checkpoints.safetensors") as f:
+        with open_tensors(self._trusted_file(row["group"])) as f:
             return {k[len(prefix):]: f.get_slice(k)[idx] for k in self._checkpoint_keys(row["group"])
                     if k.startswith(prefix)}
 
@@ -368,17 +344,16 @@ class Results:
 
 
 def load(folder: str | Path) -> Results:
-    """Read a results folder (JSON, Parquet, safetensors only; nothing is unpickled)."""
+    """Read a results folder (JSON, Parquet, safetensors only; nothing is unpickled). Only finished groups whose
+    files match DONE's checksums and whose rows are what ``sweep.json`` plans are read; ``Results.left_out`` names
+    the others and why."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ResultsError(f"{folder}: no such results folder")
-    try:
-        sweep, meta = read_sweep(folder)
-    except ConfigError as err:
-        raise ResultsError(f"{folder / 'sweep.json'}: {err}") from None
+    sweep, meta = _stored_sweep(folder)
     # The groups' own tables are the source of truth (the top-level copies may lag behind a running sweep).
-    instances, metrics = collect_tables(folder)
-    return Results(folder=folder, sweep=sweep, meta=meta, instances=instances, metrics=metrics)
+    instances, metrics, left_out = collect_tables(folder, sweep)
+    return Results(folder=folder, sweep=sweep, meta=meta, instances=instances, metrics=metrics, left_out=left_out)
 
 
 def holds_tensors(results: Results, names: tuple[str, ...], run_id: str | None = None) -> bool:

@@ -24,7 +24,8 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-    from toymodels.results.store import Results
+#: a ``store.Results`` (not imported: ``store`` reads through ``verify``, which formats with this module)
+Results = Any
 
 
 def py_value(value: Any) -> Any:

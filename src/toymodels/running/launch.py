@@ -46,14 +46,24 @@ from tqdm.auto import tqdm
 
 from toymodels.results import store
 from toymodels.config import ConfigError
+from toymodels.config.wording import continue_hint, spelled
+from toymodels.running.exits import EnvironmentStop, FolderWatch
 from toymodels.running.interrupts import StopOnSignal
 from toymodels.running.runner import device_missing, run_group, state_step
 from toymodels.engine.train import TrainingInterrupted
 from toymodels.running.worker import GroupTask
 
 
-class LaunchError(RuntimeError):
+class LaunchError(EnvironmentStop):
     """Some groups did not finish (a SLURM task failed or was cancelled): names each task, its state and log."""
+
+
+def mps_missing(device: str) -> str | None:
+    """Why ``mps`` (Apple's GPU) cannot train here, or None (it passes the config's check on any machine)."""
+    if device == "mps" and not torch.backends.mps.is_available():
+        return (f"field 'device': 'mps' is not available here (torch {torch.__version__} sees no Apple GPU); "
+                "use device=cpu")
+    return None
 
 
 class LocalLauncher:
@@ -62,7 +72,7 @@ class LocalLauncher:
     def check_devices(self, devices: set[str]) -> None:
         """Fail before any work when a sweep asks for a device this machine lacks."""
         for device in sorted(devices):
-            why = device_missing(device)
+            why = device_missing(device) or mps_missing(device)
             if why:
                 raise ConfigError(why)
 
@@ -71,15 +81,21 @@ class LocalLauncher:
         total = sum(len(v) * v[0].cfg.optim.steps for v in todo.values())
         bar = tqdm(total=total, unit="inst-step", unit_scale=True, disable=not progress, dynamic_ncols=True,
                    desc=name)
+        watch = FolderWatch(folder)
         with StopOnSignal() as stop:  # Ctrl-C / SIGTERM: the running group saves its state and stops
             try:
                 for gid, insts in todo.items():
+                    watch.check()
                     done = [0]
                     step = state_step(folder, gid)
                     if step is not None:
                         bar.write(f"{gid}: continuing from its mid-run state at step {step}", file=sys.stderr)
+                    elif (store.group_dir(folder, gid) / "state.safetensors").exists():
+                        bar.write(f"{gid}: its mid-run state cannot be continued (the checkpoints taken before it are "
+                                  "missing or damaged); training it again from step 0", file=sys.stderr)
 
                     def on_progress(step: int, losses: torch.Tensor, n=len(insts), gid=gid) -> None:
+                        watch.check(now=False)
                         bar.update((step - done[0]) * n)
                         done[0] = step
                         finite = losses[torch.isfinite(losses)]
@@ -177,11 +193,12 @@ def task_states(task_ids: list[str]) -> dict[str, str]:
 def slurm_missing() -> str | None:
     """Why ``--backend slurm`` cannot work here, or None."""
     if shutil.which("sbatch") is None:
-        return "--backend slurm: no 'sbatch' on PATH (SLURM is not installed on this machine, or not on PATH)"
+        return (f"{spelled('backend', 'slurm')}: no 'sbatch' on PATH (SLURM is not installed on this machine, or not "
+                "on PATH)")
     try:
         import submitit  # noqa: F401  (an optional extra: only --backend slurm needs it)
     except ImportError:
-        return "--backend slurm needs submitit: pip install 'toymodels[slurm]'"
+        return f"{spelled('backend', 'slurm')} needs submitit: pip install 'toymodels[slurm]'"
     return None
 
 
@@ -200,10 +217,10 @@ class SlurmLauncher:
         why = slurm_missing()
         if why:
             raise ConfigError(why)
-        for flag, value in (("--slurm-gpus-per-task", gpus_per_task), ("--slurm-cpus-per-task", cpus_per_task),
-                            ("--max-parallel", max_parallel), ("--slurm-time", timeout_min), ("mem_gb", mem_gb)):
+        for option, value in (("gpus_per_task", gpus_per_task), ("cpus_per_task", cpus_per_task),
+                              ("max_parallel", max_parallel), ("timeout_min", timeout_min), ("mem_gb", mem_gb)):
             if value is not None and value <= 0:
-                raise ConfigError(f"{flag} must be positive (got {value})")
+                raise ConfigError(f"{spelled(option)} must be positive (got {value})")
         self.partition, self.gpus_per_task, self.cpus_per_task = partition, gpus_per_task, cpus_per_task
         self.max_parallel, self.timeout_min, self.mem_gb, self.detach = max_parallel, timeout_min, mem_gb, detach
         self.poll_s = poll_s if poll_s is not None else float(os.environ.get("TOYMODELS_SLURM_POLL_S", 5))
@@ -256,7 +273,7 @@ class SlurmLauncher:
             return
         devices = {insts[0].cfg.run.device for insts in todo.values()}
         if any(d.startswith("cuda") for d in devices) and not self.gpus_per_task:
-            print("warning: the sweep runs on cuda but no --slurm-gpus-per-task was given", file=sys.stderr)
+            print(f"warning: the sweep runs on cuda but no {spelled('gpus_per_task')} was given", file=sys.stderr)
         # groups whose task from an earlier submission is still queued or running are waited for, not re-submitted
         earlier = {gid: t for gid, t in latest_tasks(folder).items() if gid in todo}
         states = task_states(list(earlier.values()))
@@ -325,7 +342,7 @@ class SlurmLauncher:
         except KeyboardInterrupt:
             bar.close()
             print(f"\nstopped waiting; the SLURM tasks keep running: `toymodels status {folder}` follows them, "
-                  f"`toymodels run ... --resume --out {folder}` waits again", file=sys.stderr)
+                  f"{continue_hint(folder)} waits again", file=sys.stderr)
             raise
         bar.close()
         if ended:
@@ -338,16 +355,12 @@ def failure_message(folder: Path, failed: dict[str, tuple[str, str]], total: int
     for gid, (task, state) in failed.items():
         what = "completed without writing DONE" if state == "COMPLETED" else state
         lines.append(f"  {gid}  task {task}  {what}  log: {task_log(folder, task)}")
-    lines.append(f"the finished groups are merged; `toymodels run ... --resume --out {folder}` re-submits the others "
+    lines.append(f"the finished groups are merged; {continue_hint(folder)} re-submits the others "
                  "(each continues from its latest mid-run state, if it has one)")
     return "\n".join(lines)
 
 
 LAUNCHERS = {"local": LocalLauncher, "slurm": SlurmLauncher}
-
-OPTION_FLAGS = {"partition": "--slurm-partition", "gpus_per_task": "--slurm-gpus-per-task",
-                "cpus_per_task": "--slurm-cpus-per-task", "max_parallel": "--max-parallel",
-                "timeout_min": "--slurm-time", "detach": "--detach"}
 
 
 def get_launcher(backend: str, **options):
@@ -359,7 +372,7 @@ def get_launcher(backend: str, **options):
     accepted = inspect.signature(cls.__init__).parameters
     wrong = [k for k in options if k not in accepted]
     if wrong:
-        flags = ", ".join(OPTION_FLAGS.get(k, k) for k in wrong)
-        raise ConfigError(f"{flags}: only with --backend slurm" if backend == "local"
-                          else f"--backend {backend} does not take {flags}")
+        flags = ", ".join(spelled(k) for k in wrong)
+        raise ConfigError(f"{flags}: only with {spelled('backend', 'slurm')}" if backend == "local"
+                          else f"{spelled('backend', backend)} does not take {flags}")
     return cls(**options)

@@ -8,11 +8,14 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import torch
 
 from toymodels.config import ConfigError, ExperimentConfig, SweepConfig
+from toymodels.config.wording import spelled
 from toymodels.families import get_family
+from toymodels.families.base import family_hook
 
 # Memory per group is bounded: many instances of a big model are split into several groups.
 GROUP_MEMORY_BYTES = 2 * 2**30
@@ -53,6 +56,29 @@ def plan(sweep: SweepConfig) -> dict[str, list[Instance]]:
             chunk = members[c * size:(c + 1) * size]
             groups[gid] = [Instance(f"r{idx:04d}", gid, j, cfg) for j, (idx, cfg) in enumerate(chunk)]
     return groups
+
+
+def input_fingerprints(cfgs: Iterable[ExperimentConfig]) -> dict[str, str]:
+    """What these instances read from outside their sweep (an SAE's source model), each with its fingerprint: their
+    families' ``input_fingerprints`` hook, asked once per distinct config."""
+    found: dict[str, str] = {}
+    for cfg in dict.fromkeys(cfgs):
+        found.update(family_hook(get_family(cfg.model.model), "input_fingerprints")(cfg))
+    return found
+
+
+def input_change(recorded: dict[str, str] | None, cfgs: Iterable[ExperimentConfig]) -> str | None:
+    """What changed, in one line, among the inputs ``recorded`` in ``sweep.json`` that these instances read (None
+    when nothing did, or when the folder recorded none: a folder of an earlier version)."""
+    if recorded is None:
+        return None
+    for name, now in input_fingerprints(cfgs).items():
+        then = recorded.get(name)
+        if then is not None and then != now:
+            return (f"input {name} has changed since this sweep started (recorded {then}, now {now}: retrained or "
+                    f"replaced); resuming would mix instances trained on two different inputs: choose another "
+                    f"{spelled('out')}")
+    return None
 
 
 def instance_records(sweep: SweepConfig) -> list[dict]:
@@ -129,8 +155,11 @@ def check_memory(groups: dict[str, list[Instance]]) -> None:
     if override:
         try:
             limit, what = int(float(override) * 1e9), f"{MEMORY_LIMIT_ENV}={override}"
-        except ValueError:
-            raise ConfigError(f"{MEMORY_LIMIT_ENV}: must be a number of GB or 'off' (got {override!r})") from None
+            if limit <= 0:
+                raise ValueError(override)
+        except (ValueError, OverflowError):  # inf, nan, 1e400, -1, "lots"
+            raise ConfigError(f"{MEMORY_LIMIT_ENV}: must be a positive, finite number of GB or 'off' "
+                              f"(got {override[:40]!r})") from None
     else:
         limit, what = available_bytes(device)
     if need > limit:

@@ -19,10 +19,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from toymodels.results import store
-from toymodels.results.checkpoint_stream import CheckpointStream, partial_path
-from toymodels.config import ExperimentConfig
+from toymodels.results.checkpoint_stream import CheckpointStream, partial_intact, partial_path
+from toymodels.config import ConfigError, ExperimentConfig
+from toymodels.config.wording import spelled
 from toymodels.families import get_family
-from toymodels.running.plan import Instance
+from toymodels.running.plan import Instance, input_change
 from toymodels.engine.threads import following_the_load
 from toymodels.engine.train import GroupResult, TrainingInterrupted, TrainState, checkpoint_steps, train_group
 
@@ -54,7 +55,7 @@ def _checkpoints_kept(gdir: Path, state_keys: Iterable[str]) -> bool:
     """Whether the checkpoints taken before a mid-run state still exist: in the partial checkpoints file, or in the
     state itself (written by an earlier version)."""
     return (any(k.startswith("ckpt/") for k in state_keys)
-            or partial_path(gdir / "checkpoints.safetensors").is_file())
+            or partial_intact(partial_path(gdir / "checkpoints.safetensors")))
 
 
 def state_step(folder: Path, gid: str) -> int | None:
@@ -77,7 +78,8 @@ def device_missing(device: str) -> str | None:
         return None
     if not torch.cuda.is_available():
         return (f"field 'device': '{device}' is not available here (torch {torch.__version__} sees no CUDA device); "
-                "use device=cpu, or train on a GPU node (--backend slurm --slurm-gpus-per-task 1)")
+                f"use device=cpu, or train on a GPU node ({spelled('backend', 'slurm')}, "
+                f"{spelled('gpus_per_task', 1)})")
     index = torch.device(device).index
     if index is not None and index >= torch.cuda.device_count():
         return (f"field 'device': '{device}' is not available here (CUDA devices: "
@@ -164,6 +166,11 @@ def run_group(
     raised; ``--resume`` continues from that state.
     """
     gdir = store.group_dir(folder, gid)
+    # a SLURM task may start long after the sweep did: an input retrained since (an SAE's source) is refused here too
+    meta = store.read_json(Path(folder) / "sweep.json") if (Path(folder) / "sweep.json").is_file() else None
+    changed = input_change(meta.get("inputs") if isinstance(meta, dict) else None, [i.cfg for i in instances])
+    if changed:
+        raise ConfigError(f"results folder '{folder}', group {gid}: {changed}")
     state_path = gdir / "state.safetensors"
     state = store.read_tensors(state_path) if state_path.exists() else None  # a damaged one is said, not skipped
     # a state whose earlier checkpoints are gone cannot finish the group: it trains again from step 0
@@ -196,5 +203,5 @@ def run_group(
                                         threads.adjust)
     store.write_parquet(gdir / "instances.parquet", inst_df)
     store.write_parquet(gdir / "metrics.parquet", met_df)
-    store.write_done(folder, gid)
+    store.write_done(folder, gid, [inst.run_id for inst in instances])
     state_path.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ by an earlier ``--detach`` run, then the figures. What was mirrored is recorded 
 ``<folder>/wandb.json``, so ``--resume`` never logs an instance twice.
 
 Clusters without network: set ``WANDB_MODE=offline`` on the compute nodes; the runs are written under ``./wandb``
-(or ``$WANDB_DIR/wandb``) and ``wandb sync --sync-all`` (or ``wandb sync DIR/offline-run-*``) uploads them later
+(or ``$WANDB_DIR/wandb``) and ``wandb sync DIR/offline-run-*`` uploads them later
 from a machine with network.
 """
 
@@ -37,13 +37,18 @@ if TYPE_CHECKING:
 
 from toymodels.results import store
 from toymodels.config import FIELDS, ConfigError
+from toymodels.config.wording import continue_hint, spelled
 from toymodels.results.tables import py_value
 
 ENV_PROJECT = "TOYMODELS_WANDB_PROJECT"
 RECORD_FILE = "wandb.json"
-MISSING = "--wandb needs the optional wandb package: pip install 'toymodels[wandb]'"
 # instances.parquet columns that say where a row lives, not what the instance is or did
 LOCATION_COLUMNS = ("run_id", "group", "index_in_group")
+
+
+def missing() -> str:
+    """The one line that says the wandb extra is missing, naming the argument or flag that asked for it."""
+    return f"{spelled('wandb', 'PROJECT')} needs the optional wandb package: pip install 'toymodels[wandb]'"
 
 
 def project_name(project: str | None = None) -> str | None:
@@ -82,7 +87,7 @@ class WandbMirror:
 
     def __init__(self, project: str) -> None:
         if importlib.util.find_spec("wandb") is None:
-            raise ConfigError(MISSING)
+            raise ConfigError(missing())
         self.project = project
         self.mirrored = 0  # instances mirrored by this object (the closing message counts them)
         self.where: str | None = None  # the offline runs' folder, for the `wandb sync` hint
@@ -106,7 +111,7 @@ class WandbMirror:
         if self.failed:
             return  # said when it failed
         try:
-            for gid in store.done_groups(folder):
+            for gid in store.trusted_groups(folder, store.read_sweep(folder)[0])[0]:  # never a damaged or foreign one
                 self.mirror_group(folder, gid)
             if self.mirrored or not self._record(folder).get("report"):
                 self.mirror_report(folder)
@@ -192,7 +197,7 @@ class WandbMirror:
     def _warn(self, folder: Path, what: str) -> None:
         self.failed = True
         print(f"wandb: {folder}: {what}; mirroring stopped, the results folder is complete: "
-              f"`toymodels run ... --resume --out {folder} --wandb {self.project}` mirrors what is missing",
+              f"{continue_hint(folder, wandb=self.project)} mirrors what is missing",
               file=sys.stderr)
 
 

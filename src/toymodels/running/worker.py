@@ -21,6 +21,7 @@ from toymodels.results.files import refuse_links
 from toymodels.config import ConfigError
 from toymodels.running.plan import plan
 from toymodels.running.runner import device_missing, run_group, state_step
+from toymodels.engine.process import allocator_tuning_allowed
 
 
 def _say(msg: str) -> None:
@@ -30,7 +31,11 @@ def _say(msg: str) -> None:
 
 def run_task(folder: str | Path, gid: str, state_every_s: float | None = None) -> str:
     """Train group ``gid`` of the sweep in ``folder`` (no-op if it is DONE); returns the gid."""
-    folder = Path(folder)
+    with allocator_tuning_allowed():  # the SLURM task's process is ours (engine.process)
+        return _run_task(Path(folder), gid, state_every_s)
+
+
+def _run_task(folder: Path, gid: str, state_every_s: float | None) -> str:
     refuse_links(folder)  # planted since the sweep was submitted: a link would carry a write outside the folder
     sweep, _ = store.read_sweep(folder)
     groups = plan(sweep)

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 from toymodels.results import store
 from toymodels.results.store import Results
 from toymodels.engine.activations import Nonlinearity, activation
+from toymodels.engine.threads import one_thread
 from toymodels.config import FIELDS, ExperimentConfig
 from toymodels.engine.data import PROBE_STREAM, feature_sampler, generator
 from toymodels.families.em.evaluate import em_probe
@@ -268,7 +269,8 @@ def explain_summary(
     broad, narrow = masks["broad"], masks["narrow"]
     M = block_map(W1, W2, E, broad)
     offset = W2[:, broad] @ b1[broad]
-    sv = torch.linalg.svdvals(M)
+    with one_thread():  # engine.threads.one_thread: fast when busy, the same bits everywhere
+        sv = torch.linalg.svdvals(M)
     rank = int((sv > rank_tolerance * sv[0]).sum()) if sv.numel() and sv[0] > 0 else 0
     per_feature = task in ("decoder", "abs") and W2.shape[0] == E.shape[1]
     c, residual = fit_gram(M, E) if per_feature and broad.any() else (nan, nan)

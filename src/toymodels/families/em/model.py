@@ -129,6 +129,13 @@ class EMModel(nn.Module):
         l1 = h.abs().sum(dim=(1, 2)) / B if with_l1 else None
         return task_loss, l1
 
+    def sample_losses(
+        self, v: Float[Tensor, "instances batch features"], task: str
+    ) -> Float[Tensor, "instances batch"]:
+        """Each sample's task loss (what ``losses`` gives for a batch of that one sample), all in one pass."""
+        out, _ = self(v)
+        return (out - self.target(v, task)).pow(2).sum(-1)
+
     def decayed_params(self) -> list[Tensor]:
         """The first-layer bias: the only tensor bias decay acts on (paper's code)."""
         return [self.b1]

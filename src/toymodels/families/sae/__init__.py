@@ -34,7 +34,7 @@ from toymodels.families.sae import relu_l1, topk, batchtopk, jumprelu  # noqa: F
 from toymodels.families.sae import presets  # noqa: F401  (registers the synthetic studies as presets)
 from toymodels.families.sae.architecture import SAE, architecture_names, get_architecture, register_architecture
 from toymodels.families.sae.evaluate import EVAL_SAMPLES, eval_batch, sae_evaluate, sae_model
-from toymodels.families.sae.sources import SourceSampler, source_for, source_problem
+from toymodels.families.sae.sources import SourceSampler, source_fingerprint, source_for, source_problem
 
 __all__ = ["EVAL_SAMPLES", "SAE", "SAEFamily", "SAE_FAMILY", "architecture_names", "eval_batch",
            "get_architecture", "register_architecture", "sae_evaluate", "sae_model", "source_for"]
@@ -104,6 +104,10 @@ class SAEFamily:
         from toymodels.families.sae.figures import FIGURES
 
         return list(FIGURES)
+
+    def input_fingerprints(self, cfg: ExperimentConfig) -> dict[str, str]:
+        """The source model it reads (none for a synthetic source), fingerprinted by its checkpoints' checksum."""
+        return source_fingerprint(cfg)
 
     def dashboard_panel(self) -> DashboardPanel:
         """The dashboard's panel of one SAE: matched decoder vs true features, its metrics, MCC against L0."""

@@ -4,12 +4,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field, field_validator
 
 from toymodels.config import register_section
+from toymodels.config.experiment import resolve_path
 from toymodels.config.sections import Frozen
 
 
@@ -34,6 +34,7 @@ class SAEConfig(Frozen):
     @field_validator("source")
     @classmethod
     def _absolute(cls, v: str) -> str:
-        # a results folder is kept as an absolute path, so the sweep reads back from any working directory
-        return v if v == "synthetic" else str(Path(v).expanduser().resolve())
+        # a results folder is kept as an absolute path, so the sweep reads back from any working directory; a
+        # relative one in a sweep file is beside the file (config.experiment.resolve_path)
+        return v if v == "synthetic" else resolve_path(v)
 register_section("sae", SAEConfig)

@@ -35,9 +35,8 @@ def saelens_files(results: store.Results, run_id: str, step: int | None = None
     try:
         row = results.row(run_id)
     except KeyError:
-        raise ConfigError(f"run id '{run_id}': no such instance in {results.folder} "
-                          f"({', '.join(results.instances['run_id'][:5])}{', ...' if len(results.instances) > 5 else ''})"
-                          ) from None
+        # a group left out (damaged, copied, not what sweep.json plans) is named, and nothing is exported from it
+        raise ConfigError(f"run id '{run_id}': {results.why_missing(run_id)}") from None
     if row["model"] != "sae":
         raise ConfigError(f"run id '{run_id}': a '{row['model']}' model; export-sae needs an instance of model 'sae'")
     if row["status"] != "ok":

@@ -35,6 +35,7 @@ from toymodels.engine.data import STRUCTURE_STREAM, Sampler, feature_sampler, fi
 from toymodels.config.registry import family_names, get_family
 from toymodels.families.base import ActivationLayer, family_hook
 from toymodels.results.tables import py_value
+from toymodels.results.verify import run_index, signature
 
 #: the synthetic dictionary's directions come from this stream of ``structure_seed`` (the correlation matrix uses
 #: STRUCTURE_STREAM), so changing the firing never changes the dictionary
@@ -83,13 +84,33 @@ def synthetic_dictionary(N: int, d: int, seed: int) -> Float[Tensor, "features h
 
 
 @functools.lru_cache(maxsize=16)
-def _results(folder: str, n_done: int) -> store.Results:
+def _results(folder: str, state: tuple) -> store.Results:
     return store.load(folder)
 
 
 def source_results(folder: str | Path) -> store.Results:
-    """The results folder, read once per state (a group finishing there makes a fresh read)."""
-    return _results(str(Path(folder).resolve()), len(store.done_groups(Path(folder))))
+    """The results folder, verified (``store.load``: only groups whose files match DONE) and read once per state
+    (a group finishing or changing there makes a fresh read)."""
+    return _results(str(Path(folder).resolve()), signature(Path(folder)))
+
+
+def source_fingerprint(cfg: ExperimentConfig) -> dict[str, str]:
+    """The source model an SAE reads, with a fingerprint that changes when it is retrained or replaced (its group's
+    checkpoints checksum, as DONE recorded it, and its place in the group); none for a synthetic source."""
+    s = cfg.sae
+    if s.source == "synthetic":
+        return {}
+    name = f"source {s.source} {s.source_run}"
+    try:
+        res = source_results(s.source)
+        row = res.row(s.source_run)
+    except KeyError as err:
+        return {name: f"missing ({err.args[0]})"}
+    except (store.ResultsError, OSError) as err:
+        return {name: f"unreadable ({err})"}
+    gid = str(row["group"])
+    sha = store.done_record(res.folder, gid).get("files", {}).get("checkpoints.safetensors", {}).get("sha256", "?")
+    return {name: f"group {gid} #{int(row['index_in_group'])}, checkpoints sha256 {str(sha)[:16]}"}
 
 
 def run_config(results: store.Results, run_id: str) -> ExperimentConfig:
@@ -113,6 +134,9 @@ def source_problem(cfg: ExperimentConfig) -> str | None:
         return f"field 'source': cannot read results folder {s.source!r} ({err})"
     runs = sorted(res.instances["run_id"]) if len(res.instances) else []
     if s.source_run not in runs:
+        index = run_index(s.source_run)
+        if index is not None and index < res.sweep.size():  # planned there: left out, or not finished yet
+            return f"field 'source_run': {res.why_missing(s.source_run)}; choose a trained instance"
         have = f"{runs[0]} .. {runs[-1]}" if runs else "none trained yet"
         return f"field 'source_run': must be a trained instance of {s.source} ({have}; got {s.source_run!r})"
     src = run_config(res, s.source_run)
@@ -135,9 +159,11 @@ def source_problem(cfg: ExperimentConfig) -> str | None:
 
 
 def _source_key(cfg: ExperimentConfig) -> str:
-    """What decides the source: the sae source fields, and the data and firing sections (synthetic)."""
+    """What decides the source: the sae source fields and the source model's fingerprint (a retrained source is a
+    new one), and the data and firing sections (synthetic)."""
     return "|".join([cfg.sae.model_dump_json(include={"source", "source_run", "source_layer"}),
-                     cfg.data.model_dump_json(), cfg.firing.model_dump_json(), str(cfg.model.m)])
+                     *source_fingerprint(cfg).values(), cfg.data.model_dump_json(), cfg.firing.model_dump_json(),
+                     str(cfg.model.m)])
 
 
 # key -> Source: instances of a sweep share their source (a frozen model is loaded once per process)

@@ -29,7 +29,7 @@ from toymodels.families.tms.presets import TMS_BASIC_EPS
 from toymodels.config.presets import preset
 from toymodels.families.em.presets import PAPER_STEPS, with_steps
 from toymodels.results.store import Results, load
-from toymodels.running.sweep import run_sweep
+from toymodels.reproduce.study import train_sweep
 from toymodels.reproduce.verdict import Verdict, spearman
 
 DICTIONARY_LEARNING_CLAIMS = ("SAE-LR", "SAE-L0", "SAE-ABS", "SAE-TMS")
@@ -58,7 +58,7 @@ def run_parts(sweeps: list[SweepConfig], root: Path, train: bool, progress: bool
     for sw in sweeps:
         folder = root / sw.name
         if train:
-            out[sw.name] = run_sweep(sw, folder, resume=True, progress=progress)
+            out[sw.name] = train_sweep(sw, folder, progress)
         elif (folder / "sweep.json").exists():
             out[sw.name] = load(folder)
     return out

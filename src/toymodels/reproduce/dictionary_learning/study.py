@@ -33,9 +33,8 @@ from toymodels.reproduce.dictionary_learning.judges import (
     sparsity_label,
     tms_table,
 )
-from toymodels.reproduce.study import StudyOptions
-from toymodels.reproduce.study import canonical_command
-from toymodels.reproduce.verdict import Verdict
+from toymodels.reproduce.study import StudyOptions, canonical_command, default_docs
+from toymodels.reproduce.verdict import Verdict, at_scale
 from toymodels.reproduce.writer import md_table, provenance, write_document
 from toymodels.results.store import Results
 
@@ -180,20 +179,22 @@ def write_report(found: dict[str, tuple[Verdict, dict[str, Results]]], docs_dir:
 
 
 def run_dictionary_learning(names: Sequence[str], scale: str = "quick", seeds: int = 1,
-                            out_dir: str | Path = "runs/dictionary", docs_dir: str | Path = "docs",
-                            progress: bool = False, command: str | None = None) -> list[Verdict]:
+                            out_dir: str | Path = "runs/dictionary", docs_dir: str | Path | None = None,
+                            progress: bool = True, command: str | None = None) -> list[Verdict]:
     """Train (or resume) the studies ``names``, reload every other study already under ``out_dir``, and write
-    docs/dictionary_learning.md; returns the verdicts of ``names``. ConfigError for an unknown name, first."""
+    ``docs_dir/dictionary_learning.md`` (default ``out_dir/docs``); returns the verdicts of ``names`` (at smoke scale
+    ``inconclusive (scale)``). ConfigError for an unknown name, first."""
     unknown = [n for n in names if n not in DICTIONARY_LEARNING_CLAIMS]
     if unknown:
         raise ConfigError(f"unknown study '{unknown[0]}'; available: {', '.join(DICTIONARY_LEARNING_CLAIMS)}")
-    out_dir, docs_dir = Path(out_dir), Path(docs_dir)
+    out_dir = Path(out_dir)
+    docs_dir = default_docs(out_dir) if docs_dir is None else Path(docs_dir)
     command = command or canonical_command(names, scale, seeds, out_dir, docs_dir)
     found = {}
     for name in DICTIONARY_LEARNING_CLAIMS:
         results = run_study(name, scale, seeds, out_dir, train=name in names, progress=progress)
         if results:
-            found[name] = (judge(name, results), results)
+            found[name] = (at_scale(judge(name, results), scale), results)
     write_report(found, docs_dir, command, scale)
     return [found[n][0] for n in names if n in found]
 

@@ -37,7 +37,7 @@ from toymodels.reproduce.em_claims.oscillation import PhaseViews, oscillation, p
 from toymodels.reproduce.em_claims.document import write_report
 from toymodels.reproduce.em_claims.sweeps import EM_CLAIMS, claim_sweeps, run_sweeps
 from toymodels.reproduce.study import StudyOptions
-from toymodels.reproduce.verdict import Verdict
+from toymodels.reproduce.verdict import Verdict, at_scale
 
 #: the sweeps a claim's verdict needs (labels of ``sweeps.claim_sweeps``); the others are sensitivity runs
 PRIMARY = {"LR1": ("LR1",), "LR2": ("LR2",), "LR3": ("LR3",), "B": ("B-eps16", "B-eps64", "B-eps256"),
@@ -181,16 +181,19 @@ CLAIMS: dict[str, EMClaim] = {c.name: c for c in [
 ]}
 
 
-def judge_claim(name: str, runs: EMRuns, docs_dir: Path) -> Verdict:
+def judge_claim(name: str, runs: EMRuns, docs_dir: Path, scale: str = "quick") -> Verdict:
     """Claim ``name``'s primary verdict with its sensitivity readings (``details["sensitivity"]``) and its figure
-    (``docs_dir/figures/em_<claim>.png``); inconclusive when a primary sweep has no finished results."""
+    (``docs_dir/figures/em_<claim>.png``); inconclusive when a primary sweep has no finished results; every verdict
+    judged on runs of a ``scale`` too small to tell is ``inconclusive (scale)`` (``verdict.at_scale``)."""
     missing = [k for k in PRIMARY[name] if runs.get(k) is None]
     if missing:
         return claim_verdict(name, "inconclusive", f"not run to the end: no finished results for "
                              f"{', '.join(missing)}", "")
     claim = CLAIMS[name]
-    v = claim.judge(runs)
-    v = replace(v, details={**v.details, "sensitivity": tuple(claim.sensitivity(runs))})
+    v = at_scale(claim.judge(runs), scale)
+    readings = tuple(s if s.verdict.reason.startswith("not run")  # nothing judged: said as such
+                     else SensitivityReading(s.label, at_scale(s.verdict, scale)) for s in claim.sensitivity(runs))
+    v = replace(v, details={**v.details, "sensitivity": readings})
     png = docs_dir / "figures" / f"em_{name.lower()}.png"
     try:
         made = claim.figure(runs, v, png)
@@ -225,7 +228,7 @@ def reproduce_em_claims(names: Sequence[str], scale: str, seeds: int, out_dir: P
         if label not in results and (out_dir / sw.name / "sweep.json").exists():
             results[label] = load(out_dir / sw.name)
     runs = em_runs(results, [*sweeps, *extra])
-    verdicts = [judge_claim(n, runs, docs_dir) for n in em]
+    verdicts = [judge_claim(n, runs, docs_dir, scale) for n in em]
     oscillations = [oscillation(v) for v in runs.phases.values()]
     osc_figure = None
     if "LR1" in runs.phases:

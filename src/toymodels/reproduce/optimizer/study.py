@@ -29,7 +29,6 @@ import pandas as pd
 from toymodels.config.presets import PRESETS
 from toymodels.families.em.presets import OPT_SCHEDULES
 from toymodels.results.store import Results
-from toymodels.running.sweep import run_sweep
 from toymodels.results.tables import mean_std
 from toymodels.reproduce.em_claims.judges import LOSS_TOL
 from toymodels.reproduce.optimizer.figures import (
@@ -50,8 +49,8 @@ from toymodels.reproduce.optimizer.judges import (
     last_trough_step,
     peak_vs_trough,
 )
-from toymodels.reproduce.study import StudyOptions
-from toymodels.reproduce.verdict import Verdict
+from toymodels.reproduce.study import StudyOptions, train_sweep
+from toymodels.reproduce.verdict import Verdict, at_scale
 from toymodels.reproduce.writer import md_table, provenance, write_document
 
 TITLE = "Optimizer x schedule study (OPT1): does the learning-rate effect need LAMB and the oscillating schedule?"
@@ -69,14 +68,14 @@ def run_claims(claims: Sequence[str], options: StudyOptions) -> list[Verdict]:
                                 progress=options.progress, command=options.command)]
 
 
-def run_optimizer_study(scale: str, seeds: int, out_dir: Path, docs_dir: Path, progress: bool = False,
+def run_optimizer_study(scale: str, seeds: int, out_dir: Path, docs_dir: Path, progress: bool = True,
                         command: str | None = None) -> Verdict:
     """Train (or reload) every part of OPT1 into ``out_dir/OPT1-<scale>/<part>`` (the layout of
     ``toymodels run OPT1 --out out_dir/OPT1-<scale>``) and write ``docs_dir/optimizer_study.md``."""
     t0 = time.time()
     p = PRESETS["OPT1"]
     root = Path(out_dir) / f"OPT1-{scale}"
-    results = {part: run_sweep(sw, root / part, resume=True, progress=progress)
+    results = {part: train_sweep(sw, root / part, progress)
                for part, sw in zip(p.part_names(), p.sweeps(scale, seeds))}
     cmd = command or f"toymodels reproduce OPT1 --scale {scale} --seeds {seeds} --out {out_dir}"
     return optimizer_study(results, Path(docs_dir), cmd, scale, seeds, time.time() - t0)
@@ -379,9 +378,10 @@ def optimizer_study(results: dict[str, Results], docs_dir: Path, command: str, s
               "range against its bottom; the ranges are matched by the size of a step, not tuned.",
               "- The loss at the trough is measured on the training batches of the 128 steps before it, while the "
               "lr falls to ~0; a loss evaluated on the checkpoint itself could differ slightly.", *notes, ""]
-    write_document(docs_dir / DOCUMENT, TITLE, provenance(command, results.values()), lead=[lead],
+    v = at_scale(Verdict(claim="OPT1", title=TITLE, verdict=verdict, reason=lead, numbers=short, table=table,
+                         figure="figures/opt_effect.png" if figs.get("opt_effect") else None,
+                         details={"matched": matched, "cells": peak_cells, "trough_cells": trough_cells,
+                                  "peak_vs_trough": pvt, "effects": EFFECTS, "elapsed_s": elapsed_s}), scale)
+    write_document(docs_dir / DOCUMENT, TITLE, provenance(command, results.values()), lead=[v.reason],
                    body=lines)
-    return Verdict(claim="OPT1", title=TITLE, verdict=verdict, reason=lead, numbers=short, table=table,
-                   figure="figures/opt_effect.png" if figs.get("opt_effect") else None,
-                   details={"matched": matched, "cells": peak_cells, "trough_cells": trough_cells,
-                            "peak_vs_trough": pvt, "effects": EFFECTS, "elapsed_s": elapsed_s})
+    return v
