@@ -92,12 +92,14 @@ def measure_cli(which: str, steps: int, seed_repo: Path) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "run")
         os.makedirs(out) if which == "seed CLI" else None
-        t = time.perf_counter()
-        proc = subprocess.Popen(cli_command(which, steps, out), cwd=seed_repo if which == "seed CLI" else None,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t
-        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        log = Path(tmp) / "stderr.log"  # a file, not a pipe: a progress bar would fill a pipe and stall the child
+        with log.open("wb") as sink:
+            t = time.perf_counter()
+            proc = subprocess.Popen(cli_command(which, steps, out), cwd=seed_repo if which == "seed CLI" else None,
+                                    stdout=subprocess.DEVNULL, stderr=sink)
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - t
+        err = log.read_text(errors="replace")
     if os.waitstatus_to_exitcode(status):
         raise SystemExit(f"{which} failed:\n{err[-3000:]}")
     return usage.ru_maxrss / 1e6, wall  # ru_maxrss is in KiB on Linux

@@ -18,8 +18,9 @@ Every round runs all of them one after another (in a rotating order) and the rat
 the table shows medians over rounds and the spread (min-max) of each ratio, because a shared machine is noisy.
 Rates are steady-state: timed from the end of step 0 to the end of the last logged step, so set-up is excluded.
 The dense bound times the step's six matrix products alone (no optimizer, sampling or anything else): a ratio to a
-loop that is above the bound's ratio to it cannot be reached by any dense step. The last section times dense and
-sparse layer-2 steps of a model trained briefly into the sparse regime.
+loop that is above the bound's ratio to it cannot be reached by any dense step. The last section
+(``sparse_step.py``) times dense and sparse steps of a model trained briefly into the sparse regime, at several
+hidden densities.
 """
 
 from __future__ import annotations
@@ -30,16 +31,14 @@ import time
 
 import torch
 from seed_loop import BIAS_DECAY, EPS, LR, K, M, N, embedder, seed_rate, sync  # beside this file
+from sparse_step import sparse_table  # beside this file
 from torch import nn
 
 from toymodels.config import ExperimentConfig
 from toymodels.engine.data import feature_probs
-from toymodels.families import get_family
-from toymodels.families.em import EMModel
-from toymodels.families.em import layers
 from toymodels.running.plan import flops_per_step
 from toymodels.engine.process import allow_allocator_tuning, tune_allocator
-from toymodels.engine.train import TrainingInterrupted, TrainState, train_group
+from toymodels.engine.train import train_group
 
 
 def gemm_peak(device: str, n: int = 2048, reps: int = 10) -> float:
@@ -135,35 +134,6 @@ def spread(xs: list[float]) -> str:
     return f"{statistics.median(xs):.2f}x ({min(xs):.2f}-{max(xs):.2f})"
 
 
-def sparse_state(steps: int, device: str) -> tuple[ExperimentConfig, TrainState]:
-    """A model trained briefly with LR3-like settings (bias offset -1, bias decay, lr 0.03): its state after
-    ``steps`` steps, when most hidden activations are exactly zero."""
-    cfg = config(128, 2 * steps, device, lr=0.03, bias_offset=-1.0)
-    got: list[TrainState] = []
-    done = iter(range(1, steps + 1))
-    try:
-        train_group([cfg], on_state=got.append, state_every_s=float("inf"), should_stop=lambda: next(done) >= steps)
-    except TrainingInterrupted:
-        pass
-    return cfg, got[-1]
-
-
-def resumed_rate(cfg: ExperimentConfig, state: TrainState, steps: int, mode: str) -> float:
-    """Steps/s over ``steps`` steps continuing from ``state``, layer 2's sparse switch set to ``mode``."""
-    EMModel.sparse = mode
-    marks: list[tuple[int, float]] = []
-    left = iter(range(steps, 0, -1))
-    try:
-        train_group([cfg], resume=state, should_stop=lambda: next(left) <= 1,
-                    on_progress=lambda done, _: marks.append((done, time.perf_counter())))
-    except TrainingInterrupted:
-        pass
-    finally:
-        EMModel.sparse = "auto"
-    (s0, t0), (s1, t1) = marks[0], marks[-1]
-    return (s1 - s0) / (t1 - t0)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3 short rounds (noisier)")
@@ -175,7 +145,6 @@ def main() -> None:
     if dev.startswith("cuda") and not torch.cuda.is_available():
         ap.error("--device cuda: torch sees no CUDA device here")
     rounds = args.rounds or (3 if args.quick else 5)
-    scale = 0.3 if args.quick else 1.0
     gpu = 8 if dev.startswith("cuda") else 1  # GPU steps are short; more of them for a stable time
     peak = gemm_peak(dev)
     where = torch.cuda.get_device_name(dev) if dev.startswith("cuda") else f"{torch.get_num_threads()} threads"
@@ -226,30 +195,11 @@ def main() -> None:
         e6 = f"{row['engine6']:8.1f}" if "engine6" in row else f"{'':>8}"
         print(f"{row['batch']:>6} {row['engine']:8.1f} {e6} {row['plain']:8.1f} {row['seed']:10.1f} {row['bound']:8.1f}")
 
-    train_steps = 512  # later the neurons revive (density ~4% after 1024 steps, ~6% after 4096)
-    cfg, state = sparse_state(train_steps, dev)
-    density = EMModel.from_tensors(state.params | {"E": sparse_embedder(cfg)}, cfg.model.nonlinearity)
-    measure = max(33, int(160 * scale)) * gpu
-    r = rounds_of({"dense": lambda: resumed_rate(cfg, state, measure, "off"),
-                   "sparse": lambda: resumed_rate(cfg, state, measure, "on")}, rounds)
-    share = hidden_density(density, cfg)
-    print(f"\nsparse regime: batch 128, trained {train_steps} steps at lr 0.03, bias offset -1, bias decay "
-          f"{BIAS_DECAY}; hidden activation density {share:.1%} (the default 'auto' takes the sparse path up to "
-          f"{layers.SPARSE_MAX_DENSITY:.1%}: {'here' if share <= layers.SPARSE_MAX_DENSITY else 'not here'})")
-    print(f"dense {statistics.median(r['dense']):.1f} steps/s, sparse {statistics.median(r['sparse']):.1f} steps/s: "
-          f"sparse / dense {spread([s / d for s, d in zip(r['sparse'], r['dense'])])}")
-
-
-def sparse_embedder(cfg: ExperimentConfig) -> torch.Tensor:
-    """The instance's fixed embedder (not part of the training state: it is rebuilt from the seed)."""
-    return EMModel.init([cfg]).E
-
-
-@torch.no_grad()
-def hidden_density(model: EMModel, cfg: ExperimentConfig) -> float:
-    """Share of non-zero hidden activations on a fresh batch."""
-    v = get_family("em").sampler(cfg, torch.device("cpu")).sample()[None]
-    return float((model(v.to(model.W1.device))[1] != 0).float().mean())
+    if dev.startswith("cuda"):  # "auto" keeps GPUs dense (the density read would be a host sync)
+        print("\nsparse layer 2: CPU only ('auto' stays dense on a GPU); skipped")
+        return
+    print()
+    sparse_table(rounds, args.quick, dev)  # benchmarks/sparse_step.py
 
 
 if __name__ == "__main__":

@@ -59,6 +59,9 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
 
     book = nbformat.read(path, as_version=4)
     book.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.executable)"))  # which Python ran it
+    # figures inline whatever backend the environment names (earlier tests in the same run may leave one set)
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    book.cells.insert(0, nbformat.v4.new_code_cell("%matplotlib inline"))
     client = nbclient.NotebookClient(book, timeout=CELL_TIMEOUT_S, kernel_name="python3",
                                      resources={"metadata": {"path": str(work)}})
     client.execute()

@@ -63,6 +63,17 @@ def usable_cpus() -> int:
     return max(1, cores)
 
 
+def own_running_threads() -> int:
+    """This process's threads that are running now (state R in ``/proc/self/task/*/stat``), at least this one."""
+    running = 0
+    for stat in Path("/proc/self/task").glob("*/stat"):
+        try:
+            running += stat.read_text().rsplit(")", 1)[1].split()[0] == "R"
+        except (OSError, IndexError):
+            continue
+    return max(1, running)
+
+
 class BusyMeter:
     """Cores kept busy by other processes between two readings: the busy time of this process's cores
     (``/proc/stat``) less this process's own CPU time, over the wall time between the readings. None where
@@ -131,14 +142,15 @@ class ThreadPolicy:
 
     def _others_now(self) -> float | None:
         """Other processes' busy cores at the start, before the meter has an interval: the threads running right now
-        (``/proc/loadavg``'s fourth field) less this one."""
+        (``/proc/loadavg``'s fourth field) less this process's own (its OpenMP threads still spin for a while after
+        a parallel operation: counted as others, they made a group start on one thread on an idle machine)."""
         if self.meter is None:
             return None
         try:
             running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
         except (OSError, ValueError, IndexError):
             return None
-        return float(max(0, running - 1))
+        return float(max(0, running - own_running_threads()))
 
     def adjust(self) -> None:
         if self.meter is None or time.monotonic() < self.next_check:

@@ -22,7 +22,7 @@ from toymodels.engine.data import (
     generator,
     make_embedder,
 )
-from toymodels.families.em.layers import InstanceLinear, SparseLinear, SquaredError, sparse_instances
+from toymodels.families.em.layers import InstanceLinear, SparseMLP, SquaredError, sparse_instances
 
 
 #: x = E v per instance and sample (the einops pattern of both embedders)
@@ -43,9 +43,10 @@ class EMModel(nn.Module):
     """
 
     param_names = ("W1", "b1", "W2")
-    #: The switch of layer 2's sparse path (``layers.SparseLinear``): "auto" (default) takes it per instance and
-    #: step when the hidden activations are mostly exactly zero and the layer is large (same results to float
-    #: rounding, faster); "off" always dense (bit-identical to earlier versions); "on" always sparse (tests).
+    #: The switch of the sparse path of ReLU models' training steps (``layers.SparseMLP``): "auto" (default) takes
+    #: it per instance and step when the hidden activations are mostly exactly zero and layer 2 is large (same
+    #: results to float rounding, faster); "off" always dense (bit-identical to earlier versions); "on" always
+    #: sparse (tests). Other nonlinearities are always dense.
     sparse = "auto"
 
     def __init__(self, W1: Tensor, b1: Tensor, W2: Tensor, E: Tensor, E_out: Tensor | None, nonlinearity: str):
@@ -94,14 +95,15 @@ class EMModel(nn.Module):
     ) -> tuple[Float[Tensor, "instances batch outputs"], Float[Tensor, "instances batch neurons"]]:
         x = self.embed(v)
         pre = InstanceLinear.apply(x, self.W1, self.b1)
+        # training steps of ReLU models only (no other nonlinearity gives exact zeros): evaluation keeps the dense
+        # products (its metrics bit-stable). The sparse path takes over ReLU, layer 2 and both layers' gradients
+        # from pre (the graph built for it goes unused).
+        if self.nonlinearity == "relu" and torch.is_grad_enabled():
+            sparse = sparse_instances(pre.detach(), self.W2.shape[1], self.sparse)
+            if sparse:
+                return SparseMLP.apply(x, self.W1, self.b1, self.W2, pre.detach(), sparse)
         h = activation(pre, self.nonlinearity)
-        # training steps only: evaluation keeps the dense products (its metrics bit-stable)
-        sparse = sparse_instances(h.detach(), self.W2.shape[1], self.sparse) if torch.is_grad_enabled() else []
-        if sparse:
-            out = SparseLinear.apply(h, self.W2, sparse, self.nonlinearity == "relu")
-        else:
-            out = InstanceLinear.apply(h, self.W2, None)
-        return out, h
+        return InstanceLinear.apply(h, self.W2, None), h
 
     def target(
         self, v: Float[Tensor, "instances batch features"], task: str
