@@ -10,16 +10,15 @@ import hashlib
 import os
 import shutil
 import stat
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from toymodels.cli import app
+from toymodels.engine.threads import one_thread  # noqa: F401 -- the cases train on one thread (shared cores)
 
 #: a small preset run: 3 instances in one group, a fraction of a second per 8 steps
 SMOKE = ["LR1", "--scale", "smoke", "--no-progress", "--no-report"]
@@ -27,15 +26,6 @@ SMOKE = ["LR1", "--scale", "smoke", "--no-progress", "--no-report"]
 TINY = "N = 16\nm = 4\nk = 8\nsteps = 4\nbatch_size = 8\n"
 
 
-@contextmanager
-def one_thread():
-    """One intra-op thread while training here (a few cores shared by everything; results do not change)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def snapshot(root: Path) -> dict[str, str]:

@@ -12,6 +12,7 @@ from toymodels.config import ExperimentConfig, SweepConfig
 from toymodels.config.registry import get_family
 from toymodels.results.model import TrainedModel, TrainedSAE
 from toymodels.running.sweep import run_sweep
+from toymodels.engine.threads import one_thread
 
 SMALL = {"batch_size": 16, "steps": 32}
 CONFIGS = {
@@ -44,14 +45,10 @@ SIZES = {"em": {"features": 12, "hidden": 4, "neurons": 6, "outputs": 12},
 def trained(tmp_path_factory):
     """Each family trained for 32 steps, two seeds, checkpoints kept: name -> Results."""
     root = tmp_path_factory.mktemp("models")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return {name: run_sweep(SweepConfig(name=name, base=ExperimentConfig.from_flat({**fields, **SMALL}), seeds=2),
                                 root / name, progress=False)
                 for name, fields in CONFIGS.items()}
-    finally:
-        torch.set_num_threads(threads)
 
 
 def family_module(res, run_id: str, step: int | None = None):
