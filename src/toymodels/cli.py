@@ -368,10 +368,10 @@ def dashboard(
     if not folder.is_dir():  # what the user typed first, then the environment
         _fail(f"no folder '{folder}'; train a sweep first, e.g. "
               f"toymodels run LR1 --scale quick --out {folder}/LR1-quick")
+    check_address(host, port)  # also typed by the user: before what the environment lacks
     missing = [m for m in ("streamlit", "plotly") if importlib.util.find_spec(m) is None]
     if missing:
         _fail(f"the dashboard needs {' and '.join(missing)}: pip install 'toymodels[app]'")
-    check_address(host, port)
     raise typer.Exit(serve(folder, port, host, headless))
 
 
