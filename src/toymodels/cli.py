@@ -307,8 +307,14 @@ def reproduce_cmd(
                                         "default: the scale's"),
     progress: bool = typer.Option(False, help="show progress bars"),
     train: bool = typer.Option(True, help="--no-train: only reload what OUT already holds and write the report"),
+    confirm: int = typer.Option(0, min=0, help="fresh seeds for a confirmation run: after the exploratory seeds, "
+                                "train this many new seeds (from 1000) into OUT/confirm; their verdicts decide and the "
+                                "exploratory ones go to DOCS/exploratory"),
 ) -> None:
-    """Run the paper's checks, judge each claim and write docs/reproduction.md with figures."""
+    """Run the paper's checks, judge each claim and write docs/reproduction.md with figures.
+
+    Each study records its rules (hash and commit) in a results folder before training it; a verdict of data
+    trained under other or uncommitted rules is printed as 'post hoc'."""
     if not names and not all_:
         _fail("name the claims to check (e.g. LR1 LR3) or pass --all")
     # the studies (scipy, every judge) are loaded only by this command: a training run starts faster and smaller
@@ -328,7 +334,7 @@ def reproduce_cmd(
             _fail(f"{flag} '{path}' is a file, not a folder; choose another {flag}")
     try:
         verdicts = reproduce(chosen, scale=scale, seeds=seeds, out_dir=out, docs_dir=docs, steps=steps,
-                             progress=progress, command=typed_command(), train=train)
+                             progress=progress, command=typed_command(), train=train, confirm=confirm)
     except (ConfigError, ResultsError) as err:
         _fail(str(err))
     except ValidationError as err:

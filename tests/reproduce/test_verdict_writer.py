@@ -18,7 +18,8 @@ def test_verdict_takes_only_the_fixed_words_and_is_frozen():
         Verdict(claim="LR1", title="t", verdict="mostly", reason="r")
     with pytest.raises(dataclasses.FrozenInstanceError):
         v.verdict = "partly"
-    assert VERDICTS == ("agrees", "partly", "disagrees", "inconclusive", "answered", "inconclusive (scale)")
+    assert VERDICTS == ("agrees", "partly", "disagrees", "inconclusive", "answered", "inconclusive (scale)",
+                        "post hoc")
 
 
 @pytest.mark.parametrize("word", ["agrees", "partly", "disagrees", "inconclusive", "answered"])

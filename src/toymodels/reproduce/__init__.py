@@ -28,10 +28,19 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from toymodels.config import ConfigError
+from toymodels.reproduce.confirmation import (
+    FIRST_FRESH_SEED,
+    StudyRun,
+    check_seeds,
+    confirmatory_paths,
+    exploratory_paths,
+    study_run,
+)
 from toymodels.reproduce.dictionary_learning.judges import DICTIONARY_LEARNING_CLAIMS
 from toymodels.reproduce.dictionary_learning.study import run_dictionary_learning
 from toymodels.reproduce.em_claims.grid_judges import judge_bias, judge_l1, judge_neurons
@@ -68,7 +77,7 @@ import_studies()
 def reproduce(
     names: Sequence[str] | None = None, scale: str = "quick", seeds: int = 3, out_dir: str | Path = "runs/reproduce",
     docs_dir: str | Path | None = None, steps: int | str | None = None, progress: bool = True,
-    command: str | None = None, train: bool = True,
+    command: str | None = None, train: bool = True, confirm: int = 0,
 ) -> list[Verdict]:
     """Check the claims ``names`` (default: the EM claims, rows 1-7) and write their documents.
 
@@ -82,6 +91,12 @@ def reproduce(
     its names in the order given, and the Verdicts come study by study in rank order: OPT1's first, then the
     superposition claims', the dictionary-learning studies', then the EM claims' in the report's order. ConfigError
     (naming the claim) for an unknown name, before anything runs.
+
+    Every study runs inside a ``confirmation.study_run``: a new results folder records the study's rules before it
+    trains, and a verdict whose data was trained under other (or uncommitted) rules is ``post hoc``
+    (``registration``). ``confirm`` > 0: each study runs first on the exploratory seeds (documents in
+    ``docs_dir/exploratory``), then on ``confirm`` fresh seeds from ``confirmation.FIRST_FRESH_SEED`` on (folders in
+    ``out_dir/confirm``, documents in ``docs_dir``), whose verdicts decide and are returned.
     """
     names = list(names or EM_CLAIMS)
     parsed_steps = parse_steps(steps)
@@ -90,10 +105,23 @@ def reproduce(
     if unknown:
         raise ConfigError(f"unknown claim '{unknown[0]}'; available: {', '.join(available)}")
     docs_dir = default_docs(out_dir) if docs_dir is None else Path(docs_dir)
-    command = command or canonical_command(names, scale, seeds, out_dir, docs_dir, steps, train)
+    command = command or canonical_command(names, scale, seeds, out_dir, docs_dir, steps, train, confirm)
+    check_seeds(seeds, confirm)
     options = StudyOptions(scale=scale, seeds=seeds, out_dir=Path(out_dir), docs_dir=Path(docs_dir), command=command,
                            steps=parsed_steps, progress=progress, train=train)
-    return [v for study, claims in studies_of(names) for v in study.run(claims, options)]
+    verdicts: list[Verdict] = []
+    for study, claims in studies_of(names):
+        if not confirm:
+            with study_run(StudyRun(study.rules, 0, seeds)):
+                verdicts += study.run(claims, options)
+            continue
+        out, docs = exploratory_paths(options.out_dir, options.docs_dir)
+        with study_run(StudyRun(study.rules, 0, seeds)):
+            exploratory = study.run(claims, replace(options, out_dir=out, docs_dir=docs))
+        out, docs = confirmatory_paths(options.out_dir, options.docs_dir)
+        with study_run(StudyRun(study.rules, FIRST_FRESH_SEED, confirm, tuple(exploratory))):
+            verdicts += study.run(claims, replace(options, out_dir=out, docs_dir=docs, seeds=confirm))
+    return verdicts
 
 
 __all__ = [

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from toymodels.config import SweepConfig
 from toymodels.config.registry import Registry
 from toymodels.results import store
+from toymodels.reproduce.confirmation import before_training, note
+from toymodels.reproduce.registration import RuleSet
 from toymodels.reproduce.verdict import Verdict
 from toymodels.running.plan import estimate_seconds, plan
 from toymodels.running.sweep import run_sweep
@@ -62,8 +64,9 @@ RunStudy = Callable[[Sequence[str], StudyOptions], "list[Verdict]"]
 class Study:
     """One study: ``name`` (its sub-package), ``document`` (the file it writes under the docs folder), ``claims``
     (the names it answers, in its document's order), ``run`` (called with the claims asked of it, in the order
-    asked, and the options), ``rank`` (lower ranks' verdicts come first in ``reproduce()``'s answer) and
-    ``in_all`` (whether ``toymodels reproduce --all`` runs it)."""
+    asked, and the options), ``rank`` (lower ranks' verdicts come first in ``reproduce()``'s answer),
+    ``in_all`` (whether ``toymodels reproduce --all`` runs it) and ``rules`` (the modules that hold its rules,
+    recorded before its runs train: ``registration``; None: its verdicts are never pre-registered)."""
 
     name: str
     document: str
@@ -71,6 +74,7 @@ class Study:
     run: RunStudy
     rank: int
     in_all: bool = True
+    rules: RuleSet | None = None
 
 
 #: the studies by name
@@ -99,10 +103,11 @@ def studies_of(names: Sequence[str]) -> list[tuple[Study, list[str]]]:
 
 
 def canonical_command(names: Sequence[str], scale: str, seeds: int, out_dir: str | Path, docs_dir: str | Path,
-                      steps: int | str | None = None, train: bool = True) -> str:
+                      steps: int | str | None = None, train: bool = True, confirm: int = 0) -> str:
     """The ``toymodels reproduce`` command line equivalent to a ``reproduce`` call."""
     return (f"toymodels reproduce {' '.join(names)} --scale {scale} --seeds {seeds} --out {out_dir} --docs {docs_dir}"
-            + (f" --steps {steps}" if steps else "") + ("" if train else " --no-train"))
+            + (f" --steps {steps}" if steps else "") + ("" if train else " --no-train")
+            + (f" --confirm {confirm}" if confirm else ""))
 
 
 def default_docs(out_dir: str | Path) -> Path:
@@ -120,7 +125,24 @@ def _minutes(seconds: float) -> str:
 def train_sweep(sweep: SweepConfig, folder: Path, progress: bool = True) -> "Results":
     """Train (or resume, or only reload when finished) ``sweep`` into ``folder`` with one line on stderr before it
     (the instances left and their estimated time) and one after (the time it took): a reproduction runs for hours,
-    and says where it is. ``progress``: the training's own progress bars too."""
+    and says where it is. ``progress``: the training's own progress bars too.
+
+    Inside ``reproduce`` (a ``confirmation.study_run``) the sweep starts at the run's first seed, the rules in force
+    are recorded in a new folder before it trains, and the folder joins the run's ledger (``confirmation``)."""
+    sweep = before_training(sweep, folder)
+    try:
+        return _train(sweep, folder, progress)
+    finally:
+        note(folder)
+
+
+def load_for_study(folder: Path) -> "Results":
+    """``store.load(folder)`` for a study: the folder joins the current study run's ledger (its registration)."""
+    note(folder)
+    return store.load(folder)
+
+
+def _train(sweep: SweepConfig, folder: Path, progress: bool) -> "Results":
     groups = plan(sweep)
     done = set(store.done_groups(folder)) if (folder / "sweep.json").exists() else set()
     left = sum(len(insts) for gid, insts in groups.items() if gid not in done)

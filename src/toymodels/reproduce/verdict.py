@@ -10,7 +10,9 @@ word is one of :data:`VERDICTS`:
 * ``inconclusive``: the runs cannot tell (nothing became monosemantic, a sweep is unfinished, ...);
 * ``answered``: a study that asks a question rather than checks a claim (OPT1) found its answer (in ``numbers``);
 * ``inconclusive (scale)``: the runs are at a scale too small to judge anything (``smoke``: they show that the study
-  runs end to end), whatever the rules say (:func:`at_scale`; the rules' word is kept in ``by_rules``).
+  runs end to end), whatever the rules say (:func:`at_scale`; the rules' word is kept in ``by_rules``);
+* ``post hoc``: the runs were trained before the rules that judge them were committed (``registration``): they
+  describe the runs and test nothing until fresh seeds confirm them (the rules' word is kept in ``by_rules``).
 
 Example:
     >>> checks = [Check("dense: 2 features", True, "2"), Check("sparse: 5 features", False, "4")]
@@ -30,7 +32,9 @@ import pandas as pd
 
 #: the verdict of every claim judged on runs at a scale in ``TOO_SMALL`` (:func:`at_scale`)
 SCALE_VERDICT = "inconclusive (scale)"
-VERDICTS = ("agrees", "partly", "disagrees", "inconclusive", "answered", SCALE_VERDICT)
+#: the verdict of a claim whose data was trained before its rules were committed (``registration.enforce``)
+POST_HOC = "post hoc"
+VERDICTS = ("agrees", "partly", "disagrees", "inconclusive", "answered", SCALE_VERDICT, POST_HOC)
 #: scales whose runs check that a study runs, not what it finds
 TOO_SMALL = ("smoke",)
 
@@ -58,7 +62,7 @@ class Verdict:
     * ``checks``: the criteria, for claims judged criterion by criterion;
     * ``figure``: its figure, relative to the documents folder;
     * ``details``: anything else a study's document needs (how it was run, intermediate tables);
-    * ``by_rules``: for a verdict of ``inconclusive (scale)``, the word the claim's rules gave (else "").
+    * ``by_rules``: for a verdict of ``inconclusive (scale)`` or ``post hoc``, the word the claim's rules gave.
     """
 
     claim: str

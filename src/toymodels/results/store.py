@@ -44,6 +44,8 @@ from toymodels.results.verify import checked_against_plan, file_digest, repeat_o
 from toymodels.results.views import ResultsViews
 
 FORMAT_VERSION = 1
+#: a study's record of the rules in force when the folder's training started (toymodels.reproduce.registration)
+PREREGISTRATION = "preregistration.json"
 
 
 # the safe reads and atomic writes live in ``safe_io``; callers know them as ``store.<name>``

@@ -42,7 +42,8 @@ def check_folder(sweep: SweepConfig, out: Path, resume: bool) -> bool:
         if not os.access(out, os.W_OK):  # the environment's doing (exit 1), not the input's
             raise PermissionError(errno.EACCES, f"results folder '{out}' is read-only (no permission to write in it)")
         return True
-    if out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
+    # a study's pre-registration record is written just before its folder's first training (reproduce/registration)
+    if out.exists() and any(p.name not in (LOCK_NAME, store.PREREGISTRATION) for p in out.iterdir()):
         raise ConfigError(f"'{out}' exists and is not a toymodels results folder; choose another {spelled('out')}")
     if not os.access(out if out.exists() else ancestor, os.W_OK):
         raise PermissionError(errno.EACCES, f"{spelled('out')} '{out}': no permission to write in "

@@ -37,7 +37,7 @@ def numbers_row(**overrides) -> dict:
 
 
 def judged(monkeypatch, *rows: dict):
-    monkeypatch.setattr(em_mechanism, "mechanism_numbers", lambda res: pd.DataFrame(list(rows)))
+    monkeypatch.setattr(em_mechanism, "mechanism_numbers", lambda res, rules=None: pd.DataFrame(list(rows)))
     return judge_mechanism(SimpleNamespace())
 
 
@@ -52,7 +52,7 @@ def judged(monkeypatch, *rows: dict):
     ({"loss_without_broad": 0.1005}, "partly", {"removing the broad block raises the loss"}),
 ])
 def test_rule(monkeypatch, overrides, verdict, failed):
-    v = judged(monkeypatch, numbers_row(**overrides))
+    v = judged(monkeypatch, numbers_row(**overrides), numbers_row(run_id="r0001", seed=1, **overrides))
     assert v.verdict == verdict, v.reason
     assert {c.criterion for c in v.checks if not c.passed} == failed
     assert len(v.checks) == 4 and "\n" not in v.numbers and "by construction, not evidence" in v.numbers
@@ -61,10 +61,30 @@ def test_rule(monkeypatch, overrides, verdict, failed):
 def test_only_models_in_the_regime_are_judged(monkeypatch):
     bad = numbers_row(run_id="r0001", in_regime=False, outside="mono/feature 0.52 < 0.75",
                       broad_positive_bias=0.0, gram_residual=0.9)
-    v = judged(monkeypatch, numbers_row(), bad)
-    assert v.verdict == "agrees" and "1 of 2 LR3 models in the regime" in v.reason
-    assert v.numbers.startswith("1/2 models in regime")
-    assert list(v.details["mech"]["run_id"]) == ["r0000", "r0001"]  # both reported, one judged
+    good = numbers_row(run_id="r0002", seed=2)
+    v = judged(monkeypatch, numbers_row(), bad, good)
+    assert v.verdict == "agrees" and "2 of 3 LR3 models in the regime" in v.reason
+    assert v.numbers.startswith("2/3 models in regime")
+    assert list(v.details["mech"]["run_id"]) == ["r0000", "r0001", "r0002"]  # all reported, two judged
+
+
+def test_one_model_in_the_regime_is_not_a_sample(monkeypatch):
+    v = judged(monkeypatch, numbers_row())
+    assert v.verdict == "inconclusive" and "fewer than 2" in v.reason and not v.checks
+
+
+def test_a_non_central_criterion_alone_cannot_make_partly(monkeypatch):
+    # both central criteria fail and a non-central one holds: the paper's picture fails, so disagrees
+    rows = [numbers_row(run_id=f"r{i}", seed=i, broad_positive_bias=0.1, gram_residual=0.9) for i in range(2)]
+    assert judged(monkeypatch, *rows).verdict == "disagrees"
+
+
+def test_the_criteria_outside_the_regime_are_reported_not_judged(monkeypatch):
+    rows = [numbers_row(run_id=f"r{i}", seed=i, lr=0.01, in_regime=False, mono_per_feature=0.3,
+                        outside="mono/feature 0.30 < 0.75") for i in range(3)]
+    v = judged(monkeypatch, *rows)
+    assert v.verdict == "inconclusive" and not v.checks
+    assert "Outside the regime" in v.reason and "lr 0.01 (3 models" in v.reason and "4/4 criteria hold" in v.reason
 
 
 def test_outside_the_regime_is_inconclusive_and_derives_nothing(monkeypatch):
@@ -72,7 +92,7 @@ def test_outside_the_regime_is_inconclusive_and_derives_nothing(monkeypatch):
                       outside="mono/feature 0.52 < 0.75; 100/256 neurons dead (> 25%)")
     v = judged(monkeypatch, row)
     assert v.verdict == "inconclusive" and not v.checks
-    assert v.reason.startswith("no LR3 model is in the claim's regime") and "100/256 neurons dead" in v.reason
+    assert v.reason.startswith("0 LR3 model(s) in the claim's regime") and "100/256 neurons dead" in v.reason
     assert v.numbers.startswith("0/1 models in the regime")
     assert judge_mechanism(None).verdict == "inconclusive"
     assert judged(monkeypatch).verdict == "inconclusive"  # no model finished
@@ -129,9 +149,9 @@ def fake_results(models: dict[str, dict[str, torch.Tensor]]) -> SimpleNamespace:
 
 
 def test_hand_built_model_in_the_regime_agrees(tmp_path):
-    res = fake_results({"r0000": regime_model()})
+    res = fake_results({"r0000": regime_model(), "r0001": regime_model()})  # two seeds: one model is no sample
     mech = mechanism_numbers(res)
-    (row,) = mech.to_dict("records")
+    row = mech.to_dict("records")[0]
     assert row["in_regime"] and row["outside"] == ""
     assert (row["n_mono"], row["n_broad"], row["n_narrow"], row["n_dead"]) == (16, 17, 2, 0)
     assert row["broad_positive_bias"] == 1.0 and row["broad_features_firing"] == 16

@@ -28,8 +28,8 @@ from toymodels.families.sae.sources import run_config
 from toymodels.families.tms.presets import TMS_BASIC_EPS
 from toymodels.config.presets import preset
 from toymodels.families.em.presets import PAPER_STEPS, with_steps
-from toymodels.results.store import Results, load
-from toymodels.reproduce.study import train_sweep
+from toymodels.results.store import Results
+from toymodels.reproduce.study import load_for_study, train_sweep
 from toymodels.reproduce.verdict import Verdict, spearman
 
 DICTIONARY_LEARNING_CLAIMS = ("SAE-LR", "SAE-L0", "SAE-ABS", "SAE-TMS")
@@ -60,7 +60,7 @@ def run_parts(sweeps: list[SweepConfig], root: Path, train: bool, progress: bool
         if train:
             out[sw.name] = train_sweep(sw, folder, progress)
         elif (folder / "sweep.json").exists():
-            out[sw.name] = load(folder)
+            out[sw.name] = load_for_study(folder)
     return out
 
 

@@ -14,7 +14,9 @@ import pandas as pd
 from toymodels.config.presets import preset
 from toymodels.families.em.presets import PAPER_K, PAPER_LAMB_CLAMP, PAPER_STEPS
 from toymodels.results.store import Results
-from toymodels.reproduce.em_claims.judges import LOSS_TOL, MIN_MONO_NEURONS, OTHER_SOURCES, STATEMENTS, lr_phase
+from toymodels.reproduce.confirmation import side_by_side
+from toymodels.reproduce.em_claims.judges import OTHER_SOURCES, STATEMENTS, lr_phase
+from toymodels.reproduce.em_claims.rules import RULES
 from toymodels.reproduce.em_claims.oscillation import Oscillation, oscillation_sentence
 from toymodels.reproduce.em_claims.sweeps import B_PRESETS
 from toymodels.reproduce.verdict import Verdict
@@ -98,7 +100,8 @@ def setup_lines(results: dict[str, Results], steps: dict[str, int]) -> list[str]
                 f"differs from Table 1's {paper.bias_decay:g}"
             decays.append(f"{label} {ours:g} ({same})")
     if decays:
-        lines.append("- Bias decay of the primary runs, applied every step as in the paper's code: "
+        lines.append("- Bias decay of the primary runs: after each optimizer step of the first half of training "
+                     "(steps t < steps/2; none after), b1 *= 1 - decay x base lr, as the paper's code applies it: "
                      + "; ".join(decays) + ".")
     if "LR3-rescaled" in done and "LR3" in done:
         d0 = float(done["LR3"].instances["bias_decay"].iloc[0])
@@ -144,6 +147,20 @@ def setup_lines(results: dict[str, Results], steps: dict[str, int]) -> list[str]
     return lines
 
 
+def clamp_lines(results: dict[str, Results]) -> list[str]:
+    """What the size-scaled LAMB clamp costs: per lr, LR1-clamp's loss and mono/feature against LR1's (means)."""
+    if "LR1" not in results or "LR1-clamp" not in results:
+        return []
+    a, b = (r.instances[r.instances["status"] == "ok"].groupby("lr")[["final_loss", "mono_per_feature"]].mean()
+            for r in (results["LR1"], results["LR1-clamp"]))
+    clamp = float(results["LR1-clamp"].instances["lamb_clamp"].iloc[0])
+    rows = [f"lr {lr:g}: loss {b.loc[lr, 'final_loss']:.3f} vs {a.loc[lr, 'final_loss']:.3f}, mono/feature "
+            f"{b.loc[lr, 'mono_per_feature']:.3f} vs {a.loc[lr, 'mono_per_feature']:.3f}"
+            for lr in a.index if lr in b.index]
+    return [f"**LAMB clamp {clamp:g} against clamp 10 (LR1-clamp vs LR1, means over seeds).** " + "; ".join(rows)
+            + ".", ""]
+
+
 def oscillation_lines(oscillations: Sequence[Oscillation], verdicts: Sequence[Verdict],
                       figure: str | None) -> list[str]:
     """The finding about the periodic lr: the rule, one computed sentence per sweep, the table, the figure, and
@@ -154,9 +171,9 @@ def oscillation_lines(oscillations: Sequence[Oscillation], verdicts: Sequence[Ve
              "a multiple of 1024 steps ends at a peak, as the paper's did; the verdicts above read that final "
              "model. The loss at a checkpoint is the mean of the last 8 logged task losses (every 16th batch) at or "
              "before its step, i.e. over its last 128 steps; at the final step this is the final loss.", "",
-             f"Rule (`oscillation.oscillation`, fixed before the runs): at an lr the oscillation *matters* when "
+             f"Rule (`oscillation.oscillation`): at an lr the oscillation *matters* when "
              f"the number of mono neurons at the last peak and at the last trough differ by at least "
-             f"{MIN_MONO_NEURONS} in every seed, in the same direction; it is a *trade-off* when in every seed the "
+             f"{RULES.floor_neurons:g} in every seed, in the same direction; it is a *trade-off* when in every seed the "
              "checkpoint with more mono neurons also has the higher loss.", ""]
     if not oscillations:
         return lines + ["No sweep here has checkpoints at a peak and a trough within its last 1024 steps, so the "
@@ -188,22 +205,29 @@ def write_report(verdicts: list[Verdict], results: dict[str, Results], oscillati
         f"{_final_step_text(results) or 'no finished run'}).",
         "",
         "The verdicts are computed by `toymodels.reproduce.em_claims.judges`, `grid_judges` and `mechanism` with "
-        "rules and thresholds fixed in their docstrings before the runs, not written by hand. A claim is "
-        f"`inconclusive` when fewer than {MIN_MONO_NEURONS} neurons are monosemantic everywhere (the detection "
-        f"floor; two counts differ only by at least {MIN_MONO_NEURONS} neurons) or when its primary runs are "
-        f"missing; \"no loss cost\" means within {100 * LOSS_TOL:.0f}%. Each verdict comes from the claim's primary "
-        "run; the sensitivity readings are judged by the same rule and shown beside it, never replacing it.",
+        "the thresholds of `em_claims.rules`, not written by hand; the study records the rules' hash and commit in "
+        "each results folder before it trains, and a verdict of data trained under other rules is `post hoc`. "
+        "Every effect is a 95% interval over seeds (paired by seed where both sides ran the same seeds, else a "
+        "bootstrap over seeds) and counts only when the whole interval clears its floor: "
+        f"{RULES.floor_neurons:g} mono neurons (the detection floor; a sweep below it everywhere is inconclusive), "
+        f"\"no loss cost\" a loss ratio at most {1 + RULES.loss_tol:g}. An interval straddling its floor makes the "
+        "verdict `inconclusive`; trends are Spearman's rho over every seed's point with a seed-bootstrap interval. "
+        "Only the paper's criterion decides a verdict; other sources' criteria are reported beside it. Each "
+        "verdict comes from the claim's primary run; the sensitivity readings are judged by the same rule and "
+        "shown beside it, never replacing it, and the last column says how the verdict moves with every threshold "
+        "halved or doubled.",
         "",
         "## Verdicts",
         "",
-        "| claim | verdict (primary run) | sensitivity readings (same rule) | our numbers (short) |",
-        "|---|---|---|---|",
+        "| claim | verdict (primary run) | sensitivity readings (same rule) | our numbers (short) | thresholds "
+        "halved / doubled |",
+        "|---|---|---|---|---|",
     ]
     for v in verdicts:
         sens = "; ".join(f"{s.label}: {'not run yet' if s.verdict.reason.startswith('not run') else s.verdict.verdict}"
                          for s in _sensitivity(v)) or "none"
-        lines.append(f"| {v.title} | **{v.verdict}** | {sens} | {_short(v)} |")
-    lines += ["", "## What was run", "", "| sweep | grid | fixed | instances done | trained at commit |",
+        lines.append(f"| {v.title} | **{v.verdict}** | {sens} | {_short(v)} | {v.details.get('thresholds', '')} |")
+    lines += ["", *side_by_side(verdicts), *clamp_lines(results), "## What was run", "", "| sweep | grid | fixed | instances done | trained at commit |",
               "|---|---|---|---|---|"]
     seen = set()
     for res in results.values():

@@ -1,7 +1,7 @@
 """How EM claims 4, 5 and 7 (docs/papers.md §4 rows 4, 5, 7: the sweeps at a fixed lr) are judged.
 
-The same conventions as ``judges`` (its module docstring): counts in neurons, the detection floor
-MIN_MONO_NEURONS, thresholds fixed before the runs and stated in each docstring, no argmax over counts below the floor.
+The same conventions as ``judges`` (its module docstring): counts in neurons, the floor and every threshold in
+``rules``, effects as 95% intervals over seeds, only the paper's criterion makes a verdict word.
 """
 
 from __future__ import annotations
@@ -12,112 +12,122 @@ import pandas as pd
 from toymodels.results.store import Results
 from toymodels.results.tables import mean_std
 from toymodels.reproduce.em_claims.judges import (
-    LOSS_TOL,
     LR_COLUMNS,
-    MIN_MONO_NEURONS,
-    PAPER_LEVEL,
     aggregate,
     below_floor,
+    by_seed,
     claim_verdict,
     floor_reason,
+    loss_side,
     measured_at,
+    points,
     settings_table,
 )
-from toymodels.reproduce.verdict import Check, Verdict, spearman
-
-MODERATE_OFFSETS = (-1.4, -0.2)  # claim 4: a "moderate negative" optimum lies in this range (both ends included)
-LOSS_FLAT = 0.2                  # claim 5: the loss is "roughly flat" for k > N when max/min <= 1 + LOSS_FLAT
-L1_RHO = 0.5                     # claim 7: mono "rises with the penalty" needs Spearman(l1, mono) above this
+from toymodels.reproduce.em_claims.rules import RULES, EMRules
+from toymodels.reproduce.intervals import paired, ratio, trend, unpaired
+from toymodels.reproduce.verdict import Check, Verdict
 
 
 def _eps_label(eps: float) -> str:
     return f"1/{round(1 / eps)}"
 
 
-def judge_bias(results: dict[str, Results]) -> Verdict:
+def bias_rows(res: Results, eps: float) -> list[dict]:
+    """The B table's rows of one eps: mean ± sd per offset."""
+    a = aggregate(res, ["bias_offset"]).sort_values("bias_offset")
+    return [{"eps": _eps_label(eps), "bias offset": f"{r['bias_offset']:g}",
+             "mono/feature": mean_std(r["mono_per_feature"], r["mono_per_feature_std"]),
+             "loss": mean_std(r["final_loss"], r["final_loss_std"]),
+             "dead": mean_std(r["dead_neurons"], r["dead_neurons_std"]),
+             "mean bias": mean_std(r["mean_bias"], r["mean_bias_std"]),
+             "seeds ok": f"{int(r['n'])}/{int(r['instances'])}"} for _, r in a.iterrows()]
+
+
+def bias_point(res: Results, rules: EMRules) -> tuple[str, Check | None, str]:
+    """One eps of claim 4: (its word, its check, its sentence). Below the floor: inconclusive. Otherwise the optimum
+    is the offset with the most mono neurons (mean); it is an interior peak when its per-seed excess over the most
+    negative and over the most positive offset are both at or above the floor (paired intervals), and "moderate"
+    when it also lies in [-moderate_depth, -moderate_near]. agrees: a moderate interior peak; disagrees: the peak is
+    outside the moderate range with both excesses clear, or an excess is inside (-floor, floor) (a plateau or an
+    end); inconclusive: an excess straddles the floor."""
+    a = aggregate(res, ["bias_offset"]).sort_values("bias_offset").reset_index(drop=True)
+    eps, k = float(res.instances["eps"].iloc[0]), int(res.instances["k"].iloc[0])
+    offsets, dead = a["bias_offset"].to_numpy(), a["dead_neurons"].to_numpy(dtype=float)
+    dead_text = (f"dead at {offsets[0]:g}: {dead[0]:.0f}/{k}, at {offsets[-1]:g}: {dead[-1]:.0f}/{k}; lowest mean "
+                 f"loss at offset {offsets[int(np.nanargmin(a['final_loss'].to_numpy()))]:g}")
+    label = f"eps {_eps_label(eps)}"
+    if below_floor(a, rules):
+        return "inconclusive", None, (f"{label}: below the floor (at most {np.nanmax(a['mono_neurons']):.1f} mono "
+                                      f"neurons), inconclusive; {dead_text}")
+    counts = by_seed(res, "bias_offset", "mono_neurons")
+    cols = counts.columns.to_numpy(dtype=float)
+    best = cols[int(np.nanargmax(counts.mean().to_numpy()))]
+    over_low = paired(counts[best], counts[cols[0]]) if best != cols[0] else None
+    over_high = paired(counts[best], counts[cols[-1]]) if best != cols[-1] else None
+    sides = [d.versus(rules.floor_neurons) if d is not None else "within" for d in (over_low, over_high)]
+    moderate = -rules.moderate_depth - 1e-9 <= best <= -rules.moderate_near + 1e-9
+    detail = (f"peak at offset {best:g}; excess over {cols[0]:g}: "
+              f"{over_low.text() if over_low else 'it is the end'}, over {cols[-1]:g}: "
+              f"{over_high.text() if over_high else 'it is the end'}")
+    if sides == ["above", "above"]:
+        word = "agrees" if moderate else "disagrees"
+    elif "unclear" in sides:
+        word = "inconclusive"
+    else:
+        word = "disagrees"
+    check = Check(f"{label}: moderate negative optimum", word == "agrees", detail)
+    return word, check, f"{label}: {word} ({detail}); {dead_text}"
+
+
+def judge_bias(results: dict[str, Results], rules: EMRules = RULES) -> Verdict:
     """Row 4: per feature density eps, monosemanticity peaks at a moderate negative initial bias offset.
 
-    Rule, per eps (one sweep each): below the floor when no offset reaches MIN_MONO_NEURONS mono neurons (mean over
-    seeds); then no optimum is named. Otherwise the optimum is the offset with the most mono neurons; it is
-    "moderate" when it lies in MODERATE_OFFSETS and exceeds the counts at the most negative and at the most positive
-    offset by >= MIN_MONO_NEURONS each (an interior peak, not a plateau or an end). "Dead at the most negative
-    offset" holds when it has more dead neurons than the optimum. inconclusive: every eps below the floor.
-    disagrees: no eps above the floor has a moderate optimum. agrees: every eps is above the floor and each has a
-    moderate optimum with more dead neurons at the most negative offset; partly: otherwise. Reported beside it and
-    not part of the verdict (a secondary source's hypothesis, not the paper's): whether |optimum| grows with eps
-    over the eps above the floor (non-decreasing, larger at the densest than at the sparsest; needs two of them).
-    The dead-neuron counts at the extreme offsets are stated for every eps, whatever the verdict.
+    The claim is stated across densities, so it is judged per eps (:func:`bias_point`), each point on its own:
+    agrees when every eps agrees; disagrees when every eps above the floor disagrees (and one is above it); partly
+    when some agree and some disagree; inconclusive otherwise (e.g. one eps agrees and the others are below the
+    floor: the claim across densities is not tested). Reported beside it, changing no word: the dead neurons at the
+    extreme offsets, and a secondary source's hypothesis that |optimum| grows with eps.
     """
-    rows, per_eps = [], {}
-    for res in results.values():
-        a = aggregate(res, ["bias_offset"]).sort_values("bias_offset").reset_index(drop=True)
-        eps, k = float(res.instances["eps"].iloc[0]), int(res.instances["k"].iloc[0])
-        per_eps[eps] = (a, k)
-        for _, r in a.iterrows():
-            rows.append({"eps": _eps_label(eps), "bias offset": f"{r['bias_offset']:g}",
-                         "mono/feature": mean_std(r["mono_per_feature"], r["mono_per_feature_std"]),
-                         "loss": mean_std(r["final_loss"], r["final_loss_std"]),
-                         "dead": mean_std(r["dead_neurons"], r["dead_neurons_std"]),
-                         "mean bias": mean_std(r["mean_bias"], r["mean_bias_std"]),
-                         "seeds ok": f"{int(r['n'])}/{int(r['instances'])}"})
-    checks, texts, optima = [], [], {}
-    for eps in sorted(per_eps):
-        a, k = per_eps[eps]
-        offsets, counts = a["bias_offset"].to_numpy(), a["mono_neurons"].to_numpy(dtype=float)
-        dead = a["dead_neurons"].to_numpy(dtype=float)
-        dead_text = (f"dead at {offsets[0]:g}: {dead[0]:.0f}/{k}, at {offsets[-1]:g}: {dead[-1]:.0f}/{k}; "
-                     f"lowest mean loss at offset {offsets[int(np.nanargmin(a['final_loss'].to_numpy()))]:g}")
-        if below_floor(a):
-            texts.append(f"eps {_eps_label(eps)}: below the floor (at most {np.nanmax(counts):.1f} mono neurons), "
-                         f"no optimum named; {dead_text}")
-            continue
-        best = int(np.nanargmax(counts))
-        optima[eps] = float(offsets[best])
-        interior = (counts[best] - counts[0] >= MIN_MONO_NEURONS and counts[best] - counts[-1] >= MIN_MONO_NEURONS)
-        moderate = MODERATE_OFFSETS[0] - 1e-9 <= offsets[best] <= MODERATE_OFFSETS[1] + 1e-9 and interior
-        checks.append(Check(f"eps {_eps_label(eps)}: moderate negative optimum", moderate,
-                            f"{counts[best]:.1f} mono neurons at offset {offsets[best]:g} vs {counts[0]:.1f} at "
-                            f"{offsets[0]:g} and {counts[-1]:.1f} at {offsets[-1]:g}"))
-        checks.append(Check(f"eps {_eps_label(eps)}: more dead neurons at {offsets[0]:g} than at the optimum",
-                            bool(dead[0] > dead[best]), f"{dead[0]:.0f} vs {dead[best]:.0f} of {k}"))
-        texts.append(f"eps {_eps_label(eps)}: most mono neurons ({counts[best]:.1f}) at offset {offsets[best]:g}; "
-                     f"{dead_text}")
-    eps_up = sorted(optima)
-    opt = [abs(optima[e]) for e in eps_up]
+    rows, words, checks, texts, optima = [], {}, [], [], {}
+    for res in sorted(results.values(), key=lambda r: float(r.instances["eps"].iloc[0])):
+        eps = float(res.instances["eps"].iloc[0])
+        rows += bias_rows(res, eps)
+        word, check, text = bias_point(res, rules)
+        words[eps], texts = word, texts + [text]
+        if check is not None:
+            checks.append(check)
+            optima[eps] = float(by_seed(res, "bias_offset", "mono_neurons").mean().idxmax())
+    numbers = "; ".join(texts)
+    table = pd.DataFrame(rows)
+    opt = [abs(optima[e]) for e in sorted(optima)]
     growth = ("cannot be told (fewer than two eps above the floor)" if len(opt) < 2 else
               "grows with eps" if all(b >= a for a, b in zip(opt, opt[1:])) and opt[-1] > opt[0] else
               "does not grow with eps")
-    secondary = (f"the √eps hypothesis of a secondary source (not the paper): |optimum| {growth}"
-                 + (f" ({', '.join(f'{_eps_label(e)}: {optima[e]:g}' for e in eps_up)})" if len(opt) >= 2 else ""))
-    numbers = "; ".join(texts)
-    table = pd.DataFrame(rows)
-    moderate = [c for c in checks if c.criterion.endswith("moderate negative optimum")]
-    if not optima:
-        reason = f"every eps is below the detection floor of {MIN_MONO_NEURONS} mono neurons, so no optimum exists"
-        return claim_verdict("B", "inconclusive", f"{reason}. {numbers}", numbers, table, tuple(checks))
-    if not any(c.passed for c in moderate):
-        verdict, head = "disagrees", "no eps above the floor has a moderate negative optimum"
-    elif len(optima) == len(per_eps) and all(c.passed for c in checks):
-        verdict, head = "agrees", "a moderate negative optimum at every eps, with more dead neurons further down"
+    secondary = f"the √eps hypothesis of a secondary source (not the paper): |optimum| {growth}"
+    values = list(words.values())
+    decided = [w for w in values if w != "inconclusive"]
+    if values and all(w == "agrees" for w in values):
+        verdict, head = "agrees", "a moderate negative optimum at every eps"
+    elif decided and all(w == "disagrees" for w in decided):
+        verdict, head = "disagrees", "no eps above the floor has a clear moderate negative optimum"
+    elif "agrees" in decided and "disagrees" in decided:
+        verdict, head = "partly", "a moderate optimum at some densities and not at others"
     else:
-        failed = [c.criterion for c in checks if not c.passed]
-        floor = [_eps_label(e) for e in sorted(per_eps) if e not in optima]
-        head = "; ".join((["fails: " + ", ".join(failed)] if failed else [])
-                         + ([f"below the floor at eps {', '.join(floor)}"] if floor else []))
-        verdict = "partly"
-    return claim_verdict("B", verdict, f"{head}. {numbers}. Beside the verdict, {secondary}", numbers, table,
-                         tuple(checks))
+        verdict, head = "inconclusive", "the claim across densities is not decided at every eps"
+    per_point = ", ".join(f"eps {_eps_label(e)}: {w}" for e, w in words.items())
+    return claim_verdict("B", verdict, f"{head} ({per_point}). {numbers}. Beside the verdict, {secondary}",
+                         numbers, table, tuple(checks), per_point=dict(words))
 
 
-def judge_neurons(res: Results) -> Verdict:
+def judge_neurons(res: Results, rules: EMRules = RULES) -> Verdict:
     """Row 5: mono/feature rises with the number of neurons k.
 
-    Rule. inconclusive: fewer than MIN_MONO_NEURONS mono neurons at every k. "Rises": the count at the largest k
-    exceeds the count at the smallest by >= MIN_MONO_NEURONS, the most monosemantic k is in the upper half of the
-    k values and Spearman(k, mono/feature) >= 0; disagrees: it does not rise. Two further criteria from other
-    sources (docs/papers.md §1.6): mono/neuron at the largest k is below its maximum over k by at least
-    MIN_MONO_NEURONS / (largest k) (falls for k > N), and the loss over the k > N is within 1 + LOSS_FLAT (max/min).
-    agrees: it rises, both hold and the peak reaches PAPER_LEVEL mono/feature; partly: it rises but one fails.
+    Rule. inconclusive: fewer than ``floor_neurons`` mono neurons at every k. The rise is the difference in mono
+    neurons between the largest and the smallest k (a bootstrap over seeds: the shapes differ, so seeds do not
+    pair) and the trend Spearman's rho over every seed's (k, count). agrees: the rise's interval at or above the
+    floor and the trend's interval above 0; disagrees: the rise's interval inside (-floor, floor) or below;
+    inconclusive otherwise. Reported beside it, changing no word (other sources' expectations, docs/papers.md §1.6):
+    mono/neuron falling for k > N, the loss flat for k > N, the level reached.
     """
     a = aggregate(res, ["k"]).sort_values("k").reset_index(drop=True)
     N = int(res.instances["N"].iloc[0])
@@ -125,27 +135,29 @@ def judge_neurons(res: Results) -> Verdict:
     table = settings_table(a, "k", ["mono_per_feature", "mono_per_neuron", "final_loss", "dead_neurons"])
     numbers = "; ".join(f"k {int(r['k'])}: {mean_std(r['mono_per_feature'], r['mono_per_feature_std'])} per "
                         f"feature, loss {r['final_loss']:.3f}" for _, r in a.iterrows())
-    if below_floor(a):
-        return claim_verdict("K1", "inconclusive", floor_reason(a, "k") + f" at {at}", numbers, table)
-    ks, counts = a["k"].to_numpy(), a["mono_neurons"].to_numpy(dtype=float)
-    mono, per_neuron = a["mono_per_feature"].to_numpy(dtype=float), a["mono_per_neuron"].to_numpy(dtype=float)
-    rho = spearman(ks, mono)
-    if counts[-1] - counts[0] < MIN_MONO_NEURONS or int(np.nanargmax(counts)) < len(ks) // 2 or rho < 0:
-        reason = (f"at {at}, mono/feature does not rise with k (Spearman {rho:.2f}; largest minus smallest k "
-                  f"{counts[-1] - counts[0]:+.1f} neurons, the floor is {MIN_MONO_NEURONS})")
-        return claim_verdict("K1", "disagrees", reason, numbers, table)
+    if below_floor(a, rules):
+        return claim_verdict("K1", "inconclusive", floor_reason(a, "k", rules) + f" at {at}", numbers, table)
+    counts = by_seed(res, "k", "mono_neurons")
+    ks = counts.columns.to_numpy()
+    rise = unpaired(counts[ks[-1]], counts[ks[0]])
+    tr = trend(*points(res, "k", "mono_neurons"))
+    side = rise.versus(rules.floor_neurons)
+    facts = (f"at {at}: largest minus smallest k {rise.text()} mono neurons (floor {rules.floor_neurons:g}, "
+             f"{rise.method}); {tr.text()}; N={N}")
+    per_neuron = a["mono_per_neuron"].to_numpy(dtype=float)
     above = a[a["k"] > N]
-    falls = len(above) == 0 or per_neuron[-1] <= np.nanmax(per_neuron) - MIN_MONO_NEURONS / ks[-1]
-    flat = len(above) < 2 or float(above["final_loss"].max() / above["final_loss"].min()) <= 1 + LOSS_FLAT
-    top = float(np.nanmax(mono))
-    parts = [f"at {at}, mono/feature rises with k (Spearman {rho:.2f}, {mono[0]:.3f} at k={ks[0]} -> {mono[-1]:.3f} "
-             f"at k={ks[-1]}; N={N})",
-             "mono/neuron falls for k > N" if falls else "mono/neuron does not fall for k > N",
-             f"loss flat (within {100 * LOSS_FLAT:.0f}%) for k > N" if flat else "loss keeps changing for k > N"]
-    if top < PAPER_LEVEL:
-        parts.append(f"peak {top:.2f} mono/feature, below {PAPER_LEVEL} (≈1 expected)")
-    return claim_verdict("K1", "agrees" if falls and flat and top >= PAPER_LEVEL else "partly", "; ".join(parts),
-                         numbers, table)
+    falls = len(above) == 0 or per_neuron[-1] < np.nanmax(per_neuron)
+    flat = len(above) < 2 or float(above["final_loss"].max() / above["final_loss"].min()) <= 1.2
+    beside = (f"beside the verdict (other sources' expectations): mono/neuron {'falls' if falls else 'does not fall'}"
+              f" for k > N, the loss is {'flat (within 20%)' if flat else 'not flat'} for k > N, peak mono/feature "
+              f"{np.nanmax(a['mono_per_feature']):.2f}")
+    if side in ("within", "below"):
+        verdict, head = "disagrees", "mono/feature does not rise with k"
+    elif side == "above" and tr.direction() == "rises":
+        verdict, head = "agrees", "mono/feature rises with k"
+    else:
+        verdict, head = "inconclusive", "the rise with k is not clear at the floor"
+    return claim_verdict("K1", verdict, f"{head}: {facts}; {beside}", numbers, table)
 
 
 def l1_reference(rg1: Results, lr3: Results | None) -> pd.DataFrame | None:
@@ -160,34 +172,52 @@ def l1_reference(rg1: Results, lr3: Results | None) -> pd.DataFrame | None:
     return ref.drop(columns=["lr"]).assign(l1=0.0) if len(ref) else None
 
 
-def judge_l1(rg1: Results, lr3: Results | None = None) -> Verdict:
-    """Row 7: mono/feature rises with the L1 penalty on the activations; the loss rises at a large penalty.
+def judge_l1(rg1: Results, lr3: Results | None = None, rules: EMRules = RULES) -> Verdict:
+    """Row 7: an L1 penalty on the activations increases monosemanticity (the authors' comment).
 
-    The l1 = 0 reference is LR3 at RG1's lr when it ran with RG1's decay and steps (:func:`l1_reference`).
-    Rule. inconclusive: fewer than MIN_MONO_NEURONS mono neurons at every penalty (reference included). "Rises":
-    Spearman(l1, mono) > L1_RHO and the count at the largest penalty exceeds the count at the smallest (the
-    reference when present) by >= MIN_MONO_NEURONS. "Loss up": the loss at the largest penalty exceeds the smallest
-    penalty's by more than LOSS_TOL. agrees: both; partly: one of them; disagrees: neither.
+    The l1 = 0 reference is LR3 at RG1's lr when it ran with RG1's decay and steps (:func:`l1_reference`), else the
+    smallest penalty. Rule. inconclusive: fewer than ``floor_neurons`` mono neurons at every penalty (reference
+    included). Per penalty, the per-seed gain in mono neurons over the reference (paired interval) and the loss
+    ratio (paired bootstrap). agrees: some penalty's gain is at or above the floor with no loss cost (its ratio's
+    interval at or below 1 + ``loss_tol``); disagrees: every penalty's gain is inside (-floor, floor) or below it;
+    inconclusive otherwise. That the loss rises at a large penalty is expected whatever the claim (reported, not a
+    criterion), as is every penalty's gain (an interior gain is named).
     """
     a = aggregate(rg1, ["l1"])
     ref = l1_reference(rg1, lr3)
+    at = measured_at(rg1)
+    counts, losses = by_seed(rg1, "l1", "mono_neurons"), by_seed(rg1, "l1", "final_loss")
     if ref is not None:
         a = pd.concat([ref, a], ignore_index=True)
+        lr = float(rg1.instances["lr"].iloc[0])
+        lr3_counts, lr3_losses = by_seed(lr3, "lr", "mono_neurons"), by_seed(lr3, "lr", "final_loss")
+        col = lr3_counts.columns[np.isclose(lr3_counts.columns.to_numpy(dtype=float), lr)][0]
+        base_c, base_l, base_name = lr3_counts[col], lr3_losses[col], "l1 0 (LR3 at the same lr)"
+    else:
+        first = counts.columns[0]
+        base_c, base_l, base_name = counts[first], losses[first], f"l1 {first:g}"
+        counts, losses = counts.drop(columns=first), losses.drop(columns=first)
     a = a.sort_values("l1").reset_index(drop=True)
-    at = measured_at(rg1)
     table = settings_table(a, "l1", LR_COLUMNS)
     numbers = "; ".join(f"l1 {r['l1']:g}: mono {mean_std(r['mono_per_feature'], r['mono_per_feature_std'])}, loss "
                         f"{mean_std(r['final_loss'], r['final_loss_std'])}" for _, r in a.iterrows())
-    if below_floor(a):
-        return claim_verdict("RG1", "inconclusive", floor_reason(a, "penalty") + f" at {at}", numbers, table)
-    counts, mono, loss = (a[c].to_numpy(dtype=float) for c in ("mono_neurons", "mono_per_feature", "final_loss"))
-    rho = spearman(a["l1"], mono)
-    rises = rho > L1_RHO and counts[-1] - counts[0] >= MIN_MONO_NEURONS
-    loss_up = bool(loss[-1] > loss[0] * (1 + LOSS_TOL))
-    verdict = "agrees" if rises and loss_up else "partly" if rises or loss_up else "disagrees"
-    reason = (f"at {at}, mono/feature {'rises' if rises else 'does not rise'} with the penalty (Spearman {rho:.2f}, "
-              f"{counts[0]:.1f} -> {counts[-1]:.1f} mono neurons from l1 {a['l1'].iloc[0]:g} to "
-              f"{a['l1'].iloc[-1]:g}; the floor is {MIN_MONO_NEURONS}); the loss at the largest penalty "
-              f"{'rises' if loss_up else 'does not rise'} by more than {100 * LOSS_TOL:.0f}% ({loss[0]:.3f} -> "
-              f"{loss[-1]:.3f})")
-    return claim_verdict("RG1", verdict, reason, numbers, table)
+    if below_floor(a, rules):
+        return claim_verdict("RG1", "inconclusive", floor_reason(a, "penalty", rules) + f" at {at}", numbers, table)
+    seeds = counts.index.intersection(base_c.index)
+    gains = {p: paired(counts.loc[seeds, p], base_c.loc[seeds]) for p in counts.columns}
+    costs = {p: ratio(losses.loc[seeds, p], base_l.loc[seeds]) for p in counts.columns}
+    sides = {p: g.versus(rules.floor_neurons) for p, g in gains.items()}
+    free_gain = [p for p in gains if sides[p] == "above" and loss_side(costs[p], rules) == "none"]
+    facts = (f"at {at}, gain in mono neurons over {base_name} (paired by seed): "
+             + ", ".join(f"l1 {p:g}: {gains[p].text()} (loss ratio {costs[p].text(signed=False)})" for p in gains))
+    if free_gain:
+        verdict = "agrees"
+        head = (f"the penalty raises monosemanticity by at least the floor at no loss cost at l1 "
+                f"{', '.join(f'{p:g}' for p in free_gain)}")
+    elif all(side in ("within", "below") for side in sides.values()):
+        verdict, head = "disagrees", "no penalty raises monosemanticity by the floor"
+    else:
+        verdict, head = "inconclusive", "no penalty's gain is clear at the floor at no loss cost"
+    interior = [p for p in gains if sides[p] == "above" and p not in (min(gains), max(gains))]
+    note = (f"; an interior gain at l1 {', '.join(f'{p:g}' for p in interior)}" if interior else "")
+    return claim_verdict("RG1", verdict, f"{head}: {facts}{note}", numbers, table)

@@ -20,43 +20,26 @@ from toymodels.plotting.save import save_figure
 from toymodels.results.store import Results
 from toymodels.reproduce.em_claims.figures import EM_FIGURE_DPI, figure_row
 from toymodels.reproduce.em_claims.judges import claim_verdict
+from toymodels.reproduce.em_claims.rules import RULES, EMRules
 from toymodels.reproduce.verdict import Check, Verdict, verdict_from_checks
 
-# The rule, fixed before the runs were looked at.
-#: Regime of the claim. The paper's LR3 models are highly monosemantic (mono/feature about 1; Bloom's LR1 re-run at
-#: lr 0.03 settles at 1.0) with almost no dead neurons (Wright: 1-2 of 1024); a model at half that or with a
-#: quarter of its neurons dead found another solution, and what its leftover neurons do says nothing about Sec. 5.
-REGIME_MONO_PER_FEATURE = 0.75
-REGIME_MAX_DEAD_FRACTION = 0.25
-#: Detection floor: with fewer broad neurons a fraction of them moves in steps of more than 20% and the block's fit
-#: is one or two neurons' weights.
-MIN_BROAD = 5
-#: "Mostly positive bias": the median (over the models in the regime) fraction of broad neurons with b > 0.
-POSITIVE_BIAS_MIN = 0.5
-#: Broad block ≈ c·EᵀE: c > 0 and relative residual at most this (the Gram pattern carries >= 75% of the squared
-#: norm of the block's linear part; a random block gives about 1).
-FIT_RESIDUAL_MAX = 0.5
-#: "Stay in the linear region": at least this fraction of (training-like input, broad neuron) pairs fire.
-LINEAR_FRACTION_MIN = 0.5
-#: The broad block matters: removing it raises the lone-feature loss by at least this fraction.
-LOSS_RISE_MIN = 0.01
 #: The two central criteria: without them the paper's description of the residual neurons does not hold here.
 CENTRAL = ("broad neurons mostly positive-bias", "broad block ≈ c·EᵀE")
 
 
-def regime_problem(mono_per_feature: float, dead: int, k: int, broad: int) -> str:
-    """Why a model is outside the claim's regime ('' when inside): the rule of the module constants."""
+def regime_problem(mono_per_feature: float, dead: int, k: int, broad: int, rules: EMRules = RULES) -> str:
+    """Why a model is outside the claim's regime ('' when inside): the regime of ``rules``."""
     problems = []
-    if not mono_per_feature >= REGIME_MONO_PER_FEATURE:
-        problems.append(f"mono/feature {mono_per_feature:.2f} < {REGIME_MONO_PER_FEATURE}")
-    if dead > REGIME_MAX_DEAD_FRACTION * k:
-        problems.append(f"{dead}/{k} neurons dead (> {REGIME_MAX_DEAD_FRACTION:.0%})")
-    if broad < MIN_BROAD:
-        problems.append(f"{broad} broad neurons (< {MIN_BROAD})")
+    if not mono_per_feature >= rules.regime_mono_per_feature:
+        problems.append(f"mono/feature {mono_per_feature:.2f} < {rules.regime_mono_per_feature}")
+    if dead > rules.regime_max_dead_fraction * k:
+        problems.append(f"{dead}/{k} neurons dead (> {rules.regime_max_dead_fraction:.0%})")
+    if broad < rules.min_broad:
+        problems.append(f"{broad} broad neurons (< {rules.min_broad})")
     return "; ".join(problems)
 
 
-def mechanism_numbers(res: Results) -> pd.DataFrame:
+def mechanism_numbers(res: Results, rules: EMRules = RULES) -> pd.DataFrame:
     """``analysis.explain_summary`` of the final model of every LR3 instance that did not diverge, most
     monosemantic first: one row per model with its regime (``in_regime``, ``outside``: why not), the counts of each
     kind, the broad block's numbers, the narrow neurons' and the first 2m singular values of the broad block."""
@@ -69,7 +52,7 @@ def mechanism_numbers(res: Results) -> pd.DataFrame:
                             inputs=training_like_inputs(cfg))
         mono = s["neurons"][s["neurons"]["kind"] == "mono"]
         N, m, k = p["E"].shape[1], p["E"].shape[0], p["W1"].shape[0]
-        outside = regime_problem(s["n_mono"] / N, s["n_dead"], k, s["n_broad"])
+        outside = regime_problem(s["n_mono"] / N, s["n_dead"], k, s["n_broad"], rules)
         rows.append(dict(
             run_id=r["run_id"], lr=float(r["lr"]), seed=int(r["seed"]), mono_per_feature=s["n_mono"] / N,
             in_regime=not outside, outside=outside, N=N, m=m, k=k,
@@ -91,54 +74,92 @@ TABLE_COLUMNS = ("lr", "seed", "mono_per_feature", "n_dead", "n_narrow", "n_broa
                  "offset_mean", "loss_full", "loss_without_broad", "in_regime")
 
 
-def judge_mechanism(res: Results | None) -> Verdict:
-    """Row 6: the residual polysemantic neurons of the LR3 models (docs/papers.md §1.6). The rule:
+def mechanism_checks(models: pd.DataFrame, rules: EMRules = RULES) -> tuple[Check, ...]:
+    """The four criteria of claim 6 on the medians over ``models`` (rows of :func:`mechanism_numbers`), each with
+    the number of models it holds in on its own."""
+    med = models.median(numeric_only=True)
+    rise = models["loss_without_broad"] / models["loss_full"].where(models["loss_full"] > 0) - 1
+    med_rise = float(rise.median()) if rise.notna().any() else float("inf")
+    tests = (
+        (CENTRAL[0], models["broad_positive_bias"] >= rules.positive_bias_min,
+         med["broad_positive_bias"] >= rules.positive_bias_min,
+         f"{med['broad_positive_bias']:.2f} of them have b > 0, median b {med['broad_median_bias']:.3f}"),
+        (CENTRAL[1], (models["gram_c"] > 0) & (models["gram_residual"] <= rules.fit_residual_max),
+         med["gram_c"] > 0 and med["gram_residual"] <= rules.fit_residual_max,
+         f"c = {med['gram_c']:.3f}, relative residual {med['gram_residual']:.2f}"),
+        ("broad neurons in the linear region", models["broad_linear_fraction"] >= rules.linear_fraction_min,
+         med["broad_linear_fraction"] >= rules.linear_fraction_min,
+         f"{med['broad_linear_fraction']:.2f} of (input, neuron) pairs fire"),
+        ("removing the broad block raises the loss", rise >= rules.loss_rise_min, med_rise >= rules.loss_rise_min,
+         f"lone-feature loss {med['loss_full']:.4f} -> {med['loss_without_broad']:.4f} without it"),
+    )
+    return tuple(Check(name, bool(holds), f"{detail}; holds in {int(each.sum())}/{len(models)} models")
+                 for name, each, holds, detail in tests)
 
-    1. Regime first. A model is in the claim's regime when mono/feature >= 0.75, at most a quarter of its neurons
-       are dead and it has at least ``MIN_BROAD`` = 5 broad neurons (module constants). Without such a model the
-       verdict is ``inconclusive`` and says why; nothing is derived from the models outside.
-    2. On the medians over the models in the regime, four criteria:
-       * broad neurons mostly positive-bias: fraction with b > 0 >= 0.5 (central);
+
+def outside_regime(mech: pd.DataFrame, rules: EMRules = RULES) -> str:
+    """The same criteria on the models outside the regime that have enough broad neurons, per lr: evidence about
+    other solutions, reported and never part of the verdict (e.g. LR3 at lr 0.01, where every criterion may hold
+    while mono/feature stays far below the paper's ≈1)."""
+    out = mech[~mech["in_regime"] & (mech["n_broad"] >= rules.min_broad)]
+    parts = []
+    for lr, group in out.groupby("lr"):
+        checks = mechanism_checks(group, rules)
+        held = [c.criterion for c in checks if c.passed]
+        parts.append(f"lr {lr:g} ({len(group)} models, median mono/feature "
+                     f"{group['mono_per_feature'].median():.2f}): {len(held)}/{len(checks)} criteria hold"
+                     + (f" ({', '.join(held)})" if held else ""))
+    return ("Outside the regime (not evidence for the claim, which is about the highly monosemantic models): "
+            + "; ".join(parts)) if parts else ""
+
+
+def judge_mechanism(res: Results | None, rules: EMRules = RULES) -> Verdict:
+    """Row 6: the residual polysemantic neurons of the LR3 models (docs/papers.md §1.6). The rule (thresholds in
+    ``rules``):
+
+    1. Regime first. A model is in the claim's regime when mono/feature >= ``regime_mono_per_feature``, at most
+       ``regime_max_dead_fraction`` of its neurons are dead and it has at least ``min_broad`` broad neurons.
+       Without such a model the verdict is ``inconclusive`` and says why.
+    2. On the medians over the models in the regime, four criteria (:func:`mechanism_checks`), each also counted
+       model by model:
+       * broad neurons mostly positive-bias: fraction with b > 0 >= ``positive_bias_min`` (central);
        * broad block ≈ c·EᵀE: the linear part ``W2_B W1_B E`` of the block's affine map fits ``c EᵀE`` with c > 0
-         and relative residual <= 0.5 (central); the output offset ``W2_B b_B`` is computed, not fitted, and
-         reported (mean, spread, share of outputs with its sign);
-       * broad neurons in the linear region: >= 0.5 of (training-like input, broad neuron) pairs fire;
-       * removing the broad block raises the lone-feature loss by >= 1%.
-       ``agrees``: all hold; ``disagrees``: both central ones fail; ``partly``: otherwise.
-    Not evidence, stated as such: the block's rank <= m (it only sees the m-dim input, true by construction).
-    ``details["mech"]`` holds the per-model numbers (:func:`mechanism_numbers`).
+         and relative residual <= ``fit_residual_max`` (central); the output offset ``W2_B b_B`` is reported;
+       * broad neurons in the linear region: >= ``linear_fraction_min`` of (input, broad neuron) pairs fire;
+       * removing the broad block raises the lone-feature loss by >= ``loss_rise_min``.
+       ``agrees``: all hold; ``disagrees``: both central ones fail; ``partly``: a central one holds and another
+       criterion fails (a non-central criterion alone cannot make ``partly``: both central failing is disagrees).
+       With fewer than 2 models in the regime the verdict is at most ``inconclusive``: one model is not a sample.
+    Reported beside it: the same criteria outside the regime (:func:`outside_regime`). Not evidence, stated as
+    such: the block's rank <= m (true by construction). ``details["mech"]`` holds the per-model numbers.
     """
-    mech = mechanism_numbers(res) if res is not None else pd.DataFrame()
+    mech = mechanism_numbers(res, rules) if res is not None else pd.DataFrame()
     table = mech[[c for c in TABLE_COLUMNS if c in mech]].round(4) if len(mech) else None
     if mech.empty:
         return claim_verdict("MECH", "inconclusive", "no LR3 model finished without diverging", "", table,
                              mech=mech)
     regime = mech[mech["in_regime"]]
-    if regime.empty:
+    beside = outside_regime(mech, rules)
+    if len(regime) < 2:
         best = mech.iloc[0]
-        reason = (f"no LR3 model is in the claim's regime (mono/feature >= {REGIME_MONO_PER_FEATURE}, at most "
-                  f"{REGIME_MAX_DEAD_FRACTION:.0%} dead neurons, >= {MIN_BROAD} broad neurons); the most "
-                  f"monosemantic (lr {best['lr']:g} seed {best['seed']}) has {best['outside']}, so nothing is "
-                  "derived from these models")
-        numbers = (f"0/{len(mech)} models in the regime; best: mono/feature {best['mono_per_feature']:.2f}, "
-                   f"{best['n_dead']}/{best['k']} dead, {best['n_broad']} broad, {best['n_narrow']} narrow")
-        return claim_verdict("MECH", "inconclusive", reason, numbers, table, mech=mech)
+        reason = (f"{len(regime)} LR3 model(s) in the claim's regime (mono/feature >= "
+                  f"{rules.regime_mono_per_feature}, at most {rules.regime_max_dead_fraction:.0%} dead neurons, >= "
+                  f"{rules.min_broad} broad neurons), fewer than 2; the most monosemantic (lr {best['lr']:g} seed "
+                  f"{best['seed']}) {'is in it' if best['in_regime'] else 'has ' + best['outside']}")
+        numbers = (f"{len(regime)}/{len(mech)} models in the regime; best: mono/feature "
+                   f"{best['mono_per_feature']:.2f}, {best['n_dead']}/{best['k']} dead, {best['n_broad']} broad, "
+                   f"{best['n_narrow']} narrow")
+        return claim_verdict("MECH", "inconclusive", reason + (f". {beside}" if beside else ""), numbers, table,
+                             mech=mech)
     med = regime.median(numeric_only=True)
     N, m = int(med["N"]), int(med["m"])
-    loss_rise = med["loss_without_broad"] / med["loss_full"] - 1 if med["loss_full"] > 0 else float("inf")
-    checks = (
-        Check(CENTRAL[0], bool(med["broad_positive_bias"] >= POSITIVE_BIAS_MIN),
-              f"{med['broad_positive_bias']:.2f} of them have b > 0, median b {med['broad_median_bias']:.3f}"),
-        Check(CENTRAL[1], bool(med["gram_c"] > 0 and med["gram_residual"] <= FIT_RESIDUAL_MAX),
-              f"c = {med['gram_c']:.3f}, relative residual {med['gram_residual']:.2f}"),
-        Check("broad neurons in the linear region", bool(med["broad_linear_fraction"] >= LINEAR_FRACTION_MIN),
-              f"{med['broad_linear_fraction']:.2f} of (input, neuron) pairs fire"),
-        Check("removing the broad block raises the loss", bool(loss_rise >= LOSS_RISE_MIN),
-              f"lone-feature loss {med['loss_full']:.4f} -> {med['loss_without_broad']:.4f} without it"),
-    )
+    checks = mechanism_checks(regime, rules)
     verdict, why = verdict_from_checks(checks, CENTRAL)
+    if verdict == "partly" and not any(c.passed for c in checks if c.criterion in CENTRAL):
+        verdict = "disagrees"
     reason = (f"{why} (medians over the {len(regime)} of {len(mech)} LR3 models in the regime; "
-              f"holds: {', '.join(c.criterion for c in checks if c.passed) or 'none'})")
+              f"holds: {', '.join(c.criterion for c in checks if c.passed) or 'none'})"
+              + (f". {beside}" if beside else ""))
     numbers = (f"{len(regime)}/{len(mech)} models in regime; median {med['n_broad']:.0f} broad neurons "
                f"(b > 0: {med['broad_positive_bias']:.2f}, median b {med['broad_median_bias']:.3f}, "
                f"{med['broad_features_firing']:.0f}/{N} features, linear {med['broad_linear_fraction']:.2f}), "

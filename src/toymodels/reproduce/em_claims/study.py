@@ -28,15 +28,18 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from toymodels.config import SweepConfig
-from toymodels.results.store import Results, load
+from toymodels.results.store import Results
 from toymodels.reproduce.em_claims.figures import figure_bias, figure_k, figure_l1, figure_lr, figure_oscillation
 from toymodels.reproduce.em_claims.grid_judges import judge_bias, judge_l1, judge_neurons, l1_reference
 from toymodels.reproduce.em_claims.judges import claim_verdict, judge_lr, judge_negative_bias, judge_power_law
 from toymodels.reproduce.em_claims.mechanism import figure_mechanism, judge_mechanism
 from toymodels.reproduce.em_claims.oscillation import PhaseViews, oscillation, phase_views
 from toymodels.reproduce.em_claims.document import write_report
+from toymodels.reproduce.em_claims.rules import RULES, EMRules
 from toymodels.reproduce.em_claims.sweeps import EM_CLAIMS, claim_sweeps, run_sweeps
-from toymodels.reproduce.study import StudyOptions
+from toymodels.reproduce.study import StudyOptions, load_for_study
+from toymodels.reproduce.confirmation import finalize
+from toymodels.reproduce.intervals import threshold_sensitivity
 from toymodels.reproduce.verdict import Verdict, at_scale
 
 #: the sweeps a claim's verdict needs (labels of ``sweeps.claim_sweeps``); the others are sensitivity runs
@@ -143,10 +146,11 @@ def sensitivity_lr3(runs: EMRuns) -> list[SensitivityReading]:
 
 @dataclass(frozen=True)
 class EMClaim:
-    """A claim's judge (its primary sweep), its sensitivity readings and its figure, all reading EMRuns."""
+    """A claim's judge (its primary sweep, under given rules), its sensitivity readings and its figure, all reading
+    EMRuns."""
 
     name: str
-    judge: Callable[[EMRuns], Verdict]
+    judge: Callable[[EMRuns, EMRules], Verdict]
     figure: Callable[[EMRuns, Verdict, Path], Path | None]
     sensitivity: Callable[[EMRuns], list[SensitivityReading]] = lambda runs: []
 
@@ -160,23 +164,23 @@ def _lr_extra(runs: EMRuns, labels: Sequence[str]) -> dict[str, Results]:
 
 
 CLAIMS: dict[str, EMClaim] = {c.name: c for c in [
-    EMClaim("LR1", lambda r: judge_lr(r.get("LR1"), "LR1"),
+    EMClaim("LR1", lambda r, rules: judge_lr(r.get("LR1"), "LR1", rules),
             lambda r, v, p: figure_lr(r.get("LR1"), p, "LR1 (uniform)", _lr_extra(r, ["LR1-clamp"]),
                                       r.trough("LR1")),
             sensitivity_lr1),
-    EMClaim("LR2", lambda r: judge_power_law(r.get("LR2"), r.get("LR1")),
+    EMClaim("LR2", lambda r, rules: judge_power_law(r.get("LR2"), r.get("LR1"), rules),
             lambda r, v, p: figure_lr(r.get("LR2"), p, "LR2 (power law)", _lr_extra(r, ["LR1"]), r.trough("LR2")),
             sensitivity_lr2),
-    EMClaim("LR3", lambda r: judge_negative_bias(r.get("LR3"), r.get("LR1")),
+    EMClaim("LR3", lambda r, rules: judge_negative_bias(r.get("LR3"), r.get("LR1"), rules),
             lambda r, v, p: figure_lr(r.get("LR3"), p, "LR3 (per-step decay)",
                                       _lr_extra(r, ["LR3-rescaled", "LR3-clamp", "LR1"]), r.trough("LR3")),
             sensitivity_lr3),
-    EMClaim("B", lambda r: judge_bias(_b_sweeps(r)), lambda r, v, p: figure_bias(_b_sweeps(r), p)),
-    EMClaim("K1", lambda r: judge_neurons(r.get("K1")), lambda r, v, p: figure_k(r.get("K1"), p)),
-    EMClaim("MECH", lambda r: judge_mechanism(r.get("LR3")),
+    EMClaim("B", lambda r, rules: judge_bias(_b_sweeps(r), rules), lambda r, v, p: figure_bias(_b_sweeps(r), p)),
+    EMClaim("K1", lambda r, rules: judge_neurons(r.get("K1"), rules), lambda r, v, p: figure_k(r.get("K1"), p)),
+    EMClaim("MECH", lambda r, rules: judge_mechanism(r.get("LR3"), rules),
             lambda r, v, p: figure_mechanism(r.get("LR3"), v.details["mech"], p)
             if len(v.details.get("mech", ())) else None),
-    EMClaim("RG1", lambda r: judge_l1(r.get("RG1"), r.get("LR3")),
+    EMClaim("RG1", lambda r, rules: judge_l1(r.get("RG1"), r.get("LR3"), rules),
             lambda r, v, p: figure_l1(r.get("RG1"), p, l1_reference(r.get("RG1"), r.get("LR3")))),
 ]}
 
@@ -190,7 +194,9 @@ def judge_claim(name: str, runs: EMRuns, docs_dir: Path, scale: str = "quick") -
         return claim_verdict(name, "inconclusive", f"not run to the end: no finished results for "
                              f"{', '.join(missing)}", "")
     claim = CLAIMS[name]
-    v = at_scale(claim.judge(runs), scale)
+    by_rules = claim.judge(runs, RULES)
+    moved = threshold_sensitivity(lambda f: claim.judge(runs, RULES.scaled(f)).verdict, by_rules.verdict)
+    v = at_scale(replace(by_rules, details={**by_rules.details, "thresholds": moved}), scale)
     readings = tuple(s if s.verdict.reason.startswith("not run")  # nothing judged: said as such
                      else SensitivityReading(s.label, at_scale(s.verdict, scale)) for s in claim.sensitivity(runs))
     v = replace(v, details={**v.details, "sensitivity": readings})
@@ -226,9 +232,9 @@ def reproduce_em_claims(names: Sequence[str], scale: str, seeds: int, out_dir: P
     results = run_sweeps(sweeps, out_dir, progress=progress, train=train)
     for label, sw in extra.items():
         if label not in results and (out_dir / sw.name / "sweep.json").exists():
-            results[label] = load(out_dir / sw.name)
+            results[label] = load_for_study(out_dir / sw.name)
     runs = em_runs(results, [*sweeps, *extra])
-    verdicts = [judge_claim(n, runs, docs_dir, scale) for n in em]
+    verdicts = finalize([judge_claim(n, runs, docs_dir, scale) for n in em])
     oscillations = [oscillation(v) for v in runs.phases.values()]
     osc_figure = None
     if "LR1" in runs.phases:

@@ -18,8 +18,8 @@ from toymodels.config import ConfigError, SweepConfig
 from toymodels.engine.optim import PAPER_T_MAX
 from toymodels.config.presets import preset
 from toymodels.families.em.presets import PAPER_STEPS, scaled_bias_decay, size_scaled_lamb_clamp, with_steps
-from toymodels.results.store import Results, load
-from toymodels.reproduce.study import train_sweep
+from toymodels.results.store import Results
+from toymodels.reproduce.study import load_for_study, train_sweep
 
 EM_CLAIMS = ["LR1", "LR2", "LR3", "B", "K1", "MECH", "RG1"]
 B_BIASES = [-2.0, -1.4, -0.8, -0.2, 0.4, 1.0]
@@ -143,5 +143,5 @@ def run_sweeps(sweeps: dict[str, SweepConfig], out_dir: Path, progress: bool = F
         if train:
             results[label] = train_sweep(sw, folder, progress)
         elif (folder / "sweep.json").exists():
-            results[label] = load(folder)
+            results[label] = load_for_study(folder)
     return results
