@@ -1,6 +1,7 @@
-"""The optimizer study (OPT1): the cell rule and the answer on hand-made tables (noise-level gains and too few seeds
-are never an effect), the last lr peak and trough of a real run with ``checkpoint_every``, and the document written
-end to end from the smoke preset."""
+"""The optimizer study (OPT1): the cell rule and the answer on hand-made tables (gains inside the floor, gains whose
+interval straddles it and too few seeds are never an effect), the last lr peak and trough of a real run with
+``checkpoint_every``, and the document written end to end from the smoke preset. (The intervals, the threshold
+sensitivity and the registration path: test_rules.py.)"""
 
 from __future__ import annotations
 
@@ -11,10 +12,15 @@ import pytest
 from helpers import PNG_MAGIC
 
 from toymodels.config import SweepConfig
-from toymodels.engine.optim import schedule_factors
 from toymodels.config.presets import preset
-from toymodels.reproduce import judge_opt_cell, run_optimizer_study
-from toymodels.reproduce.optimizer.study import optimizer_study
+from toymodels.engine.optim import schedule_factors
+from toymodels.reproduce import STUDIES, judge_opt_cell, run_optimizer_study
+from toymodels.reproduce.confirmation import StudyRun, note, study_run
+from toymodels.reproduce.optimizer.answer import (
+    answer,
+    oscillation,
+    oscillation_summary,
+)
 from toymodels.reproduce.optimizer.judges import (
     checkpoint_tables,
     judge_cells,
@@ -22,12 +28,8 @@ from toymodels.reproduce.optimizer.judges import (
     peak_vs_trough,
     spread,
 )
-from toymodels.reproduce.optimizer.study import (
-    answer,
-    oscillation,
-    oscillation_summary,
-    oscillation_text,
-)
+from toymodels.reproduce.optimizer.study import optimizer_study
+from toymodels.reproduce.optimizer.tables import oscillation_text
 from toymodels.running.sweep import run_sweep
 
 N = 128
@@ -41,21 +43,24 @@ def cell(gains: list[float], low: float = 10.0, loss_hi: float = 1.0, setting: s
     for seed, gain in enumerate(gains):
         for lr, neurons, loss in ((0.003, low, 1.0), (0.03, low + gain, loss_hi)):
             bad = seed == diverged_seed and lr == 0.03
-            rows.append(dict(setting=setting, optimizer=optimizer, schedule=schedule, lr=lr, seed=seed, N=N,
-                             status="diverged" if bad else "ok", mono_neurons=math.nan if bad else neurons,
-                             mono_per_feature=math.nan if bad else neurons / N, loss=math.nan if bad else loss))
+            rows.append({"setting": setting, "optimizer": optimizer, "schedule": schedule, "lr": lr, "seed": seed,
+                         "N": N,
+                             "status": "diverged" if bad else "ok", "mono_neurons": math.nan if bad else neurons,
+                             "mono_per_feature": math.nan if bad else neurons / N, "loss": math.nan if bad else loss})
     return pd.DataFrame(rows)
 
 
 @pytest.mark.parametrize("gains, kwargs, effect", [
     ([10, 10, 10], {}, "yes"),
-    ([4, 4, 4], {}, "below floor"),             # a 4-neuron gain on N=128 is noise, not "yes"
-    ([10, 10, 10], dict(loss_hi=1.2), "mono up, loss up"),
-    ([-10, -8, -6], {}, "reversed"),
-    ([20, 1, -3], {}, "mixed seeds"),           # the mean passes the floor, the seeds do not
-    ([2, 2, 2], dict(low=1.0), "no mono"),      # neither lr reaches the floor: outside the regime
+    ([4, 4, 4], {}, "no effect"),               # a 4-neuron gain on N=128 is inside the floor, not "yes"
+    ([10, 10, 10], {"loss_hi": 1.2}, "mono up, loss up"),
+    ([-10, -9, -10], {}, "reversed"),
+    ([-10, -8, -6], {}, "unclear"),             # every seed <= -5, but the interval reaches -3.0: cannot tell
+    ([20, 1, -3], {}, "unclear"),               # the mean passes the floor, the interval does not
+    ([6, 7, 8], {}, "unclear"),                 # every seed >= 5, the interval [4.5, 9.5] straddles the floor
+    ([2, 2, 2], {"low": 1.0}, "no mono"),      # neither lr reaches the floor: outside the regime
     ([10, 10], {}, "too few seeds"),
-    ([10, 10, 10], dict(diverged_seed=0), "diverged"),
+    ([10, 10, 10], {"diverged_seed": 0}, "diverged"),
 ])
 def test_judge_opt_cell(gains, kwargs, effect):
     j = judge_opt_cell(cell(gains, **kwargs))
@@ -87,7 +92,7 @@ def test_answer_never_counts_noise_level_gains():
     noise = cells_of(*(cell([4, 4, 4], optimizer=o, schedule=s) for o in ("lamb", "adam")
                        for s in ("paper_cosine", "cosine")))
     verdict, short, text = answer(noise, {}, {})
-    assert verdict == "inconclusive" and short == "effect in no cell (4 below floor)"
+    assert verdict == "inconclusive" and short == "effect in no cell (4 no effect)"
     outside = cells_of(cell([0, 0, 0], low=0.0), cell([10, 10], optimizer="adam"))
     verdict, short, text = answer(outside, {}, {})
     assert verdict == "inconclusive" and short == "no cell can be judged (1 too few seeds, 1 no mono)"
@@ -102,7 +107,7 @@ def test_answer_from_the_cells():
     assert verdict == "answered" and short == "needs LAMB: yes; yes per optimizer lamb 2/2, adam 0/2"
     assert "Per schedule, at the final step: paper_cosine 1/2, cosine 1/2." in text
     assert "the effect holds in 0 of these 2 paper_cosine cells (at the peak: 1)" in text
-    with_adam = cells_of(cell([10, 12, 9]), cell([6, 7, 8], optimizer="adam"))
+    with_adam = cells_of(cell([10, 12, 9]), cell([8, 9, 8], optimizer="adam"))
     verdict, short, text = answer(with_adam, {}, {})
     assert short.startswith("needs LAMB: no") and text.startswith("**Answer: the effect does not need LAMB")
 
@@ -164,9 +169,17 @@ def test_peak_and_trough_of_a_run_with_checkpoint_every(peak_trough_run):
 
 
 def test_optimizer_study_reports_the_peak_and_the_trough(peak_trough_run, tmp_path):
-    v = optimizer_study(peak_trough_run, tmp_path / "docs", "toymodels reproduce OPT1 --scale smoke", "smoke", 3)
+    # inside a study run (as reproduce() runs it) with the folder read: the registration line heads the document
+    with study_run(StudyRun(STUDIES.get("optimizer").rules, 0, 3)):
+        note(peak_trough_run["OPT1-LR1-lamb"].folder)
+        v = optimizer_study(peak_trough_run, tmp_path / "docs", "toymodels reproduce OPT1 --scale smoke", "smoke", 3)
     assert set(v.details["trough_cells"]) == set(v.details["cells"]) and "effect (trough)" in v.table.columns
     text = (tmp_path / "docs" / "optimizer_study.md").read_text()
+    assert "**Pre-registration.** 1 of 1 results folders are post hoc" in text
+    assert "exploratory runs (seeds 0-2)" in text
+    assert "Threshold sensitivity (the floor 5 neurons and the loss tolerance 0.05, halved or doubled)" in v.reason
+    assert "after each of the first 512 steps, none in the second half" in text  # the decay as the engine applies it
+    assert "cosine (final lr" in text and "mono neurons high lr: mono?" in v.table.columns
     assert "step 1023 is at an lr **peak**, step 511 (511 mod 1024) at the last **trough**" in text
     assert "At the high lr, paper_cosine LAMB (LR1) has" in text and "With constant (whose lr" in text
     assert "(figures/opt_peak_trough.png)" in text

@@ -101,7 +101,7 @@ def test_plot_intro(tmp_path):
 
 def test_plot_basic(tmp_path):
     g = np.random.default_rng(0)
-    recs = [dict(tms_variant=variant, eps=eps, seed=0, final_loss=0.1, W=g.normal(size=(5, 20)) * 0.4)
+    recs = [{"tms_variant": variant, "eps": eps, "seed": 0, "final_loss": 0.1, "W": g.normal(size=(5, 20)) * 0.4}
             for variant in ("relu", "linear") for eps in (1.0, 0.01)]
     df = weights_table(**{k: [r[k] for r in recs] for k in recs[0]})
     assert_figure(sf.plot_basic(df, tmp_path / "basic.png"), 1.7 * 2 + 1.6, 4.4 * 2)
@@ -116,7 +116,7 @@ def test_plot_dims(tmp_path):
             W[:, :4] = np.eye(4)
             W[:2, 4:9] = polygon(5)
             W[2:, 9:11] = [[1, -1], [0, 0]]
-            recs.append(dict(eps=eps, seed=seed, final_loss=0.1, W=W + g.normal(size=W.shape) * 0.01))
+            recs.append({"eps": eps, "seed": seed, "final_loss": 0.1, "W": W + g.normal(size=W.shape) * 0.01})
     df = weights_table(**{k: [r[k] for r in recs] for k in recs[0]})
     assert_figure(sf.plot_dims(df, tmp_path / "dims.png"), 12, 4.6)
 
@@ -130,7 +130,7 @@ def phase_df(rs, es, restarts=2) -> pd.DataFrame:
             win = analytic_phase(r, e)
             for s in range(restarts):
                 w = sol[win] if s == 0 else sol["feature 2" if win == "feature 1" else "feature 1"]
-                recs.append(dict(importance_ratio=r, eps=e, seed=s, final_loss=0.1 + s, W=np.array([w])))
+                recs.append({"importance_ratio": r, "eps": e, "seed": s, "final_loss": 0.1 + s, "W": np.array([w])})
     return weights_table(**{k: [r[k] for r in recs] for k in recs[0]})
 
 
@@ -145,8 +145,8 @@ def test_phase_table_and_plot(tmp_path):
 def test_plot_capacity(tmp_path):
     g = np.random.default_rng(3)
     v = 0.8 ** np.arange(8)
-    recs = [dict(kurtosis=K, seed=s, final_loss=1.0 + s, expected_loss=1.0 + s, W=g.normal(size=(4, 8)) * 0.5,
-                 importance=v) for K in (1.5, 3.0, 10.0) for s in range(2)]
+    recs = [{"kurtosis": K, "seed": s, "final_loss": 1.0 + s, "expected_loss": 1.0 + s,
+             "W": g.normal(size=(4, 8)) * 0.5, "importance": v} for K in (1.5, 3.0, 10.0) for s in range(2)]
     df = weights_table(**{k: [r[k] for r in recs] for k in recs[0]})
     theory = {1.5: np.r_[np.ones(4), np.zeros(4)], 10.0: np.linspace(1, 0.05, 8)}
     assert_figure(sf.plot_capacity(df, theory, tmp_path / "pc.png"), 11, 4.3)

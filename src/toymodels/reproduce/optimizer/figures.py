@@ -10,12 +10,12 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from toymodels.plotting.save import new_figure, save_figure
-from toymodels.results.store import Results
 from toymodels.reproduce.em_claims.figures import EM_FIGURE_DPI, figure_row
+from toymodels.results.store import Results
 
 #: the one letter-or-symbol of each cell effect in the heatmap
-EFFECT_MARKS = {"yes": "yes", "mono up, loss up": "up,L+", "reversed": "rev", "below floor": "<floor",
-                "mixed seeds": "mixed", "no mono": "none", "too few seeds": "n<3", "diverged": "div"}
+EFFECT_MARKS = {"yes": "yes", "mono up, loss up": "up,L+", "mono up, loss unclear": "up,L?", "reversed": "rev",
+                "no effect": "none", "unclear": "?", "no mono": "no mono", "too few seeds": "n<3", "diverged": "div"}
 MARKERS = {"paper_cosine": "o", "constant": "s", "cosine": "^", "warmup_cosine": "v"}
 COLORS = {"lamb": "tab:blue", "adam": "tab:orange", "adamw": "tab:green", "sgd": "tab:red"}
 

@@ -1,11 +1,7 @@
-"""The rules of the optimizer study (OPT1), fixed before its runs: what counts as the paper's effect in one cell, read
-at paper_cosine's final lr peak and at its last trough (``optim.last_trough_step``).
-
-A *cell* is one (setting, optimizer, schedule); its *effect* is the change from the lowest to the highest lr of
-the optimizer, measured per seed (the two lrs share their seeds, so the differences are paired) in monosemantic
-neurons and in mono/feature (= neurons / N). :func:`judge_opt_cell` states the rule; :func:`checkpoint_tables`
-gives the per-instance numbers at one checkpoint (the final step, i.e. paper_cosine's last lr *peak*, or its last
-*trough*), so that the same rule judges the model at both.
+"""How one OPT1 cell is judged (``rules``: the rule, its thresholds and the checkpoints read), and the tables the
+judges read: :func:`checkpoint_tables` gives the per-instance numbers at the final step (paper_cosine's last lr
+*peak*) and at its last *trough*, so that the same rule judges the model at both; :func:`judge_opt_cell` applies
+the rule to one (setting, optimizer, schedule) cell, with 95% intervals over seeds (``intervals``).
 
 Example:
     >>> round(t_quantile(2), 3)  # 3 seeds: the interval is mean ± 4.3 sd / sqrt(3)
@@ -19,24 +15,25 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from scipy import stats
 
-from toymodels.engine.optim import last_trough_step  # the trough of paper_cosine; the peak is the final step
-from toymodels.running.runner import FINAL_LOSS_LOGS
-from toymodels.results.store import Results
-from toymodels.engine.train import LOG_EVERY
-from toymodels.reproduce.em_claims.judges import LOSS_TOL, MIN_MONO_NEURONS  # the EM claims' detection floor, in neurons (mono/feature x N)
+from toymodels.engine.optim import (
+    last_trough_step,  # the trough of paper_cosine; the peak is the final step
+)
 from toymodels.reproduce.em_claims.oscillation import trajectory
+from toymodels.reproduce.intervals import Interval, mean_interval, paired, ratio
+from toymodels.reproduce.optimizer.rules import (
+    EFFECTS,
+    LOSS_WINDOW,
+    MIN_SEEDS,
+    THRESHOLDS,
+    Thresholds,
+)
+from toymodels.results.store import Results
 
-#: A cell is judged only with at least this many seeds finished (and not diverged) at both of its lrs.
-MIN_SEEDS = 3
-#: The loss at a checkpoint is ``oscillation.trajectory``'s: the mean task loss logged (every 16 steps, on the
-#: training batch) in the LOSS_WINDOW steps up to it, the same 8 logs as ``final_loss`` at the final step.
-LOSS_WINDOW = FINAL_LOSS_LOGS * LOG_EVERY
-#: The cell verdicts, in the order the rule tries them.
-EFFECTS = ("too few seeds", "diverged", "no mono", "yes", "mono up, loss up", "reversed", "below floor",
-           "mixed seeds")
+__all__ = ["EFFECTS", "LOSS_WINDOW", "MIN_SEEDS", "becomes_mono", "checkpoint_tables", "count_effects",
+           "judge_cells", "judge_opt_cell", "last_trough_step", "peak_vs_trough", "spread", "t_quantile"]
+
 
 def t_quantile(dof: int) -> float:
     """The two-sided 95% quantile of Student's t with ``dof`` degrees of freedom (NaN for dof < 1)."""
@@ -52,8 +49,8 @@ def spread(values: np.ndarray) -> dict[str, float]:
     mean = float(values.mean()) if n else float("nan")
     sd = float(values.std(ddof=1)) if n > 1 else float("nan")
     half = t_quantile(n - 1) * sd / math.sqrt(n) if n > 1 else float("nan")
-    return dict(n=n, mean=mean, sd=sd, lo95=mean - half, hi95=mean + half,
-                min=float(values.min()) if n else float("nan"), max=float(values.max()) if n else float("nan"))
+    return {"n": n, "mean": mean, "sd": sd, "lo95": mean - half, "hi95": mean + half,
+                "min": float(values.min()) if n else float("nan"), "max": float(values.max()) if n else float("nan")}
 
 
 def checkpoint_tables(results: dict[str, Results]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -86,71 +83,78 @@ def checkpoint_tables(results: dict[str, Results]) -> tuple[pd.DataFrame, pd.Dat
     return peak, (trough if len(frames["trough"]) == len(results) else pd.DataFrame())
 
 
-def judge_opt_cell(cell: pd.DataFrame) -> dict[str, Any]:
-    """The paper's effect in one (setting, optimizer, schedule) cell, by this rule (fixed before the runs):
+def becomes_mono(iv: Interval, floor: float) -> str:
+    """Does the model become monosemantic? ``yes`` when the 95% interval of its mean mono neurons lies at or above
+    ``floor``, ``no`` when wholly below, ``unclear`` otherwise (also with one seed)."""
+    if not (math.isfinite(iv.low) and math.isfinite(iv.high)):
+        return "unclear"
+    return "yes" if iv.low >= floor else "no" if iv.high < floor else "unclear"
 
-    The highest lr is compared with the lowest, seed by seed (the seeds present at both; ``d`` = mono neurons at
-    the high lr - at the low lr). With F = MIN_MONO_NEURONS (the detection floor) the effect is, first match:
 
-    1. ``too few seeds``: fewer than MIN_SEEDS seeds ran at both lrs;
-    2. ``diverged``: fewer than MIN_SEEDS of them finished (no divergence) at both lrs;
-    3. ``no mono``: neither lr has F mono neurons on average: the model is outside the regime the claim is about;
-    4. ``yes``: d >= F in *every* seed and the mean loss at the high lr is within LOSS_TOL of the low lr's (the
-       paper's claim: more monosemantic at no loss cost); ``mono up, loss up``: the same gain at a higher loss;
-    5. ``reversed``: d <= -F in every seed;
-    6. ``below floor``: |mean d| < F (a change of a few neurons, noise at this scale: not counted either way);
-    7. ``mixed seeds``: the mean passes the floor but the seeds disagree.
+def _nan_interval() -> Interval:
+    return Interval(float("nan"), float("nan"), float("nan"), 0, "none")
 
-    Returns ``effect``, the lrs ``lo`` and ``hi``, ``n`` (seeds judged), ``n_div`` (diverged instances), ``N``,
-    ``d_neurons`` and ``d_mono`` (:func:`spread` of d and of d / N), ``loss_ratio`` (mean loss high / low),
-    ``level`` (per lr level: :func:`spread` of mono_per_feature and of loss).
+
+def judge_opt_cell(cell: pd.DataFrame, thresholds: Thresholds = THRESHOLDS) -> dict[str, Any]:
+    """The paper's effect in one (setting, optimizer, schedule) cell by the rule of ``rules`` (first match of
+    ``rules.EFFECTS``), with the marks of ``thresholds``.
+
+    Returns ``effect``; the lrs ``lo`` and ``hi``; ``n`` (seeds judged); ``n_div`` (diverged instances); ``N``;
+    ``d`` (the paired 95% interval of d = mono neurons high - low, in neurons) with ``d_neurons`` and ``d_mono``
+    (:func:`spread` of d and of d / N, for mean ± sd and the seeds' range); ``ratio`` (the paired bootstrap interval
+    of mean loss high / low) and ``loss_ratio`` (its estimate); ``mono`` (per lr level: (``becomes_mono`` answer,
+    the interval of its mean mono neurons)); ``level`` (per lr level: :func:`spread` of mono_per_feature and loss).
     """
+    F = thresholds.mono_floor
     lrs = sorted(cell["lr"].unique())
     lo, hi = lrs[0], lrs[-1]
     N = int(cell["N"].iloc[0]) if "N" in cell.columns else 0
-    out: dict[str, Any] = dict(lo=lo, hi=hi, N=N, n=0, n_div=int((cell["status"] != "ok").sum()),
-                               d_neurons=spread(np.array([])), d_mono=spread(np.array([])),
-                               loss_ratio=float("nan"), level={})
+    out: dict[str, Any] = {"lo": lo, "hi": hi, "N": N, "n": 0, "n_div": int((cell["status"] != "ok").sum()),
+                               "d": _nan_interval(), "d_neurons": spread(np.array([])), "d_mono": spread(np.array([])),
+                               "ratio": _nan_interval(), "loss_ratio": float("nan"), "level": {}, "mono": {}}
     both = cell[cell["lr"].isin([lo, hi])]
     seeds_run = both.groupby("seed")["lr"].nunique()
     ok = both[both["status"] == "ok"].pivot_table(index="seed", columns="lr",
                                                   values=["mono_neurons", "mono_per_feature", "loss"])
     ok = ok.dropna() if len(ok) else ok
-    paired = len(ok) if len(ok) and {lo, hi} <= set(ok.columns.get_level_values(1)) else 0
-    if paired:
-        d = (ok["mono_neurons"][hi] - ok["mono_neurons"][lo]).to_numpy()
-        out.update(n=paired, d_neurons=spread(d), d_mono=spread(d / N) if N else spread(np.array([])),
-                   loss_ratio=float(ok["loss"][hi].mean() / ok["loss"][lo].mean()),
-                   level={lv: dict(mono=spread(ok["mono_per_feature"][lr].to_numpy()),
-                                   loss=spread(ok["loss"][lr].to_numpy())) for lv, lr in (("low", lo), ("high", hi))})
+    n_paired = len(ok) if len(ok) and {lo, hi} <= set(ok.columns.get_level_values(1)) else 0
+    if n_paired:
+        high, low = ok["mono_neurons"][hi].to_numpy(), ok["mono_neurons"][lo].to_numpy()
+        d = high - low
+        r = ratio(ok["loss"][hi].to_numpy(), ok["loss"][lo].to_numpy())
+        out.update(n=n_paired, d=paired(high, low), d_neurons=spread(d),
+                   d_mono=spread(d / N) if N else spread(np.array([])), ratio=r, loss_ratio=r.estimate,
+                   mono={lv: (becomes_mono(iv, F), iv) for lv, iv in (("low", mean_interval(low)),
+                                                                      ("high", mean_interval(high)))},
+                   level={lv: {"mono": spread(ok["mono_per_feature"][lr].to_numpy()),
+                                   "loss": spread(ok["loss"][lr].to_numpy())}
+                          for lv, lr in (("low", lo), ("high", hi))})
     if int((seeds_run == 2).sum()) < MIN_SEEDS:
         return {**out, "effect": "too few seeds"}
-    if paired < MIN_SEEDS:
+    if n_paired < MIN_SEEDS:
         return {**out, "effect": "diverged"}
-    means = [ok["mono_neurons"][lr].mean() for lr in (lo, hi)]
-    dn = out["d_neurons"]
-    if max(means) < MIN_MONO_NEURONS:
+    side = out["d"].versus(F)
+    r = out["ratio"]
+    if all(answer == "no" for answer, _ in out["mono"].values()):
         effect = "no mono"
-    elif dn["min"] >= MIN_MONO_NEURONS:
-        effect = "yes" if out["loss_ratio"] <= 1 + LOSS_TOL else "mono up, loss up"
-    elif dn["max"] <= -MIN_MONO_NEURONS:
-        effect = "reversed"
-    elif abs(dn["mean"]) < MIN_MONO_NEURONS:
-        effect = "below floor"
+    elif side == "above":
+        effect = ("yes" if r.high <= 1 + thresholds.loss_tol else "mono up, loss up" if r.low > 1 + thresholds.loss_tol
+                  else "mono up, loss unclear")
     else:
-        effect = "mixed seeds"
+        effect = {"below": "reversed", "within": "no effect"}.get(side, "unclear")
     return {**out, "effect": effect}
 
 
-def judge_cells(df: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, Any]]:
+def judge_cells(df: pd.DataFrame, thresholds: Thresholds = THRESHOLDS) -> dict[tuple[str, str, str], dict[str, Any]]:
     """:func:`judge_opt_cell` of every (setting, optimizer, schedule) cell of a :func:`checkpoint_tables`."""
-    return {key: judge_opt_cell(cell) for key, cell in df.groupby(["setting", "optimizer", "schedule"], sort=False)}
+    return {key: judge_opt_cell(cell, thresholds)
+            for key, cell in df.groupby(["setting", "optimizer", "schedule"], sort=False)}
 
 
 def peak_vs_trough(peak: pd.DataFrame, trough: pd.DataFrame) -> dict[tuple[str, str, str, str], dict[str, Any]]:
     """Per (setting, optimizer, schedule, lr level): the seeds' mono/feature and loss at the last peak and the last
     trough (:func:`spread` of each; also of the mono neurons), and the paired change peak - trough in mono neurons
-    (``d_neurons``)."""
+    (``d_neurons``: its spread; ``d``: its paired 95% interval) and in loss (``d_loss``: its paired interval)."""
     keys = ["setting", "optimizer", "schedule", "lr_level", "seed"]
     cols = ["mono_neurons", "mono_per_feature", "loss"]
     if peak.empty or trough.empty:
@@ -159,11 +163,14 @@ def peak_vs_trough(peak: pd.DataFrame, trough: pd.DataFrame) -> dict[tuple[str, 
         trough[trough["status"] == "ok"][keys + cols], on=keys, suffixes=("_peak", "_trough"))
     out = {}
     for key, g in both.groupby(keys[:-1], sort=False):
-        out[key] = dict(n=len(g), neurons_peak=spread(g["mono_neurons_peak"]),
-                        neurons_trough=spread(g["mono_neurons_trough"]), mono_peak=spread(g["mono_per_feature_peak"]),
-                        mono_trough=spread(g["mono_per_feature_trough"]), loss_peak=spread(g["loss_peak"]),
-                        loss_trough=spread(g["loss_trough"]),
-                        d_neurons=spread(g["mono_neurons_peak"] - g["mono_neurons_trough"]))
+        out[key] = {"n": len(g), "neurons_peak": spread(g["mono_neurons_peak"]),
+                        "neurons_trough": spread(g["mono_neurons_trough"]),
+                        "mono_peak": spread(g["mono_per_feature_peak"]),
+                        "mono_trough": spread(g["mono_per_feature_trough"]), "loss_peak": spread(g["loss_peak"]),
+                        "loss_trough": spread(g["loss_trough"]),
+                        "d_neurons": spread(g["mono_neurons_peak"] - g["mono_neurons_trough"]),
+                        "d": paired(g["mono_neurons_peak"].to_numpy(), g["mono_neurons_trough"].to_numpy()),
+                        "d_loss": paired(g["loss_peak"].to_numpy(), g["loss_trough"].to_numpy())}
     return out
 
 

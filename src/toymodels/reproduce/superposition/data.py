@@ -12,7 +12,7 @@ inputs, or by the closed-form expected loss for the quadratic model; the papers 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,19 +23,15 @@ from torch import Tensor
 from toymodels.engine.data import DATA_STREAM, KurtosisSampler, generator
 from toymodels.families.quadratic import QuadraticModel
 from toymodels.families.tms import TMS_REPRESENTED_NORM, TMSModel
+from toymodels.reproduce.superposition.rules import (
+    FRACTIONS,
+    LINE_NEAR,
+    LINE_RING,
+    NOTEBOOK_BUDGET,
+    THRESHOLDS,
+)
 from toymodels.results.store import Results
 
-#: The per-feature dimensionalities TMS names (docs/papers.md §2.3): tetrahedron 3/4, triangle 2/3, antipodal
-#: pair 1/2, pentagon 2/5, square antiprism 3/8, and 1 for a dedicated dimension.
-FRACTIONS: dict[str, float] = {"1": 1.0, "3/4": 0.75, "2/3": 2 / 3, "1/2": 0.5, "2/5": 0.4, "3/8": 0.375}
-#: The official notebook's training budget (docs/papers.md §2.2), at which the replication below was run.
-NOTEBOOK_BUDGET: dict[str, object] = {"optimizer": "adamw", "lr": 1e-3, "batch_size": 1024, "steps": 10_000}
-#: adonath's JAX replication (docs/papers.md §2.4, TMS-basic): features with ||W_i|| > 0.5 in its one ReLU run
-#: (n=20, m=5, I_i = 0.7^i) per density 1-S, at the notebook's budget.
-REPLICATION_BASIC_COUNTS: dict[float, int] = {1.0: 5, 0.3: 7, 0.1: 9, 0.03: 10, 0.01: 11, 0.003: 11, 0.001: 12}
-#: The same replication's TMS-dim run (n=200, m=20, 20 levels) at the notebook's budget: levels with
-#: |D* - 1/2| <= 0.03, and the fractions its D_i cluster on besides 1/2.
-REPLICATION_DIM = {"levels_half": 4, "fractions": ("2/3", "2/5")}
 #: The solutions of the n=2, m=1 phase diagram.
 PHASES = ("feature 1", "feature 2", "antipodal", "other")
 #: Fresh inputs per model for the TMS ranking loss.
@@ -66,7 +62,7 @@ def eval_inputs(n: int, eps: float, samples: int, seed: int = 0) -> np.ndarray:
     """TMS inputs x_i ~ U[0, 1) with probability ``eps``, else 0, that depend only on (seed, n, eps): the same for
     every restart of a setting (common random numbers). Drawn with numpy's generator, as for the published
     reports, so restarts are ranked on the same inputs as before."""
-    rng = np.random.default_rng([seed, n, int(round(float(eps) * 1e9))])
+    rng = np.random.default_rng([seed, n, round(float(eps) * 1e9)])
     return rng.random((samples, n)) * (rng.random((samples, n)) < eps)
 
 
@@ -132,15 +128,18 @@ def lowest_loss(df: pd.DataFrame, by: Sequence[str], col: str | None = None) -> 
     return ok.loc[idx.values].reset_index(drop=True)
 
 
-def fraction_lines(D: np.ndarray, near: float = 0.005, ring: float = 0.0125, min_count: int = 10) -> dict[str, dict]:
-    """check.py's rule per named fraction f: a line when >= ``min_count`` values lie within ``near`` of f and at
-    least twice as many as in the band from ``near`` to ``ring`` away."""
+def fraction_lines(D: np.ndarray, near: float = LINE_NEAR, ring: float = LINE_RING,
+                   min_count: float = THRESHOLDS.line_min_count,
+                   ratio: float = THRESHOLDS.line_ring_ratio) -> dict[str, dict]:
+    """check.py's rule per named fraction f (``rules.FRACTIONS``): the values within ``near`` of f, those in the
+    band from ``near`` to ``ring`` away, and whether that is a line in one model: >= ``min_count`` near and at least
+    ``ratio`` times as many as in the band (TMS-dim reads the counts over seeds, ``seed_checks``)."""
     out = {}
     for name, f in FRACTIONS.items():
         dist = np.abs(D - f)
         n_near = int((dist <= near).sum())
         n_ring = int(((dist > near) & (dist <= ring)).sum())
-        out[name] = {"near": n_near, "ring": n_ring, "line": n_near >= min_count and n_near >= 2 * n_ring}
+        out[name] = {"near": n_near, "ring": n_ring, "line": n_near >= min_count and n_near >= ratio * n_ring}
     return out
 
 

@@ -31,13 +31,13 @@ from toymodels import metrics
 from toymodels.families.tms import represented
 from toymodels.plotting.save import new_figure, save_figure
 from toymodels.reproduce.superposition.data import (
-    FRACTIONS,
     PHASES,
     antipodal_boundary,
     lowest_loss,
     phase_table,
     stacked,
 )
+from toymodels.reproduce.superposition.rules import FRACTIONS
 
 PHASE_COLORS = ("#4C72B0", "#DD8452", "#55A868", "#BBBBBB")
 
@@ -70,7 +70,7 @@ def plot_intro(df: pd.DataFrame, path: str | Path) -> Path:
         for i in np.argsort(-imp):  # most important drawn first, less important on top
             c = cmap((imp[i] - lo) / (hi - lo) if hi > lo else 0.5)
             ax.annotate("", xy=(W[0, i], W[1, i]), xytext=(0, 0),
-                        arrowprops=dict(arrowstyle="-|>", color=c, lw=2, mutation_scale=12))
+                        arrowprops={"arrowstyle": "-|>", "color": c, "lw": 2, "mutation_scale": 12})
             ax.plot([W[0, i]], [W[1, i]], "o", color=c, ms=4)
         n_rep = int(represented(stacked([W])).sum())
         ax.set_title(f"{_density_label(row['eps'])}\n{n_rep} of {W.shape[1]} represented", fontsize=9)
