@@ -295,9 +295,8 @@ def reproduce_cmd(
                                       "`toymodels run OPT1`), TMS-*/PC-* presets (rows 8-12, "
                                       "DOCS/superposition.md) and/or the dictionary-learning studies SAE-LR SAE-L0 "
                                       "SAE-ABS SAE-TMS (DOCS/dictionary_learning.md)"),
-    all_: bool = typer.Option(False, "--all", help="every claim of the three reproduction documents: the EM claims "
-                              "(rows 1-7), OPT1 and the TMS-*/PC-* claims (rows 8-12); the SAE-* studies are named "
-                              "one by one"),
+    all_: bool = typer.Option(False, "--all", help="every claim of the four reproduction documents: the EM claims "
+                              "(rows 1-7), OPT1, the TMS-*/PC-* claims (rows 8-12) and the SAE-* studies"),
     scale: str = typer.Option("quick", help="smoke | quick | paper"),
     seeds: int = typer.Option(3, min=1, help="seeds per setting"),
     out: Path = typer.Option(Path("runs/reproduce"), help="folder of the results folders (finished ones are reused)"),

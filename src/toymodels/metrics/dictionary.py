@@ -18,12 +18,15 @@ Example:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as nnf
 from einops import einsum
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
+
+from toymodels.metrics.features import MONO_THRESHOLD, is_mono
 
 #: a true feature counts as recovered when some latent's decoder direction has |cos| above this
 RECOVERED_COS = 0.9
@@ -61,6 +64,29 @@ def features_recovered(
     """Fraction of true features whose best latent has |cos| > ``threshold`` (0.9): the dictionary-learning
     counterpart of the neuron metric ``features_covered`` (several latents on one feature count once)."""
     return (cos.amax(dim=1) > threshold).to(cos.dtype).mean(-1)
+
+
+def mean_best_cos(cos: Float[Tensor, "instances latents features"]) -> Float[Tensor, " instances"]:
+    """Mean over the true features of their best latent's |cos|: unlike :func:`mcc` (a mean over min(latents,
+    features) matched pairs, so a dictionary narrower than the features scores only the features it matched), it
+    averages over every true feature, so dictionaries of different widths compare on the same footing."""
+    return cos.amax(dim=1).mean(-1)
+
+
+def covered_features(
+    responses: Float[Tensor, "instances units features"], threshold: float = MONO_THRESHOLD
+) -> Bool[Tensor, "instances features"]:
+    """Which features some unit covers, one criterion for neurons and SAE latents alike: a unit covers feature j
+    when it is monosemantic by the paper's test on its single-feature responses (``metrics.features.is_mono``:
+    max / sum of the positive part > ``threshold``, 0.999, and not dead) and j is its argmax.
+
+    ``responses[i, u, j]``: unit u's activation when feature j alone is on at amplitude 1: for EM neurons the
+    single-feature activations ``sfa`` (then the mean over features is ``em_metrics``' ``features_covered``), for
+    SAE latents the latents the SAE infers from the layer's single-feature activations (``encode`` of its true
+    directions, which are those activations)."""
+    mono = is_mono(responses, threshold)
+    hit = nnf.one_hot(responses.argmax(-1), responses.shape[-1]).bool() & mono[..., None]
+    return hit.any(-2)
 
 
 def uniqueness(cos: Float[Tensor, "instances latents features"]) -> Float[Tensor, " instances"]:
@@ -161,6 +187,33 @@ def absorption_gap(
         ok = (n1 > 0) & (n2 > 0)
         if ok.any():
             gap = (fires & only_parent).sum(0) / n1.clamp(min=1) - (fires & c_on).sum(0) / n2.clamp(min=1)
+            out[i] = gap[ok].double().mean().to(acts.dtype)
+    return out
+
+
+def pair_gap(
+    acts: Float[Tensor, "instances batch latents"], feats: Float[Tensor, "instances batch features"],
+    cos: Float[Tensor, "instances latents features"], parents: Sequence[Int[Tensor, " features"]],
+) -> Float[Tensor, " instances"]:
+    """:func:`absorption_gap` conditioned on the parent in both terms: P(parent latent fires | parent on, child off)
+    - P(it fires | parent on, child on), the mean over edges with samples in both (NaN without any). On
+    hierarchical features (a child fires only with its parent) it equals ``absorption_gap``; on features without
+    a hierarchy, with ``parents`` naming the same index pairs, it is the null baseline: how often a second active
+    feature silences the first one's latent by chance (a TopK limit, an L1 penalty), with no hierarchy to absorb."""
+    out = torch.full((acts.shape[0],), float("nan"), dtype=acts.dtype, device=acts.device)
+    for i, par in enumerate(parents):
+        par = par.to(acts.device)
+        child = (par >= 0).nonzero().flatten()
+        if child.numel() == 0:
+            continue
+        parent = par[child]
+        fires = acts[i][:, cos[i].argmax(dim=0)[parent]] != 0
+        p_on, c_on = feats[i][:, parent] != 0, feats[i][:, child] != 0
+        alone, both = p_on & ~c_on, p_on & c_on
+        n1, n2 = alone.sum(0), both.sum(0)
+        ok = (n1 > 0) & (n2 > 0)
+        if ok.any():
+            gap = (fires & alone).sum(0) / n1.clamp(min=1) - (fires & both).sum(0) / n2.clamp(min=1)
             out[i] = gap[ok].double().mean().to(acts.dtype)
     return out
 

@@ -8,7 +8,8 @@ groups). Scales: ``smoke`` (seconds, for tests) and ``quick`` (minutes on 2 CPU 
 * ``SAE-L0``: MCC against L0 and width for the four architectures on one synthetic dictionary (128 features in
   32 dims, 4 active on average).
 * ``SAE-ABS``: independent, correlated (blocks of 3, strength 0.8) and hierarchical (trees of a parent and two
-  children) features, relu_l1 and topk at four sparsities.
+  children) features, the four architectures at four sparsities each (the independent arm is the null baseline of
+  the absorption gap).
 * ``SAE-LR`` and ``SAE-TMS`` read trained toy models; their parts are made by :func:`source_sweeps` once the
   source folder exists (run ids are known only then).
 
@@ -59,7 +60,8 @@ SAE_PRESETS: dict[str, dict[str, Any]] = {
                   correlation="block", correlation_strength=0.8, hierarchy_branching=2, hierarchy_depth=2,
                   hierarchy_child_prob=0.5),
         firing=["independent", "correlated", "hierarchical"],
-        sparsity={"relu_l1": [1.0, 0.3, 0.1, 0.03], "topk": [1, 2, 4, 8]},
+        sparsity={"relu_l1": [1.0, 0.3, 0.1, 0.03], "topk": [1, 2, 4, 8], "batchtopk": [1, 2, 4, 8],
+                  "jumprelu": [0.1, 0.03, 0.01, 0.003]},
         smoke=dict(N=24, m=12, sae_width=24),
     ),
 }

@@ -3,35 +3,45 @@ study's table and a path, and returns the path (or None when there is nothing to
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from torch import Tensor
 
-from toymodels.families.sae.figures import ARCH_COLOURS, draw_matched_cosines, mcc_vs_l0_figure
+from toymodels.families.sae.figures import (
+    ARCH_COLOURS,
+    draw_matched_cosines,
+    mcc_vs_l0_figure,
+)
 from toymodels.plotting.save import new_figure, save_figure
 
 
-def plot_lr(table: pd.DataFrame, path: Path) -> Path | None:
-    """SAE-LR: per setting, the fraction of features the neurons cover and the SAEs on h and x recover, vs lr."""
-    if table.empty:
+def plot_lr(table: pd.DataFrame, path: Path, selectivity: float) -> Path | None:
+    """SAE-LR: the fraction of features the neurons, the SAE on h and the SAE on x cover (one criterion,
+    selectivity > ``selectivity``), and the SAE on h's decoder-|cos| recovery, against the source's lr: the mean
+    over seeds, each seed a faint point."""
+    if table is None or table.empty:
         return None
-    settings = list(dict.fromkeys(table["setting"]))
-    fig = new_figure(4.2 * len(settings), 3.4)
-    axes = np.atleast_1d(fig.subplots(1, len(settings), sharey=True))
-    for ax, setting in zip(axes, settings):
-        g = table[table["setting"] == setting].groupby("lr").mean(numeric_only=True).sort_index()
-        ax.plot(g.index, g["features_covered"], "o-", color="k", label="neurons: features covered (mono)")
-        ax.plot(g.index, g["recovered_h"], "s-", color="tab:blue", label="SAE on h: recovered (cos > 0.9)")
-        ax.plot(g.index, g["recovered_x"], "^-", color="tab:orange", label="SAE on x: recovered (cos > 0.9)")
-        ax.set_xscale("log")
-        ax.set_xlabel("learning rate of the toy model")
-        ax.set_title(setting, fontsize=10)
-        ax.set_ylim(-0.02, 1.02)
-    axes[0].set_ylabel("fraction of the N features")
-    axes[0].legend(fontsize=7)
+    fig = new_figure(5.6, 3.6)
+    ax = fig.subplots()
+    series = [(f"cover_neurons@{selectivity:g}", "o-", "k", "neurons: covered"),
+              (f"cover_h@{selectivity:g}", "s-", "tab:blue", "SAE on h: covered"),
+              (f"cover_x@{selectivity:g}", "^-", "tab:orange", "SAE on x: covered"),
+              ("recovered_h", "s:", "tab:blue", "SAE on h: decoder |cos| > 0.9")]
+    for column, style, colour, label in series:
+        if column not in table:
+            continue
+        g = table.groupby("lr")[column].mean().sort_index()
+        ax.plot(g.index, g.values, style, color=colour, label=label)
+        if not style.endswith(":"):
+            ax.plot(table["lr"], table[column], style[0], color=colour, alpha=0.25, ms=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate of the LR1 model")
+    ax.set_ylabel("fraction of the N features")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7)
     return save_figure(fig, path)
 
 
@@ -58,49 +68,40 @@ def plot_cosines(panels: Sequence[tuple[Tensor, Tensor, str]], path: Path) -> Pa
     return save_figure(fig, path)
 
 
-def plot_absorption(df: pd.DataFrame, path: Path) -> Path | None:
-    """SAE-ABS: MCC per firing structure and the absorption gap on hierarchical features, per architecture and
-    sparsity setting."""
-    d = df[df["status"] == "ok"] if len(df) else df
-    if d.empty:
+def plot_absorption(points: pd.DataFrame, path: Path) -> Path | None:
+    """SAE-ABS: per architecture and sparsity, the gap on hierarchical features beside the null gap of the same
+    SAEs on independent features (``judges.absorption_points``' table)."""
+    if points is None or points.empty:
         return None
-    d = d.assign(setting=[f"{a}\n{'k=' + str(k) if a != 'relu_l1' else f'l1={l1:g}'}"
-                          for a, k, l1 in zip(d["sae_arch"], d["sae_k"], d["l1"])])
-    settings = list(dict.fromkeys(d["setting"]))
-    firings = list(dict.fromkeys(d["firing"]))
-    fig = new_figure(9, 3.4)
-    ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
-    x = np.arange(len(settings))
-    w = 0.8 / len(firings)
-    for j, f in enumerate(firings):
-        vals = [d[(d["setting"] == s) & (d["firing"] == f)]["mcc"].mean() for s in settings]
-        ax1.bar(x + j * w, vals, w, label=f)
-    ax1.set_xticks(x + w * (len(firings) - 1) / 2, settings, fontsize=7)
-    ax1.set_ylabel("MCC")
-    ax1.legend(fontsize=7, loc="lower right")
-    h = d[d["firing"] == "hierarchical"]
-    if "absorption_gap" in h:
-        gaps = [h[h["setting"] == s]["absorption_gap"].mean() for s in settings]
-        ax2.bar(x, gaps, color=[ARCH_COLOURS.get(s.split("\n")[0], "0.5") for s in settings])
-        ax2.set_xticks(x, settings, fontsize=7)
-    ax2.axhline(0, color="0.3", lw=0.8)
-    ax2.set_ylabel("absorption gap (hierarchical)")
+    labels = [f"{a}\n{s}" for a, s in zip(points["sae_arch"], points["sparsity"])]
+    x = np.arange(len(points))
+    fig = new_figure(max(6.0, 0.45 * len(points) + 1.5), 3.4)
+    ax = fig.subplots()
+    colours = [ARCH_COLOURS.get(a, "0.5") for a in points["sae_arch"]]
+    ax.bar(x - 0.2, points["gap hierarchical"], 0.4, color=colours, label="hierarchical features")
+    ax.bar(x + 0.2, points["gap null (independent)"], 0.4, color=colours, alpha=0.35,
+           label="null: independent features, same pairs")
+    ax.axhline(0, color="0.3", lw=0.8)
+    ax.set_xticks(x, labels, fontsize=6)
+    ax.set_ylabel("absorption gap (mean over seeds)")
+    ax.legend(fontsize=7)
     return save_figure(fig, path)
 
 
-def plot_tms(df: pd.DataFrame, path: Path) -> Path | None:
-    """SAE-TMS: features recovered (of all, and of the represented ones) against the source's feature density."""
-    d = df[df["status"] == "ok"] if len(df) else df
-    if d.empty:
+def plot_tms(df: pd.DataFrame, path: Path, column: str) -> Path | None:
+    """SAE-TMS: the fraction of the represented features the latents cover (``column``) and the decoder-|cos|
+    recovery among them, against the TMS model's feature density, one line per l1 (mean over seeds), with the
+    represented fraction of N."""
+    if df is None or df.empty or column not in df:
         return None
     fig = new_figure(5.5, 3.6)
     ax = fig.subplots()
-    for (l1,), g in d.groupby(["l1"]):
+    for (l1,), g in df.groupby(["l1"]):
         g = g.groupby("eps").mean(numeric_only=True).sort_index()
-        ax.plot(g.index, g["features_recovered"], "o-", label=f"recovered of N, l1={l1:g}")
-        ax.plot(g.index, g["recovered_of_represented"], "s--", label=f"recovered of represented, l1={l1:g}")
-    rep = d.groupby("eps")["represented"].mean().sort_index()
-    ax.plot(rep.index, rep / d["N"].iloc[0], "k:", label="TMS: represented features / N")
+        ax.plot(g.index, g[column], "o-", label=f"covered of represented, l1={l1:g}")
+        ax.plot(g.index, g["recovered_rep"], "s--", label=f"decoder |cos| > 0.9 of represented, l1={l1:g}")
+    rep = df.groupby("eps")["represented"].mean().sort_index()
+    ax.plot(rep.index, rep / df["N"].iloc[0], "k:", label="TMS: represented features / N")
     ax.set_xscale("log")
     ax.set_xlabel("feature density 1 - S of the TMS model (superposition grows to the left)")
     ax.set_ylabel("fraction")

@@ -1,261 +1,244 @@
-"""The dictionary-learning studies (docs/dictionary_learning.md): train their sweeps and judge each question.
+"""The dictionary-learning judges: each question's verdict from its measured table (``measure``) under the rules
+(``rules``: every threshold, and what decides, in its docstring). A judge is a pure function of (table, rules), so
+:func:`judge` can ask it again with every threshold halved and doubled for the sensitivity line.
 
-Four questions, one study each (sweeps in ``toymodels.families.sae.presets``):
+* ``SAE-LR`` (a question): per learning rate of LR1, the features an SAE on the hidden layer h covers minus those
+  the neurons cover (one criterion, ``rules``), paired by source model: "more", "fewer" or "as many" when the
+  interval is beyond +-``coverage_margin`` or inside it.
+* ``SAE-L0`` (the SAE papers' claim: at the width equal to the number of true features, MCC peaks near the true
+  L0): per architecture, log2(L0 of the best-MCC SAE / true L0) per seed; "near" when its interval lies inside
+  +-log2(``l0_factor``), "far" when beyond. ``agrees`` (all near), ``disagrees`` (all far), ``partly`` (both).
+* ``SAE-ABS`` (a question): per architecture and sparsity, the absorption gap on hierarchical features minus the
+  null gap of the same SAE on independent features, paired by seed; absorption "appears" for an architecture when
+  one of its sparsities has the interval at or above ``absorption_floor``, "does not" when every one is inside
+  (or below) it.
+* ``SAE-TMS`` (a question): Spearman's rho between the TMS model's sparsity S and the fraction of its represented
+  features the SAE covers, over every (seed, density) point, with a seed-bootstrap interval against
+  ``trend_floor``.
 
-* ``SAE-LR``: the engineering route against dictionary learning on the same models: across the LR1 and LR3
-  learning-rate sweeps, how many features the EM neurons cover (``features_covered``) against how many an SAE on
-  the hidden layer h, and one on the embedding x, recovers (``features_recovered``, best |cos| > 0.9);
-* ``SAE-L0``: MCC against L0 and width for relu_l1, topk, batchtopk and jumprelu on one synthetic dictionary;
-* ``SAE-ABS``: correlated and hierarchical features: does absorption appear, and how large is the gap;
-* ``SAE-TMS``: an SAE on the TMS hidden layer across feature sparsity: recovery as superposition grows.
-
-Each judge's rule is fixed in its docstring, before any run; a judge returns a
-:class:`~toymodels.reproduce.verdict.Verdict` (``answered`` for a question with its answer in ``numbers``,
-``agrees`` / ``partly`` / ``disagrees`` for the literature's MCC-vs-L0 claim, ``inconclusive`` when the runs cannot
-tell). Source toy models are trained (or resumed) under ``out_dir/<study>-<scale>/sources``.
+A question is ``answered`` only when every point is decided, else ``inconclusive`` naming the decided ones.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
-from toymodels.config import SweepConfig
-from toymodels.families.sae.presets import sae_sweeps, source_sweeps
-from toymodels.families.sae.sources import run_config
-from toymodels.families.tms.presets import TMS_BASIC_EPS
-from toymodels.config.presets import preset
-from toymodels.families.em.presets import PAPER_STEPS, with_steps
-from toymodels.results.store import Results
-from toymodels.reproduce.study import load_for_study, train_sweep
-from toymodels.reproduce.verdict import Verdict, spearman
+from toymodels.reproduce.dictionary_learning.rules import (
+    RULES,
+    DictionaryRules,
+    coverage_column,
+)
+from toymodels.reproduce.dictionary_learning.sweeps import source_sweep  # noqa: F401  (its old home, for callers)
+from toymodels.reproduce.intervals import (
+    mean_interval,
+    paired,
+    threshold_sensitivity,
+    trend,
+)
+from toymodels.reproduce.verdict import Verdict
 
 DICTIONARY_LEARNING_CLAIMS = ("SAE-LR", "SAE-L0", "SAE-ABS", "SAE-TMS")
-#: SAE-LR trains LR1 and LR3 at quick size for this many steps (the lr effect on neurons appears by then; the
-#: bias decay of LR3 follows em_claims.sweeps' rule for cut runs)
-LR_SOURCE_STEPS = 4096
-#: a difference in recovered features smaller than this (a fraction of N) does not count
-RECOVERY_MARGIN = 0.05
-#: MCC below this for every SAE of a study: nothing was learned, the study cannot answer
-MCC_FLOOR = 0.5
-#: SAE-L0: the best L0 counts as "near the true L0" within this factor
-L0_FACTOR = 2.0
-#: SAE-ABS: a mean gap above this is absorption
-ABSORPTION_MIN = 0.1
-#: SAE-TMS: |Spearman rho| at least this gives a direction
-RHO_MIN = 0.5
+TITLES = {
+    "SAE-LR": "Engineering route vs dictionary learning on the same models (LR1)",
+    "SAE-L0": "MCC against L0 and width, four architectures",
+    "SAE-ABS": "Correlated and hierarchical features: does absorption appear beyond chance?",
+    "SAE-TMS": "An SAE on the TMS hidden layer across feature sparsity (represented features)",
+}
+PAPER = {"SAE-L0": "SAE papers (e.g. SynthSAEBench): at width = number of true features, MCC peaks near the true L0"}
 
 
-def study_root(out_dir: Path, name: str, scale: str) -> Path:
-    return Path(out_dir) / f"{name}-{scale}"
+def _undecided(points: dict[str, str], decided: Callable[[str], bool]) -> list[str]:
+    return [p for p, word in points.items() if not decided(word)]
 
 
-def run_parts(sweeps: list[SweepConfig], root: Path, train: bool, progress: bool) -> dict[str, Results]:
-    """Train (or resume, or with ``train=False`` only reload) each sweep into ``root/<sweep name>``."""
-    out = {}
-    for sw in sweeps:
-        folder = root / sw.name
-        if train:
-            out[sw.name] = train_sweep(sw, folder, progress)
-        elif (folder / "sweep.json").exists():
-            out[sw.name] = load_for_study(folder)
-    return out
-
-
-def _sqrt_decay_cut(sw: SweepConfig, steps: int | None) -> SweepConfig:
-    """The source models as this study trained them: cut to ``steps``, a bias decay scaled by sqrt(2^17/steps)
-    (suffix ``-sqrtdecay``), which kept LR3's neurons alive at 4096 steps; unchanged when ``steps`` is None."""
-    if not steps:
-        return sw
-    cut = with_steps(sw, steps)
-    if cut.base.optim.bias_decay == 0:
-        return cut
-    scaled = with_steps(sw, steps, "sqrt", reference_steps=PAPER_STEPS)
-    return SweepConfig(name=cut.name + "-sqrtdecay", base=scaled.base, grid=scaled.grid, seeds=scaled.seeds)
-
-
-def source_sweep(name: str, scale: str) -> list[SweepConfig]:
-    """The toy models a source study reads: LR1 and LR3 (SAE-LR), the TMS ReLU model across sparsity (SAE-TMS)."""
-    if name == "SAE-LR":
-        steps = LR_SOURCE_STEPS if scale == "quick" else None
-        return [_sqrt_decay_cut(preset(p, scale, 1), steps) for p in ("LR1", "LR3")]
-    base = preset("TMS-basic", scale, 1)
-    grid = {"eps": TMS_BASIC_EPS if scale == "quick" else base.grid["eps"]}
-    # pinned to the source this study was calibrated on: batch 1024 at quick scale and the TMS family's own
-    # per-matrix init, whatever budget and init scale the TMS-basic preset uses for the superposition claims
-    pinned = {"tms_variant": "relu", **({"batch_size": 1024} if scale == "quick" else {}),
-              "init_std": None}
-    sw = SweepConfig(name=f"TMS-relu-{scale}", base=base.base.replace(**pinned), grid=grid, seeds=1)
-    return [with_steps(sw, 3000)] if scale == "quick" else [sw]
-
-
-def run_study(name: str, scale: str, seeds: int, out_dir: Path, train: bool = True,
-              progress: bool = False) -> dict[str, Results]:
-    """Every results folder of study ``name``: sources as ``source:<name>``, SAE sweeps by sweep name."""
-    root = study_root(out_dir, name, scale)
-    if name in ("SAE-L0", "SAE-ABS"):
-        return run_parts(sae_sweeps(name, scale, seeds), root, train, progress)
-    sources = run_parts(source_sweep(name, scale), root / "sources", train, progress)
-    out = {f"source:{k}": v for k, v in sources.items()}
-    for res in sources.values():
-        ok = res.instances[res.instances["status"] == "ok"]
-        if ok.empty or not res.complete:
-            continue
-        runs = sorted(ok["run_id"])
-        sweeps = source_sweeps(name, res.folder, runs, run_config(res, runs[0]), scale, seeds)
-        out.update(run_parts(sweeps, root, train, progress))
-    return out
-
-
-def sparsity_label(row: pd.Series) -> str:
-    """'k=4' for the k architectures, 'l1=0.3' for the penalty ones (the other field is unused there)."""
-    return f"k={row['sae_k']}" if row["sae_arch"] in ("topk", "batchtopk") else f"l1={row['l1']:g}"
-
-
-def instances(results: dict[str, Results], prefix: str = "") -> pd.DataFrame:
-    """The instance rows of the SAE folders (names not starting with 'source:'), with their folder name."""
-    frames = [r.instances.assign(sweep=k) for k, r in results.items() if not k.startswith("source:")
-              and k.startswith(prefix)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+def _answer(claim: str, points: dict[str, str], decided: Callable[[str], bool], numbers: str, reason: str,
+            table: pd.DataFrame, **details) -> Verdict:
+    """``answered`` when every point is decided, else ``inconclusive`` naming the undecided ones."""
+    left = _undecided(points, decided)
+    if not points:
+        return Verdict(claim, TITLES[claim], "inconclusive", "no point could be judged", table=table)
+    if left:
+        reason = f"undecided at {', '.join(left)}; " + reason
+    return Verdict(claim, TITLES[claim], "inconclusive" if left else "answered", reason, numbers=numbers,
+                   table=table, details=details)
 
 
 # ---- SAE-LR ----------------------------------------------------------------------------------------------------
-def lr_table(results: dict[str, Results]) -> pd.DataFrame:
-    """One row per source instance: setting (LR1 / LR3), lr, the neurons' coverage and mono/feature, and per layer
-    the SAE's features_recovered and MCC (mean over SAE seeds)."""
-    rows = []
-    for key, src in results.items():
-        if not key.startswith("source:"):
-            continue
-        setting = key.split(":", 1)[1].split("-")[0]
-        saes = instances({k: v for k, v in results.items() if src.folder.name in k and not k.startswith("source:")})
-        for _, s in src.instances.iterrows():
-            row = {"setting": setting, "lr": s["lr"], "run_id": s["run_id"], "status": s["status"],
-                   "features_covered": s.get("features_covered"), "mono_per_feature": s.get("mono_per_feature")}
-            for layer in ("h", "x"):
-                sel = saes[(saes["source_run"] == s["run_id"]) & (saes["source_layer"] == layer)
-                           & (saes["status"] == "ok")] if len(saes) else saes
-                row[f"recovered_{layer}"] = float(sel["features_recovered"].mean()) if len(sel) else np.nan
-                row[f"mcc_{layer}"] = float(sel["mcc"].mean()) if len(sel) else np.nan
-            rows.append(row)
-    return pd.DataFrame(rows)
+LR_WORDS = {"above": "more", "below": "fewer", "within": "as many"}
 
 
-def judge_lr(table: pd.DataFrame) -> Verdict:
-    """SAE-LR, rule fixed before running: per (setting, lr) with a trained source and SAE on h, the SAE 'recovers
-    more' when its features_recovered exceeds the neurons' features_covered by RECOVERY_MARGIN, 'fewer' when it is
-    below by that margin, else 'as many'. ``answered`` with the counts per setting; ``inconclusive`` when no
-    (setting, lr) has both numbers, or every SAE on h has MCC < MCC_FLOOR (nothing learned)."""
-    t = table.dropna(subset=["features_covered", "recovered_h"]) if len(table) else table
-    title = "Engineering route vs dictionary learning on the same models (LR1, LR3)"
-    if t.empty or (t["mcc_h"] < MCC_FLOOR).all():
-        return Verdict("SAE-LR", title, "inconclusive", "no trained source with an SAE on h that learned anything",
-                       table=table)
-    parts, reasons = [], []
-    for setting, g in t.groupby("setting", sort=False):
-        diff = g["recovered_h"] - g["features_covered"]
-        more, fewer = int((diff > RECOVERY_MARGIN).sum()), int((diff < -RECOVERY_MARGIN).sum())
-        parts.append(f"{setting}: SAE on h recovers more at {more}/{len(g)} lrs, fewer at {fewer}")
-        reasons.append(f"{setting}: neurons cover {g['features_covered'].mean():.2f} of the features on average "
-                       f"over the lrs (max {g['features_covered'].max():.2f}), an SAE on h recovers "
-                       f"{g['recovered_h'].mean():.2f} (max {g['recovered_h'].max():.2f}) and one on x "
-                       f"{g['recovered_x'].mean():.2f}")
-    return Verdict("SAE-LR", title, "answered", "; ".join(reasons) + ".", numbers="; ".join(parts), table=table)
+def judge_lr(table: pd.DataFrame, rules: DictionaryRules = RULES) -> Verdict:
+    """SAE-LR (module docstring): per lr, ``paired(SAE on h, neurons)`` over seeds of the covered fraction at
+    ``rules.selectivity``; a point is unclear when its interval straddles the margin or its SAEs on h have a mean
+    MCC below ``mcc_floor``."""
+    need = {coverage_column("cover_neurons", rules.selectivity), coverage_column("cover_h", rules.selectivity)}
+    if table is None or table.empty or not need <= set(table.columns):
+        return Verdict("SAE-LR", TITLES["SAE-LR"], "inconclusive", "no trained source with an SAE on h", table=table)
+    neurons, sae = (coverage_column(p, rules.selectivity) for p in ("cover_neurons", "cover_h"))
+    points, rows = {}, []
+    for lr, g in table.sort_values(["lr", "seed"]).groupby("lr"):
+        iv = paired(g[sae], g[neurons])
+        word = LR_WORDS.get(iv.versus(rules.coverage_margin), "unclear")
+        if g["mcc_h"].mean() < rules.mcc_floor:
+            word = "unclear (the SAEs on h learned nothing)"
+        points[f"lr {lr:g}"] = word
+        rows.append({"lr": lr, "seeds": len(g), "neurons cover": g[neurons].mean(), "SAE on h covers": g[sae].mean(),
+                     "SAE - neurons (95% CI)": iv.text(), "answer": word,
+                     "SAE on h recovers (cos)": g["recovered_h"].mean(), "MCC h": g["mcc_h"].mean(),
+                     "best cos h": g["best_cos_h"].mean(),
+                     "SAE on x covers": g[coverage_column("cover_x", rules.selectivity)].mean()
+                     if coverage_column("cover_x", rules.selectivity) in g else np.nan,
+                     "SAE on x recovers (cos)": g["recovered_x"].mean() if "recovered_x" in g else np.nan})
+    summary = pd.DataFrame(rows)
+    numbers = "; ".join(f"{p}: {w}" for p, w in points.items())
+    per_lr = "; ".join(f"lr {r['lr']:g}: {r['SAE - neurons (95% CI)']} ({r['answer']})" for r in rows)
+    reason = (f"features covered (selectivity > {rules.selectivity:g}) by the SAE on h minus by the neurons, per lr, "
+              f"paired by source model: {per_lr}; margin +-{rules.coverage_margin:g}.")
+    return _answer("SAE-LR", points, lambda w: w in LR_WORDS.values(), numbers, reason, summary)
 
 
 # ---- SAE-L0 ----------------------------------------------------------------------------------------------------
-def judge_l0(df: pd.DataFrame) -> Verdict:
-    """SAE-L0, rule fixed before running. The claim (SAE papers' MCC-vs-L0 curves, e.g. SynthSAEBench): at the
-    width equal to the number of true features, MCC is highest at an L0 near the true L0. Per architecture, the
-    L0 of its best-MCC SAE at that width is 'near' within a factor L0_FACTOR of the true L0. ``agrees`` when near
-    for every architecture, ``disagrees`` for none, else ``partly``; ``inconclusive`` when no SAE at that width
-    reaches MCC_FLOOR."""
-    title = "MCC against L0 and width, four architectures"
-    d = df[df["status"] == "ok"] if len(df) else df
-    N = int(d["N"].iloc[0]) if len(d) else 0
-    at_n = d[d["sae_width"] == N] if len(d) else d
-    if at_n.empty or at_n["mcc"].max() < MCC_FLOOR:
-        return Verdict("SAE-L0", title, "inconclusive", f"no SAE of width {N} reached MCC {MCC_FLOOR}", table=df)
-    true_l0 = float(d["true_l0"].mean())
-    near, bits = [], []
+def judge_l0(table: pd.DataFrame, rules: DictionaryRules = RULES) -> Verdict:
+    """SAE-L0 (module docstring): per architecture at width N, the per-seed best-MCC SAE's log2(L0 / true L0),
+    a t interval over seeds against +-log2(``l0_factor``); unclear when it straddles the floor or the best MCC's
+    mean is below ``mcc_floor``. ``agrees`` / ``disagrees`` / ``partly`` from the decided architectures when none
+    is unclear, else ``inconclusive``."""
+    title = TITLES["SAE-L0"]
+    if table is None or table.empty:
+        return Verdict("SAE-L0", title, "inconclusive", "no SAE trained", table=table)
+    N = int(table["N"].iloc[0])
+    at_n = table[table["sae_width"] == N]
+    points, bits = {}, []
     for arch, g in at_n.groupby("sae_arch", sort=False):
-        best = g.sort_values("mcc", ascending=False).iloc[0]
-        ok = 1 / L0_FACTOR <= best["l0"] / true_l0 <= L0_FACTOR
-        near.append(ok)
-        bits.append(f"{arch}: best MCC {best['mcc']:.3f} at L0 {best['l0']:.2f}{'' if ok else ' (far)'}")
-    widths = d.groupby("sae_width")["mcc"].max()
-    verdict = "agrees" if all(near) else "disagrees" if not any(near) else "partly"
-    reason = (f"true L0 {true_l0:.2f}; at width {N}: " + "; ".join(bits) + ". Best MCC per width: "
-              + ", ".join(f"{w}: {m:.3f}" for w, m in widths.items()) + ".")
-    return Verdict("SAE-L0", title, verdict, reason, numbers="; ".join(bits),
-                   paper="SAE papers: MCC peaks near the true L0", table=df)
+        best = g.loc[g.groupby("seed")["mcc"].idxmax()]
+        iv = mean_interval(np.log2(best["l0"].clip(lower=1e-9) / best["true_l0"]))
+        word = {"within": "near", "above": "far (denser)", "below": "far (sparser)"}.get(
+            iv.versus(rules.l0_log2_floor), "unclear")
+        if best["mcc"].mean() < rules.mcc_floor:
+            word = "unclear (best MCC below the floor)"
+        points[arch] = word
+        bits.append(f"{arch}: best MCC {best['mcc'].mean():.3f} at L0 {best['l0'].mean():.2f}, log2(L0 / true L0) "
+                    f"{iv.text()} ({word})")
+    widths = width_table(table)
+    true_l0 = float(table["true_l0"].mean())
+    reason = (f"true L0 {true_l0:.2f}; at width {N} (= the number of true features), per architecture over seeds: "
+              + "; ".join(bits) + f"; 'near' within a factor {rules.l0_factor:g}.")
+    left = [a for a, w in points.items() if w.startswith("unclear")]
+    near = [a for a, w in points.items() if w == "near"]
+    if not points or left:
+        word = "inconclusive"
+        reason = (f"undecided for {', '.join(left)}; " if left else "no SAE at width N; ") + reason
+    else:
+        word = "agrees" if len(near) == len(points) else "disagrees" if not near else "partly"
+    return Verdict("SAE-L0", title, word, reason, numbers="; ".join(f"{a}: {w}" for a, w in points.items()),
+                   paper=PAPER["SAE-L0"], table=widths)
+
+
+def width_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per architecture and width: the best MCC (over min(latents, features) matched pairs) and the best mean over
+    true features of the best |cos| (every feature counts: the comparison across widths), each a t interval over
+    the per-seed best."""
+    rows = []
+    for (arch, width), g in table.groupby(["sae_arch", "sae_width"], sort=False):
+        per_seed = g.groupby("seed")[["mcc", "best_cos"]].max()
+        rows.append({"sae_arch": arch, "sae_width": int(width), "best MCC (95% CI)":
+                     mean_interval(per_seed["mcc"]).text(signed=False),
+                     "best mean best-|cos| (95% CI)": mean_interval(per_seed["best_cos"]).text(signed=False)})
+    return pd.DataFrame(rows)
 
 
 # ---- SAE-ABS ---------------------------------------------------------------------------------------------------
-def judge_absorption(df: pd.DataFrame) -> Verdict:
-    """SAE-ABS, rule fixed before running: absorption 'appears' for an architecture when the mean absorption gap
-    of its SAEs on hierarchical features exceeds ABSORPTION_MIN. ``answered`` with the gaps per architecture and
-    sparsity and the MCC per firing structure; ``inconclusive`` when the hierarchical SAEs all have MCC below
-    MCC_FLOOR (their parent latents are not parent directions)."""
-    title = "Correlated and hierarchical features: does absorption appear?"
-    d = df[df["status"] == "ok"] if len(df) else df
-    hier = d[d["firing"] == "hierarchical"] if len(d) else d
-    if hier.empty or hier["mcc"].max() < MCC_FLOOR or "absorption_gap" not in hier:
-        return Verdict("SAE-ABS", title, "inconclusive", "no hierarchical SAE learned its dictionary", table=df)
-    gaps = hier.groupby("sae_arch", sort=False)["absorption_gap"].agg(["mean", "max"])
-    appears = [a for a, g in gaps.iterrows() if g["mean"] > ABSORPTION_MIN]
-    mcc = d.groupby("firing", sort=False)["mcc"].mean()
-    numbers = "; ".join(f"{a}: gap {g['mean']:.2f} (max {g['max']:.2f})" for a, g in gaps.iterrows())
-    answer = (f"Absorption appears for {', '.join(appears)}" if appears
-              else f"No architecture has a mean gap above {ABSORPTION_MIN}")
-    reason = (f"{answer}. Mean absorption gap per architecture on hierarchical features: {numbers}. Mean MCC per "
-              "firing structure: " + ", ".join(f"{f} {m:.3f}" for f, m in mcc.items()) + ".")
-    return Verdict("SAE-ABS", title, "answered", reason, numbers=numbers, table=df)
+def absorption_points(table: pd.DataFrame, rules: DictionaryRules) -> pd.DataFrame:
+    """One row per (architecture, sparsity): hierarchical and null gaps, their paired difference and its word."""
+    rows = []
+    for (arch, sparsity), g in table.groupby(["sae_arch", "sparsity"], sort=False):
+        hier = g[g["firing"] == "hierarchical"].set_index("seed")
+        null = g[g["firing"] == "independent"].set_index("seed")
+        seeds = sorted(set(hier.index) & set(null.index))
+        iv = paired(hier.loc[seeds, "gap"], null.loc[seeds, "gap"])
+        word = {"above": "absorption", "within": "none beyond chance", "below": "below chance"}.get(
+            iv.versus(rules.absorption_floor), "unclear")
+        if len(hier) and hier["mcc"].mean() < rules.mcc_floor:
+            word = "unclear (MCC below the floor)"
+        rows.append({"sae_arch": arch, "sparsity": sparsity, "seeds": len(seeds), "gap hierarchical":
+                     hier["gap"].mean(), "gap null (independent)": null["gap"].mean(),
+                     "hierarchical - null (95% CI)": iv.text(), "answer": word, "MCC hierarchical": hier["mcc"].mean(),
+                     "MCC independent": null["mcc"].mean(),
+                     "MCC correlated": g[g["firing"] == "correlated"]["mcc"].mean()})
+    return pd.DataFrame(rows)
+
+
+def judge_absorption(table: pd.DataFrame, rules: DictionaryRules = RULES) -> Verdict:
+    """SAE-ABS (module docstring): per architecture, "appears" when some sparsity's paired interval of
+    (hierarchical gap - null gap) is at or above ``absorption_floor``, "does not appear" when every sparsity's lies
+    inside (or below) it, else unclear."""
+    if table is None or table.empty or "gap" not in table or not (table["firing"] == "hierarchical").any():
+        return Verdict("SAE-ABS", TITLES["SAE-ABS"], "inconclusive", "no hierarchical SAE trained", table=table)
+    pts = absorption_points(table, rules)
+    points = {}
+    for arch, g in pts.groupby("sae_arch", sort=False):
+        words = list(g["answer"])
+        points[arch] = ("appears" if "absorption" in words else "does not appear"
+                        if all(w in ("none beyond chance", "below chance") for w in words) else "unclear")
+    numbers = "; ".join(f"{a}: {w}" for a, w in points.items())
+    reason = ("absorption gap on hierarchical features minus the null gap of the same SAEs on independent "
+              f"features (same parent-child index pairs), paired by seed, floor {rules.absorption_floor:g}: "
+              + "; ".join(f"{r['sae_arch']} {r['sparsity']}: {r['hierarchical - null (95% CI)']} ({r['answer']})"
+                         for r in pts.to_dict("records")) + ".")
+    return _answer("SAE-ABS", points, lambda w: w != "unclear", numbers, reason, pts)
 
 
 # ---- SAE-TMS ---------------------------------------------------------------------------------------------------
-def tms_table(results: dict[str, Results]) -> pd.DataFrame:
-    """One row per SAE on the TMS hidden layer with its source's sparsity and represented features."""
-    srcs = [r for k, r in results.items() if k.startswith("source:")]
-    d = instances(results)
-    if not srcs or d.empty:
-        return pd.DataFrame()
-    src = srcs[0].instances.set_index("run_id")
-    d = d.assign(eps=d["source_run"].map(src["eps"]), represented=d["source_run"].map(src["represented_features"]))
-    d["sparsity"] = 1 - d["eps"]
-    d["recovered_of_represented"] = (d["features_recovered"] * d["N"] / d["represented"].clip(lower=1)).clip(upper=1)
-    return d
+def tms_points(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    """One point per (source seed, density): ``column`` averaged over the SAEs' l1 settings."""
+    return table.groupby(["source_seed", "eps"], as_index=False)[[column, "S", "represented"]].mean()
 
 
-def judge_tms(df: pd.DataFrame) -> Verdict:
-    """SAE-TMS, rule fixed before running: Spearman's rho between the source's sparsity S = 1 - eps and the
-    fraction of features the SAE recovers (ok SAEs, every l1). ``answered``: recovery rises with superposition when
-    rho >= RHO_MIN, falls when rho <= -RHO_MIN; ``inconclusive`` for a weaker rho or fewer than three sparsities."""
-    title = "An SAE on the TMS hidden layer across feature sparsity"
-    d = df[df["status"] == "ok"] if len(df) else df
-    if d.empty or d["eps"].nunique() < 3:
-        return Verdict("SAE-TMS", title, "inconclusive", "fewer than three sparsities trained", table=df)
-    rho = spearman(d["sparsity"], d["features_recovered"])
-    by = d.groupby("eps")[["represented", "features_recovered", "mcc"]].mean().sort_index(ascending=False)
-    numbers = ", ".join(f"1-S={e:g}: {r['features_recovered']:.2f} recovered ({r['represented']:.0f} represented)"
-                        for e, r in by.iterrows())
-    if abs(rho) < RHO_MIN:
-        return Verdict("SAE-TMS", title, "inconclusive", f"Spearman rho {rho:.2f} (|rho| < {RHO_MIN}); {numbers}",
-                       numbers=numbers, table=df)
-    direction = "rises" if rho > 0 else "falls"
-    return Verdict("SAE-TMS", title, "answered",
-                   f"recovery {direction} as superposition grows (Spearman rho {rho:.2f} between S and the fraction "
-                   f"of features recovered); {numbers}", numbers=f"rho {rho:.2f}; {numbers}", table=df)
+def judge_tms(table: pd.DataFrame, rules: DictionaryRules = RULES) -> Verdict:
+    """SAE-TMS (module docstring): ``trend(S, covered fraction of the represented features, seeds)`` over every
+    (seed, density) point; rises / falls when rho's interval is at or beyond +-``trend_floor``, "no trend" when
+    inside, else inconclusive (also with fewer than three densities or two seeds)."""
+    title = TITLES["SAE-TMS"]
+    column = coverage_column("cover_rep", rules.selectivity)
+    if table is None or table.empty or column not in table:
+        return Verdict("SAE-TMS", title, "inconclusive", "no SAE on a TMS model trained", table=table)
+    pts = tms_points(table, column)
+    if pts["eps"].nunique() < 3 or pts["source_seed"].nunique() < 2:
+        return Verdict("SAE-TMS", title, "inconclusive", "fewer than three densities or two seeds trained",
+                       table=table)
+    tr = trend(pts["S"], pts[column], pts["source_seed"])
+    word = {"above": "rises", "below": "falls", "within": "shows no trend"}.get(tr.interval.versus(rules.trend_floor))
+    dense = pts[pts["eps"] < pts["eps"].max()]
+    no_dense = trend(dense["S"], dense[column], dense["source_seed"])
+    by = table.groupby("eps")[["represented", column, "recovered_rep", "features_recovered"]].mean()
+    per_eps = ", ".join(f"1-S={e:g}: {r[column]:.2f} of {r['represented']:.1f} represented covered"
+                        for e, r in by.sort_index(ascending=False).iterrows())
+    recovered = tms_points(table, "recovered_rep")
+    cos_trend = trend(recovered["S"], recovered["recovered_rep"], recovered["source_seed"])
+    reason = (f"over {len(pts)} (seed, density) points, the fraction of represented features (||W_i|| > "
+              f"{rules.represented_norm:g}) the SAE's latents cover: {tr.text()}; floor +-{rules.trend_floor:g}. "
+              f"Without the densest level: {no_dense.text()}. Decoder |cos| > {rules.recovered_cos:g} among the "
+              f"represented features instead: {cos_trend.text()}. {per_eps}.")
+    if word is None:
+        return Verdict("SAE-TMS", title, "inconclusive", "rho's interval straddles the floor; " + reason,
+                       numbers=tr.text(), table=table)
+    return Verdict("SAE-TMS", title, "answered", f"coverage of the represented features {word} as superposition "
+                   f"grows; " + reason, numbers=f"{word}: {tr.text()}", table=table)
 
 
-def judge(name: str, results: dict[str, Results]) -> Verdict:
-    """The verdict of study ``name`` from its results folders."""
-    if name == "SAE-LR":
-        return judge_lr(lr_table(results))
-    if name == "SAE-L0":
-        return judge_l0(instances(results))
-    if name == "SAE-ABS":
-        return judge_absorption(instances(results))
-    return judge_tms(tms_table(results))
+JUDGES: dict[str, Callable[[pd.DataFrame, DictionaryRules], Verdict]] = {
+    "SAE-LR": judge_lr, "SAE-L0": judge_l0, "SAE-ABS": judge_absorption, "SAE-TMS": judge_tms}
+
+
+def judge(name: str, table: pd.DataFrame) -> Verdict:
+    """The verdict of question ``name`` under ``RULES``, with how it moves when every threshold is halved or
+    doubled (``details["thresholds"]``, and the reason's last sentence)."""
+    v = JUDGES[name](table, RULES)
+    moved = threshold_sensitivity(lambda f: JUDGES[name](table, RULES.scaled(f)).verdict, v.verdict)
+    reason = v.reason if v.reason.endswith(".") else v.reason + "."
+    return Verdict(v.claim, v.title, v.verdict, f"{reason} Thresholds: {moved}.", numbers=v.numbers,
+                   paper=v.paper, table=v.table, checks=v.checks, figure=v.figure,
+                   details={**v.details, "thresholds": moved}, by_rules=v.by_rules)
