@@ -14,11 +14,11 @@ __version__ = package_version()
 # The families register themselves on import: every config check and every run needs them.
 from toymodels.families.em import analysis  # noqa: E402
 from toymodels import families  # noqa: E402
-from toymodels.api import load, preset, presets, run  # noqa: E402
+from toymodels.api import load, load_parts, preset, presets, run  # noqa: E402
 from toymodels.config import ConfigError, ExperimentConfig, SweepConfig  # noqa: E402
 from toymodels.results.store import Results, ResultsError  # noqa: E402
 
 __all__ = [
     "ConfigError", "ExperimentConfig", "Results", "ResultsError", "SweepConfig",
-    "analysis", "families", "load", "preset", "presets", "run", "__version__",
+    "analysis", "families", "load", "load_parts", "preset", "presets", "run", "__version__",
 ]

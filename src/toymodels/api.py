@@ -1,4 +1,4 @@
-"""The Python API: ``preset``, ``presets``, ``run`` and ``load``.
+"""The Python API: ``preset``, ``presets``, ``run``, ``load`` and ``load_parts``.
 
 Bad input raises ``ConfigError`` (a config, an argument) or ``ResultsError`` (a results folder), each with a
 one-line message naming what was given; the environment (a full disk, no permission) raises ``OSError``.
@@ -17,6 +17,7 @@ from pathlib import Path
 from toymodels.config import ConfigError, ExperimentConfig, SweepConfig
 from toymodels.config.presets import PRESETS, Preset
 from toymodels.config.presets import preset as preset
+from toymodels.report.parts import find_study
 from toymodels.results import store
 from toymodels.results.store import Results, ResultsError
 from toymodels.running.exits import check_path
@@ -25,10 +26,33 @@ from toymodels.running.tracking import mirror_for
 
 
 def load(folder: str | Path) -> Results:
-    """Read a results folder (JSON, Parquet, safetensors only; nothing is unpickled); ResultsError if it cannot be."""
+    """Read a results folder (JSON, Parquet, safetensors only; nothing is unpickled); ResultsError if it cannot be.
+    The folder of a multi-part preset's parts (``toymodels run OPT1 --out DIR``) is refused in one line naming its
+    parts: :func:`load_parts` reads them all."""
     if not isinstance(folder, (str, Path)):
         raise ResultsError(f"tm.load needs the path of a results folder (got {type(folder).__name__})")
+    study = find_study(folder)
+    if study is not None:
+        raise ResultsError(f"{folder}: the folder of {study.preset}'s parts ({', '.join(p.name for p in study.parts)}),"
+                           f" not one results folder; tm.load('{study.parts[0]}') reads one part, "
+                           f"tm.load_parts('{folder}') all of them")
     return store.load(folder)
+
+
+def load_parts(folder: str | Path) -> dict[str, Results]:
+    """Every part of a multi-part preset's folder, by part name, in the preset's order (parts not started are left
+    out); ResultsError when ``folder`` is not such a folder.
+
+    Example:
+        >>> parts = tm.load_parts("runs/OPT1-quick")          # doctest: +SKIP
+        >>> list(parts)[:2]                                     # doctest: +SKIP
+        ['OPT1-LR1-lamb', 'OPT1-LR1-adam']
+    """
+    study = find_study(folder) if isinstance(folder, (str, Path)) else None
+    if study is None:
+        raise ResultsError(f"{folder}: not the folder of a multi-part preset's parts (tm.load reads one results "
+                           "folder)")
+    return {part.name: store.load(part) for part in study.parts}
 
 
 def presets() -> list[Preset]:

@@ -38,6 +38,8 @@ from toymodels.running.launch import latest_tasks, task_log, task_states
 from toymodels.running.plan import estimate_seconds, instance_records, instance_steps, plan
 from toymodels.config.presets import PRESETS, SCALES, resolve_sweep  # noqa: F401  (tests build sweeps with it)
 from toymodels.report.html import summary_text, write_report
+from toymodels.report.parts import find_study
+from toymodels.report.study import study_text, write_study_report
 from toymodels.running.runner import state_step
 from toymodels.results.store import ResultsError, done_groups, load, merge_tables, read_sweep
 from toymodels.running.sweep import run_sweep
@@ -45,6 +47,7 @@ from toymodels.running.tracking import mirror_for
 from toymodels.engine.train import TrainingInterrupted
 from toymodels.engine.process import allocator_tuning_allowed
 
+FOLDER_HELP = "a results folder, or the folder of a multi-part preset's parts (toymodels run OPT1)"
 #: the arguments of the command being run (``resume_command`` repeats them)
 _ARGV: ContextVar["list[str] | None"] = ContextVar("toymodels_argv", default=None)
 
@@ -169,6 +172,8 @@ def run(
             run(part, scale, set_, sweep_, seeds, root / part, device, threads, resume, dry_run, report, progress,
                 backend, slurm_partition, slurm_gpus_per_task, slurm_cpus_per_task, slurm_time, max_parallel, detach,
                 wandb)
+        if report and not dry_run and not detach and (study := find_study(root)) is not None:
+            typer.echo(f"study report: {write_study_report(study, redraw=False)}")  # beside the parts' own
         return
 
     if threads is not None:
@@ -250,22 +255,27 @@ def _human(seconds: float) -> str:
 
 
 @app.command()
-def report(folder: Path = typer.Argument(..., help="a results folder")) -> None:
+def report(folder: Path = typer.Argument(..., help=FOLDER_HELP)) -> None:
     """(Re)draw figures/*.png and report.html from a saved results folder and print its summary table."""
+    study = find_study(folder)  # a multi-part preset's folder: every part's report, then the study's
     try:
-        results = load(folder)
-        path = write_report(results)
+        path = write_report(results := load(folder)) if study is None else write_study_report(study)
     except (ConfigError, ResultsError) as err:
         _fail(str(err))
-    typer.echo(summary_text(results))
+    typer.echo(summary_text(results) if study is None else study_text(study))
     typer.echo(f"report: {path}")
 
 
 @app.command()
-def status(folder: Path = typer.Argument(..., help="a results folder")) -> None:
+def status(folder: Path = typer.Argument(..., help=FOLDER_HELP)) -> None:
     """Groups done / total, each unfinished group's SLURM task with its state and log; merges the finished groups."""
     if not folder.is_dir():
         _fail(f"{folder}: no such results folder")
+    if (study := find_study(folder)) is not None:  # a multi-part preset's folder: each part's status in turn
+        typer.echo(study.heading())
+        for part in study.parts:
+            status(part)
+        return
     try:
         sweep, _ = read_sweep(folder)
         groups = plan(sweep)

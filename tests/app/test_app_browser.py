@@ -38,6 +38,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "ci-artifacts" / "app"
 START_TIMEOUT_S = 60  # server up (imports torch on a loaded 2-core machine)
 FIRST_RENDER_TIMEOUT_MS = 90_000  # the first script run imports torch and reads the results
 STEP_TIMEOUT_MS = 30_000  # each later interaction
+STUDY_PARTS = ("SAE-ABS-relu_l1", "SAE-ABS-topk")  # the parts of the study folder the test trains
 
 
 def _need_browser() -> None:
@@ -62,8 +63,10 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def results_root(tmp_path_factory) -> Path:
-    """runs/LR1-smoke (trained), runs/damaged (a group table overwritten: the group is left out), runs/running (no group finished, a live
-    process holds its lock: this test) and runs/stopped (no group finished, nobody writing it)."""
+    """runs/LR1-smoke (trained), runs/damaged (a group table overwritten: the group is left out), runs/running (no
+    group finished, a live process holds its lock: this test) and runs/stopped (no group finished, nobody writing
+    it); one folder of each other family (runs/sae-topk, runs/TMS-intro-smoke, runs/PC-kurtosis-smoke) and a
+    multi-part preset's folder (runs/SAE-ABS-smoke, two parts)."""
     _need_browser()
     root = tmp_path_factory.mktemp("runs")
     run_sweep(preset("LR1", scale="smoke"), root / "LR1-smoke", progress=False)
@@ -71,6 +74,10 @@ def results_root(tmp_path_factory) -> Path:
     (root / "damaged" / "groups" / "g000" / "instances.parquet").write_bytes(b"PAR1 this is not a parquet file")
     sae = sae_config(sae_arch="topk", l1=0.0)
     run_sweep(SweepConfig(name="sae-topk", base=sae, grid={"sae_k": [1, 3]}), root / "sae-topk", progress=False)
+    for name in ("TMS-intro", "PC-kurtosis"):  # one folder of each family
+        run_sweep(preset(name, scale="smoke"), root / f"{name}-smoke", progress=False)
+    for part in STUDY_PARTS:  # a multi-part preset's folder, two of its parts trained
+        run_sweep(preset(part, scale="smoke"), root / "SAE-ABS-smoke" / part, progress=False)
     for name in ("running", "stopped"):
         (root / name).mkdir()
         shutil.copy(root / "LR1-smoke" / "sweep.json", root / name / "sweep.json")
@@ -157,6 +164,11 @@ def test_dashboard_in_browser(app_url, results_root, capsys):
             expect(page.locator(".st-key-mechanism")).to_contain_text("rank of broad block")
             assert main.get_by_test_id("stException").count() == 0
             page.screenshot(path=ARTIFACTS / "01-overview.png")
+            # the polytope lens: one instance's slice through two features' plane, and the lens against lr
+            lens_slice = page.locator(".st-key-polytope-slice .js-plotly-plot")
+            expect(lens_slice).to_be_visible()
+            expect(page.locator(".st-key-polytope-lens .js-plotly-plot")).to_be_visible()
+            lens_slice.screenshot(path=ARTIFACTS / "01b-polytope-slice.png")
             training.screenshot(path=ARTIFACTS / "02-training.png")
 
             # Choosing another instance redraws the heatmap with that instance's activations.
@@ -187,6 +199,38 @@ def test_dashboard_in_browser(app_url, results_root, capsys):
             assert page.locator(".st-key-sfa-figure").count() == 0
             assert main.get_by_test_id("stException").count() == 0
             page.screenshot(path=ARTIFACTS / "05-sae.png")
+
+            # TMS and the quadratic model show their own panels: the feature geometry, the capacity view.
+            for name, key, text in (("TMS-intro-smoke", "tms", "represented features"),
+                                    ("PC-kurtosis-smoke", "pc", "kurtosis K")):
+                sweeps.get_by_text(name, exact=True).click()
+                expect(main.get_by_role("heading", name=name)).to_be_visible()
+                figure = page.locator(f".st-key-{key}-figure .js-plotly-plot")
+                expect(figure.first).to_be_visible()
+                expect(figure).to_have_count(1)
+                expect(page.locator(f".st-key-{key}-figure .gtitle")).to_contain_text("r0000")
+                expect(page.locator(f".st-key-{key}-metrics")).to_contain_text(text)
+                assert page.locator(".st-key-sfa-figure").count() == 0
+                assert page.locator(".st-key-sae-figure").count() == 0
+                assert main.get_by_test_id("stException").count() == 0
+                page.screenshot(path=ARTIFACTS / f"05-{key}.png")
+            expect(page.locator(".st-key-tms-plane .js-plotly-plot")).to_have_count(0)  # (the quadratic page now)
+
+            # A multi-part preset's folder is one entry: its parts as one study, and each part on request.
+            expect(sweeps).not_to_contain_text("SAE-ABS-smoke/")
+            sweeps.get_by_text("SAE-ABS-smoke", exact=True).click()
+            expect(main.get_by_role("heading", name="SAE-ABS-smoke")).to_be_visible()
+            for part in STUDY_PARTS:
+                expect(page.locator(".st-key-study-parts")).to_contain_text(part)
+            expect(page.locator(".st-key-study-figure .js-plotly-plot")).to_be_visible()
+            expect(page.locator(".st-key-sae-mcc-l0 .js-plotly-plot")).to_be_visible()
+            expect(page.locator(".st-key-study-summary [data-testid=stDataFrame]")).to_be_visible()
+            assert main.get_by_test_id("stException").count() == 0
+            page.screenshot(path=ARTIFACTS / "05-study.png")
+            main.get_by_test_id("stRadio").filter(has_text="all parts").get_by_text(STUDY_PARTS[1], exact=True).click()
+            expect(page.locator(".st-key-sae-figure .js-plotly-plot").first).to_be_visible()
+            expect(page.locator(".st-key-study-summary")).to_have_count(0)
+            assert main.get_by_test_id("stException").count() == 0
 
             # A damaged group is named with its file and left out (its table fails DONE's record), not a traceback.
             sweeps.get_by_text("damaged", exact=True).click()

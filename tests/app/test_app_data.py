@@ -69,3 +69,25 @@ def test_base_config_facts_are_the_familys_fields(diverging_results):
     assert "task=" not in facts and "lr=" not in facts  # the task is shown apart; lr is swept
     tms_fields = [f for f in get_family("tms").fields if f in base and f != "task"]
     assert [part.split("=")[0] for part in model_facts(as_model(diverging_results, "tms")).split(", ")] == tms_fields
+
+
+def test_a_multi_part_preset_s_folder_is_found_as_one_entry(tmp_path):
+    from toymodels.config.presets import PRESETS
+
+    parts = PRESETS["OPT1"].part_names()
+    for name in parts[:2]:
+        (tmp_path / "OPT1-quick" / name).mkdir(parents=True)
+        (tmp_path / "OPT1-quick" / name / "sweep.json").write_text("{}")
+    (tmp_path / "project" / "LR1").mkdir(parents=True)  # a folder of unrelated sweeps is still looked into
+    (tmp_path / "project" / "LR1" / "sweep.json").write_text("{}")
+    assert [p.relative_to(tmp_path).as_posix() for p in find_results(tmp_path)] == ["OPT1-quick", "project/LR1"]
+    assert find_results(tmp_path / "OPT1-quick") == [tmp_path / "OPT1-quick"]
+
+
+def test_the_config_table_lists_the_fields_the_family_reads(diverging_results):
+    from toymodels.app.data import config_table
+
+    table = config_table(diverging_results)
+    assert {"N", "k", "optimizer"} <= set(table["field"]) and not {"sae_arch", "kurtosis", "tms_variant"} & set(
+        table["field"])
+    assert table.set_index("field").loc["N", "meaning"] == "number of features"

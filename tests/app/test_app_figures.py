@@ -35,3 +35,28 @@ def test_axis_helpers():
     x = np.arange(1, 10_001, dtype=float)
     tx, ty = app_figures.thin_log(x, x)
     assert len(tx) <= app_figures.MAX_CURVE_POINTS and tx[0] == 1 and tx[-1] == 10_000
+
+
+def test_the_swept_values_keep_their_ticks_and_crowded_labels_go(diverging_results):
+    """LR1's six learning rates on a third of the page: 0.005, 0.007 and 0.01 cannot all be labelled."""
+    lrs = [0.001, 0.003, 0.005, 0.007, 0.01, 0.03]
+    inst = diverging_results.instances.copy()
+    inst["lr"] = lrs[:len(inst)]
+    inst["status"] = "ok"
+    fig = app_figures.sweep_figure(diverging_results, inst, "lr", ["final_loss", "mono_per_feature",
+                                                                   "features_covered"])
+    axis = fig.layout.xaxis
+    assert list(axis.tickvals) == lrs
+    assert axis.ticktext[0] == "0.001" and axis.ticktext[-1] == "0.03" and "" in axis.ticktext
+    assert "0.01" in axis.ticktext  # the round value is kept before its crowded neighbours
+    wide = app_figures.sweep_figure(diverging_results, inst, "lr", ["final_loss"])
+    assert list(wide.layout.xaxis.ticktext) == [str(v) for v in lrs]  # across the page, every label fits
+
+
+def test_a_study_s_figure_has_one_box_per_part_and_metric(diverging_results):
+    inst = diverging_results.instances.assign(part=["a", "a", "b", "b", "c", "c"])
+    fig = app_figures.parts_figure(inst, str, ["final_loss", "mono_per_feature"])
+    ok = inst[inst["status"] == "ok"]
+    parts = list(dict.fromkeys(ok["part"]))
+    assert [t.name for t in fig.data] == parts * 2
+    assert [len(t.y) for t in fig.data[:len(parts)]] == [int((ok["part"] == p).sum()) for p in parts]

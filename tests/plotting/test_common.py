@@ -15,6 +15,7 @@ from toymodels.report.figures import (
     is_log_spaced,
 )
 from toymodels.plotting.common import SINGLE_COLOUR, instance_title
+from toymodels.report.polytope import POLYTOPE_FIGURES
 
 
 def test_every_figure_is_written_as_a_png(reported):
@@ -22,7 +23,7 @@ def test_every_figure_is_written_as_a_png(reported):
     files = sorted((results.folder / "figures").glob("*.png"))
     specs = figure_specs(results)
     assert [f.stem for f in files] == sorted(s.name for s in specs) == sorted(
-        ["training", "swept", "sfa", "bias", "probe", "mechanism"])
+        ["training", "swept", "sfa", "bias", "probe", "mechanism", *(s.name for s in POLYTOPE_FIGURES)])
     for f in files:
         data = f.read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 10_000, f.name
@@ -32,15 +33,18 @@ def test_every_figure_is_written_as_a_png(reported):
 
 def test_a_family_adds_its_own_figures_after_the_generic_ones(diverging_results):
     em = figure_specs(diverging_results)
-    assert em[:2] == GENERIC_FIGURES and [s.name for s in em[2:]] == [s.name for s in get_family("em").figures()]
-    tms = as_model(diverging_results, "tms")
-    assert figure_specs(tms) == GENERIC_FIGURES  # TMS has no per-instance figures
+    own = [s.name for s in get_family("em").figures()]
+    assert em[:2] == GENERIC_FIGURES and [s.name for s in em[2:2 + len(own)]] == own
+    assert em[2 + len(own):] == list(POLYTOPE_FIGURES)  # EM has a ReLU layer: the polytope lens comes last
+    tms = as_model(diverging_results, "tms")  # an EM folder relabelled: no TMS tensors, so no TMS figure of its own
+    assert figure_specs(tms)[:2] == GENERIC_FIGURES and not set(figure_specs(tms)) & set(POLYTOPE_FIGURES)
 
 
 def test_all_plots_returns_the_paths_it_writes(diverging_results, tmp_path):
-    written = all_plots(as_model(diverging_results, "tms"), out_dir=tmp_path)
-    assert written == {"training": [tmp_path / "training.png"], "swept": [tmp_path / "swept.png"]}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["swept.png", "training.png"]
+    written = all_plots(diverging_results, out_dir=tmp_path)
+    assert list(written) == [s.name for s in figure_specs(diverging_results)]
+    assert written["training"] == [tmp_path / "training.png"] and written["swept"] == [tmp_path / "swept.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for ps in written.values() for p in ps)
 
 
 def test_colour_scale_of_a_sweep_is_log_for_log_spaced_values(diverging_results):

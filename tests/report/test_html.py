@@ -89,7 +89,7 @@ def test_report_html_is_self_contained(reported):
     assert not [a for t, a in parser.tags if "href" in a]
     imgs = [a["src"] for t, a in parser.tags if t == "img"]
     figures = sorted((results.folder / "figures").glob("*.png"))
-    assert len(imgs) == len(figures) == len(figure_specs(results)) == 6
+    assert len(imgs) == len(figures) == len(figure_specs(results)) == 9  # 6, and the polytope lens's 3
     files = {f.read_bytes() for f in figures}
     for src in imgs:
         assert src.startswith("data:image/png;base64,")

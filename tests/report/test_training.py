@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -80,3 +81,14 @@ def test_checkpoints_at_lr_peaks_and_troughs_are_marked(oscillating_results, div
     assert marks and {len(line.get_xdata()) for line in marks} == {2}  # two peaks, two troughs per curve
     # no extra checkpoints: nothing marked
     assert "checkpoint at lr peak" not in legend_texts(training_figure(diverging_results))
+
+
+def test_the_loss_axis_is_labelled_with_plain_numbers(diverging_results):
+    from toymodels.report.training import log_ticks, training_figure
+
+    assert log_ticks(0.04, 0.7) == [0.05, 0.1, 0.2, 0.5]
+    assert log_ticks(1e-5, 1.0) == [1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0]  # beyond two decades: one tick each
+    assert log_ticks(0.31, 0.39) == []  # no two ticks inside: matplotlib's own
+    ax = training_figure(diverging_results).axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels and all(re.fullmatch(r"[0-9.e-]+", text) for text in labels), labels  # no 5x10^-2

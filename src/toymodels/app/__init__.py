@@ -15,7 +15,9 @@ What it shows, for the sweep picked in the sidebar (the first one when the page 
   checkpoint slider, and the family's figures and tables of that instance at that step (e.g. single-feature
   activations and the neuron mechanism for a model with neurons, the dictionary against the true features and MCC
   against L0 for SAEs);
-* two sweeps side by side (e.g. LR1 against LR3) with their config differences.
+* two sweeps side by side (e.g. LR1 against LR3) with their config differences;
+* a multi-part preset's folder (``toymodels run OPT1``) as one entry: its parts together (every setting in one
+  table, the final metrics part by part, the family's figures of the whole sweep over every part), or one part.
 
 Results are read only through ``toymodels.results.store.load`` and cached per folder and file modification times, so a large
 sweep is read once and a sweep that is still running (fewer instances than the sweep has) is re-read when its files
@@ -24,7 +26,8 @@ another results-format version, shows the loader's message (which names the file
 
 Modules: ``data`` (finding and reading folders, tables, where a panel's parts go; no streamlit or plotly),
 ``figures`` (plotly sweep figures), ``widgets`` and ``panel`` (the instance picker and any family's panel,
-streamlit), ``main`` (the streamlit page, ``SCRIPT``). Nothing here knows a family: each brings its own panel.
+streamlit), ``study`` (a multi-part preset's page, streamlit), ``main`` (the streamlit page, ``SCRIPT``). Nothing
+here knows a family: each brings its own panel.
 Importing this package imports neither streamlit nor plotly: they are the optional ``app`` extra.
 """
 

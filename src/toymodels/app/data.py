@@ -21,6 +21,8 @@ from toymodels.results import store
 from toymodels.running.lock import lock_holder
 from toymodels.config.registry import get_family
 from toymodels.families.base import DashboardPanel, PanelFigure, PanelTable, family_hook
+from toymodels.report.columns import column_descriptions, config_fields, field_description
+from toymodels.report.parts import Study, find_study
 from toymodels.results.tables import format_value
 from toymodels.results.verify import signature  # noqa: F401  (the dashboard's cache key; its home is results/)
 
@@ -33,9 +35,10 @@ def is_results_folder(path: Path) -> bool:
 
 
 def find_results(root: Path, depth: int = MAX_FOLDER_DEPTH) -> list[Path]:
-    """``root`` itself when it is a results folder, else the results folders up to ``depth`` levels below it."""
+    """``root`` itself when it is a results folder or a multi-part preset's folder (one study: ``report.parts``),
+    else those up to ``depth`` levels below it."""
     root = Path(root)
-    if is_results_folder(root):
+    if is_results_folder(root) or find_study(root) is not None:
         return [root]
     found: list[Path] = []
     if depth <= 0 or not root.is_dir():
@@ -105,6 +108,30 @@ def filter_instances(df: pd.DataFrame, chosen: dict[str, list]) -> pd.DataFrame:
         if values:
             mask &= df[field].isin(values)
     return df[mask]
+
+
+def column_help(results: store.Results, columns: Sequence[str]) -> dict[str, str]:
+    """What each column of the instance table is (its header's tooltip; ``report.columns``)."""
+    return column_descriptions(results, columns)
+
+
+def config_table(results: store.Results) -> pd.DataFrame:
+    """The sweep's fixed fields the family reads (``report.columns.config_fields``: the main ones, then those at
+    their defaults), with what each is."""
+    base = results.sweep.base.flat()
+    shown, folded = config_fields(results)
+    return pd.DataFrame({"field": [*shown, *folded], "value": [format_value(base[f]) for f in [*shown, *folded]],
+                         "meaning": [field_description(f) for f in [*shown, *folded]]})
+
+
+def study_caption(study: Study, parts: Sequence[store.Results | None]) -> str:
+    """The sidebar's line of a study: its parts started (of all) and the instances they finished."""
+    read = [r for r in parts if r is not None]
+    done = sum(len(r.instances) for r in read)
+    total = sum(r.sweep.size() for r in read)
+    unread = f" · {len(parts) - len(read)} unreadable" if len(read) < len(parts) else ""
+    return (f"study: {len(study.parts)} of {len(study.parts) + len(study.missing)} parts · {done}/{total} "
+            f"instances{unread}")
 
 
 def table_columns(df: pd.DataFrame, fields: Sequence[str], metric_columns: Sequence[str],

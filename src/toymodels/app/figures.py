@@ -7,7 +7,7 @@ names and labels from the model family's ``presentation``; the layout and chart 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,13 +15,17 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from toymodels.results import store
-from toymodels.plotting.common import ColourScale
+from toymodels.plotting.common import CATEGORY_COLOURS, ColourScale
+from toymodels.plotting.ticks import spaced_labels
+from toymodels.report.parts import PART
 from toymodels.plotting.interactive import colourbar_trace, layout
 from toymodels.config.registry import get_family
 from toymodels.results.tables import format_value, seed_stats
 from toymodels.app.data import family_metrics, instance_label, swept_fields
 
 MAX_CURVE_POINTS = 400  # per training curve sent to the browser (paper runs log 8192 losses per instance)
+PAGE_WIDTH_PX = 1100  # about the width of a figure across the dashboard's page (its "wide" layout)
+TICK_FONT_PX = 12  # plotly's tick labels
 
 
 # ---- axes -------------------------------------------------------------------------------------------------------
@@ -146,8 +150,39 @@ def sweep_figure(results: store.Results, instances: pd.DataFrame, x_field: str |
     elif not scale.numeric:
         fig.update_xaxes(type="category")
     fig.update_xaxes(title_text=x_field, tickvals=list(scale.values) if scale.numeric else None,
-                     ticktext=scale.tick_labels() if scale.numeric else None)
+                     ticktext=readable_labels(scale, len(names)) if scale.numeric else None)
     return layout(fig, 330, title)
+
+
+def readable_labels(scale: ColourScale, panels: int) -> list[str]:
+    """The swept values' tick labels, those that would overlap their neighbours blank (``plotting.ticks``): a
+    panel of ``panels`` side by side is about ``PAGE_WIDTH_PX / panels`` wide."""
+    return spaced_labels([scale.fraction(v) for v in scale.values], scale.tick_labels(),
+                         length=0.85 * PAGE_WIDTH_PX / max(1, panels), font_size=TICK_FONT_PX)
+
+
+def parts_figure(instances: pd.DataFrame, label: Callable[[str], str], names: Sequence[str],
+                 title: str | None = None) -> go.Figure:
+    """A study's final metrics ``names`` of every instance that did not diverge, one column of markers per part
+    (``instances`` with a ``part`` column: ``report.parts.combined_instances``), the part's mean as a bar."""
+    ok = instances[instances["status"] == "ok"] if "status" in instances else instances
+    names = [n for n in names if n in ok.columns and ok[n].notna().any()]
+    fig = make_subplots(rows=1, cols=max(1, len(names)), subplot_titles=[label(n) for n in names],
+                        horizontal_spacing=0.07)
+    if not names or ok.empty:
+        return layout(fig, 200, title or "no final metrics")
+    parts = list(dict.fromkeys(ok[PART]))
+    traces, cols = [], []
+    for j, name in enumerate(names, start=1):
+        for i, part in enumerate(parts):
+            rows = ok[ok[PART] == part]
+            colour = CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)]
+            traces.append(go.Box(y=rows[name], name=part, marker_color=colour, boxpoints="all", jitter=0.4,
+                                 pointpos=0, showlegend=False, text=rows["run_id"], boxmean=True,
+                                 hovertemplate=f"%{{text}}<br>{label(name)}=%{{y:.4g}}<extra>{part}</extra>"))
+            cols.append(j)
+    fig.add_traces(traces, rows=[1] * len(traces), cols=cols)
+    return layout(fig, 360, title)
 
 
 def compare_figures(sweeps: Sequence[tuple[str, store.Results]]) -> list[tuple[go.Figure, go.Figure]]:

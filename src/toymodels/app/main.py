@@ -19,7 +19,9 @@ import streamlit as st
 from toymodels.results import store
 from toymodels.app.data import (
     choice_key,
+    column_help,
     config_differences,
+    config_table,
     dashboard_panel,
     family_metrics,
     filter_instances,
@@ -29,6 +31,7 @@ from toymodels.app.data import (
     progress_state,
     root_from_argv,
     signature,
+    study_caption,
     swept_fields,
     table_columns,
     values_text,
@@ -39,6 +42,9 @@ from toymodels.app.figures import (
     training_figure,
 )
 from toymodels.app.panel import instance_panel
+from toymodels.app.polytope import polytope_section
+from toymodels.app.study import study_page
+from toymodels.report.parts import find_study
 from toymodels.plotting.common import sort_key
 from toymodels.plotting.interactive import PLOTLY_CONFIG
 from toymodels.results.tables import format_value
@@ -100,6 +106,10 @@ def main() -> None:  # pragma: no cover - exercised by tests/app/test_app_browse
             st.stop()
         captions = []
         for f in folders:
+            study = find_study(f)
+            if study is not None:  # a multi-part preset's folder: one entry for its parts
+                captions.append(study_caption(study, [get(part)[0] for part in study.parts]))
+                continue
             res, err = get(f)
             if res is None:
                 captions.append(":material/error: cannot read")
@@ -120,14 +130,25 @@ def main() -> None:  # pragma: no cover - exercised by tests/app/test_app_browse
             st.rerun()
 
     folder = folders[names.index(choice)]
-    results, err = get(folder)
     st.header(choice)
+    study = find_study(folder)
+    if study is not None:  # the parts as one study; one part's own page on request
+        study_page(study, get, lambda part, part_folder: open_sweep(
+            part, part_folder, cache, [*names, f"{choice}/{part_folder.name}"], [*folders, part_folder]))
+        return
+    results, err = get(folder)
     if results is None:
         st.error(f"This results folder cannot be read.\n\n{err}", icon=":material/error:")
         st.caption("The folder is damaged or was written by another version of toymodels. Re-run the sweep "
                    "(`toymodels run … --out …`), or `--resume` it if it was interrupted.")
         watch_folder(folder)
         return
+    open_sweep(results, folder, cache, names, folders)
+
+
+def open_sweep(results, folder, cache, names, folders) -> None:  # pragma: no cover - browser test
+    """A readable results folder's page: its left-out groups named, then ``sweep_page``; an error while drawing it
+    is a message, not a traceback."""
     for note in results.notes:  # a damaged, copied or foreign group: named, and in no table or figure
         st.warning(note, icon=":material/warning:")
     try:
@@ -138,6 +159,13 @@ def main() -> None:  # pragma: no cover - exercised by tests/app/test_app_browse
         st.error(f"Could not show this results folder: {type(e).__name__}: {e}", icon=":material/error:")
         with st.expander("details"):
             st.exception(e)
+
+
+def column_config(table: pd.DataFrame, described: dict[str, str]) -> dict[str, Any]:  # pragma: no cover
+    """The instance table's columns: floats with 4 significant digits, each header with its meaning as a tooltip."""
+    return {c: (st.column_config.NumberColumn(format="%.4g", help=described.get(c))
+                if pd.api.types.is_float_dtype(table[c]) else st.column_config.Column(help=described.get(c)))
+            for c in table.columns if pd.api.types.is_float_dtype(table[c]) or c in described}
 
 
 def watch_folder(folder: Path) -> None:  # pragma: no cover - browser test
@@ -170,8 +198,7 @@ def sweep_page(results, folder, cache, names, folders) -> None:  # pragma: no co
                 + f" · {n_total} instances")
     with st.expander("Config and provenance"):
         c1, c2 = st.columns(2)
-        c1.dataframe(pd.DataFrame({"field": list(base), "base value": [str(v) for v in base.values()]}),
-                     hide_index=True, height=300)
+        c1.dataframe(config_table(results), hide_index=True, height=300)  # the fields its family reads
         c2.json({"grid": sweep.grid, "seeds": sweep.seeds,
                  **{k: results.meta.get(k) for k in ("toymodels_version", "torch_version", "git_commit", "device")}},
                 expanded=True)
@@ -213,8 +240,7 @@ def sweep_page(results, folder, cache, names, folders) -> None:  # pragma: no co
     with st.container(key="instance-table"):
         st.dataframe(table, hide_index=True, on_select=pick_row, selection_mode="single-row", key=f"table_{ck}",
                      height=min(400, 38 + 35 * len(table)),
-                     column_config={c: st.column_config.NumberColumn(format="%.4g") for c in table.columns
-                                    if pd.api.types.is_float_dtype(table[c])})
+                     column_config=column_config(table, column_help(results, list(table.columns))))
     st.caption(f"{len(shown)} of {len(inst)} instances · click a column header to sort, a row to open that "
                "instance below")
 
@@ -242,6 +268,7 @@ def sweep_page(results, folder, cache, names, folders) -> None:  # pragma: no co
         instance_panel(results, panel, lambda run_id, step: cache.view(str(folder), sig, run_id, int(step)),
                        shown, fields, inst_key, ck)
 
+    polytope_section(results, folder, sig, inst_key)  # the polytope lens, for a family with ReLU layers
     # -- compare
     compare_section(results, folder, cache, names, folders, ck)
 

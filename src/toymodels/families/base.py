@@ -24,6 +24,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from toymodels.metrics.polytope import ReluNet
+
 if TYPE_CHECKING:  # type names only: config imports the registry, so a runtime import would be a cycle
     from toymodels.config import ExperimentConfig
     from toymodels.engine.data import Sampler
@@ -87,7 +89,9 @@ class Presentation:
     * ``swept_metrics``: final metrics drawn against the swept field;
     * ``table_metrics``: metric columns the dashboard's instance table shows first;
     * ``instance_figures``: names of the family's per-instance figures (see ``figures``);
-    * ``swept_overlays``: extra lines on the swept figure's panels (:class:`SweptOverlay`; default none).
+    * ``swept_overlays``: extra lines on the swept figure's panels (:class:`SweptOverlay`; default none);
+    * ``descriptions``: metric name -> what the number is, in one sentence (the report's legend of the summary
+      table, the dashboard's column tooltips; ``describe``).
 
     The dashboard's panel of one instance is the family's ``dashboard_panel`` hook (:class:`DashboardPanel`).
     """
@@ -98,9 +102,14 @@ class Presentation:
     swept_metrics: tuple[str, ...] = ("final_loss",)
     table_metrics: tuple[str, ...] = ()
     swept_overlays: tuple[SweptOverlay, ...] = ()
+    descriptions: dict[str, str] = field(default_factory=dict)
 
     def label(self, name: str) -> str:
         return self.labels.get(name, name.replace("_", " "))
+
+    def describe(self, name: str) -> str:
+        """What metric ``name`` is ('' when the family does not say)."""
+        return self.descriptions.get(name, "")
 
 
 @runtime_checkable
@@ -173,6 +182,22 @@ class ActivationLayer:
     dims: Callable[["ExperimentConfig"], int]
     forward: Callable[[torch.nn.Module, Tensor], Tensor]
     truth: Callable[[dict[str, Tensor], "ExperimentConfig"], Tensor]
+
+
+@dataclass(frozen=True)
+class ReluLayers:
+    """What the polytope lens reads of trained models of a family with ReLU layers (the ``relu_layers`` hook;
+    ``families/polytope.py``, docs/papers.md §6), instance axis first: ``net``, the ReLU layers reading the hidden
+    space (EM's embedding x = E v, TMS's hidden layer W x, an SAE's input) and the readout after them;
+    ``directions`` (instances, features, hidden), where a unit coefficient of each true feature lands there;
+    ``draw(n)``, n samples per instance drawn like the training data from the probe stream: (their points in the
+    hidden space (instances, samples, hidden), each feature's coefficient (instances, samples, features));
+    ``note``: what the lens should say about this family's reading (e.g. an approximation), or ``""``."""
+
+    net: ReluNet
+    directions: Float[Tensor, "instances features hidden"]
+    draw: Callable[[int], tuple[Float[Tensor, "instances samples hidden"], Float[Tensor, "instances samples features"]]]
+    note: str = ""
 
 
 def no_figures(*args: Any) -> list["PanelFigure"]:
@@ -253,6 +278,13 @@ class FamilyHooks(Protocol):
         its source model, by the checksum DONE recorded for the source group's checkpoints."""
         ...
 
+    def relu_layers(self, tensors: dict[str, Tensor], cfgs: Sequence["ExperimentConfig"]) -> ReluLayers | None:
+        """The ReLU layers of trained models of this family for the polytope lens (:class:`ReluLayers`), from
+        ``tensors`` (``state_tensors()`` with an instance axis, one config per instance), or None where the model
+        has none (e.g. EM with GeLU). Default: None (no ReLU layer: the quadratic model). EM: the hidden layer;
+        TMS: the ReLU output (and the hidden ReLU of hidden_relu); SAE: a ReLU or JumpReLU encoder."""
+        ...
+
 
 #: what ``family_hook`` gives a family that does not define an optional hook (:class:`FamilyHooks`)
 HOOK_DEFAULTS: dict[str, Callable[..., Any]] = {
@@ -260,6 +292,7 @@ HOOK_DEFAULTS: dict[str, Callable[..., Any]] = {
     "report_html": lambda results: "",
     "dashboard_panel": lambda: None,
     "input_fingerprints": lambda cfg: {},
+    "relu_layers": lambda tensors, cfgs: None,
 }
 
 

@@ -4,13 +4,14 @@ feature importances and a module holding W, b and the importances."""
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from toymodels.config import ExperimentConfig
 from toymodels.engine.data import importance
+from toymodels.results.tables import settings
 
 
 def xavier_normal(m: int, n: int, gen: torch.Generator) -> Tensor:
@@ -71,3 +72,21 @@ class WeightsBiasFamily:
 
     def figures(self) -> list:
         return []
+
+
+def lowest_loss_per_setting(results: Any, by: str = "final_loss", limit: int | None = None) -> list[tuple[tuple, str]]:
+    """(setting values, run id) of each setting's lowest-``by`` seed that did not diverge (the papers keep the
+    lowest-loss restart), in the sweep's grid order; settings where every seed diverged are left out. With
+    ``limit``, at most that many settings, evenly spread from the first to the last (the figures and report
+    sections of the superposition families)."""
+    picks = []
+    for key, rows in settings(results):
+        ok = rows[(rows["status"] == "ok")]
+        column = by if by in ok.columns and ok[by].notna().any() else "final_loss"
+        ok = ok[ok[column].notna()] if column in ok.columns else ok
+        if len(ok):
+            picks.append((key, str(ok.loc[ok[column].idxmin(), "run_id"])))
+    if limit is not None and len(picks) > limit:
+        idx = sorted({round(i * (len(picks) - 1) / max(1, limit - 1)) for i in range(limit)})
+        picks = [picks[i] for i in idx]
+    return picks

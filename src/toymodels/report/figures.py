@@ -27,6 +27,7 @@ from toymodels.config.registry import get_family
 from toymodels.plotting.common import DIVERGED_COLOUR, ColourScale, choose_instances, instance_title, is_log_spaced, sort_key
 from toymodels.plotting.save import new_figure, save_figure
 from toymodels.results.store import Results
+from toymodels.report.polytope import polytope_specs
 from toymodels.report.swept import swept_figure, swept_plot
 from toymodels.report.training import training_figure, training_plot
 
@@ -43,7 +44,7 @@ GENERIC_FIGURES: list[FigureSpec] = [
 
 def figure_specs(results: Results) -> list[FigureSpec]:
     """The figures of this sweep: the generic ones, then its model family's own."""
-    return [*GENERIC_FIGURES, *get_family(results.sweep.base.model.model).figures()]
+    return [*GENERIC_FIGURES, *get_family(results.sweep.base.model.model).figures(), *polytope_specs(results)]
 
 
 def all_plots(results: Results, out_dir: str | Path | None = None) -> dict[str, list[Path]]:

@@ -35,6 +35,7 @@ from toymodels.families.base import FigureSpec, family_hook
 from toymodels.config.registry import get_family
 from toymodels.results.files import refuse_links
 from toymodels.results.store import Results, write_text
+from toymodels.report.columns import column_descriptions, config_fields, field_description
 from toymodels.results.tables import format_number, format_value, seed_stats, setting_fields, settings
 
 
@@ -108,7 +109,8 @@ def summary_text(results: Results) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------ html
-_CSS = """
+#: the style of every report page (a results folder's, a study's)
+CSS = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1400px;
        padding: 0 1em; color: #222; }
 h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
@@ -121,6 +123,9 @@ figure { margin: 1em 0 2em 0; } figure img { max-width: 100%; border: 1px solid 
 figcaption { color: #444; font-size: 0.92em; margin-top: 0.3em; }
 code { background: #f4f4f4; padding: 0 3px; }
 p.warn { background: #fbeaea; color: #8a1f1f; padding: 4px 8px; }
+th[title] { text-decoration: underline dotted; cursor: help; }
+details.legend dl { display: grid; grid-template-columns: max-content auto; gap: 2px 12px; font-size: 0.88em; }
+details.legend dt, details.legend dd { margin: 0; } details summary { cursor: pointer; color: #444; }
 """
 
 
@@ -128,8 +133,11 @@ def _e(x: Any) -> str:
     return html.escape(str(x))
 
 
-def _table_html(df: pd.DataFrame, row_classes: list[str] | None = None) -> str:
-    head = "".join(f"<th>{_e(c)}</th>" for c in df.columns)
+def table_html(df: pd.DataFrame, row_classes: list[str] | None = None, titles: dict[str, str] | None = None
+                ) -> str:
+    """``df`` as an HTML table; ``titles``: a column's explanation, shown when the pointer rests on its header."""
+    titles = titles or {}
+    head = "".join(_titled("th", c, titles.get(c, "")) for c in df.columns)
     body = []
     for i, (_, row) in enumerate(df.iterrows()):
         cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
@@ -141,11 +149,17 @@ def _table_html(df: pd.DataFrame, row_classes: list[str] | None = None) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _titled(tag: str, text: str, title: str) -> str:
+    """``<tag title="...">text</tag>``, without the title when there is none."""
+    return f"<{tag} title='{_e(title)}'>{_e(text)}</{tag}>" if title else f"<{tag}>{_e(text)}</{tag}>"
+
+
 def _looks_numeric(text: str) -> bool:
     return bool(text) and (text[0].isdigit() or text[0] in "-+.") and not text[:1].isalpha()
 
 
-def _data_uri(path: Path) -> str:
+def data_uri(path: Path) -> str:
+    """A PNG file as a ``data:`` URI (the page embeds its images)."""
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
@@ -156,12 +170,25 @@ def _config_html(results: Results) -> str:
     grid_html = (f"<table><thead><tr><th>swept field</th><th>values</th></tr></thead><tbody>{grid}</tbody></table>"
                  if grid else "<p>Nothing is swept.</p>")
     flat = sweep.base.flat()
-    items = [(k, format_value(v)) for k, v in flat.items() if k not in sweep.grid]
-    ncol = 4
-    cells = [f"<td class='text'><code>{_e(k)}</code></td><td>{_e(v)}</td>" for k, v in items]
-    rows = "".join("<tr>" + "".join(cells[i:i + ncol]) + "</tr>" for i in range(0, len(cells), ncol))
+    shown, folded = config_fields(results)
+
+    def fields_table(names: list[str]) -> str:
+        ncol = 4
+        cells = [f"<td class='text'>{_titled('code', k, field_description(k))}</td>"
+                 f"<td>{_e(format_value(flat[k]))}</td>" for k in names]
+        rows = "".join("<tr>" + "".join(cells[i:i + ncol]) + "</tr>" for i in range(0, len(cells), ncol))
+        return f"<table><tbody>{rows}</tbody></table>"
+
+    rest = (f"<details><summary>{len(folded)} more fields the model reads, at their defaults</summary>"
+            f"{fields_table(folded)}</details>") if folded else ""
     return (f"{grid_html}<p>Seeds per setting: {sweep.seeds}. Instances: {sweep.size()}.</p>"
-            f"<p>Fixed fields:</p><table><tbody>{rows}</tbody></table>")
+            f"<p>Fixed fields:</p>{fields_table(shown)}{rest}")
+
+
+def legend_html(described: dict[str, str], columns: list[str]) -> str:
+    """What each column of a summary table is (``described``: column -> text, its header's tooltip too)."""
+    items = "".join(f"<dt><code>{_e(c)}</code></dt><dd>{_e(described[c])}</dd>" for c in columns if c in described)
+    return f"<details class='legend' open><summary>What the columns are</summary><dl>{items}</dl></details>"
 
 
 def write_report(results: Results) -> Path:
@@ -182,7 +209,7 @@ def write_report(results: Results) -> Path:
     model = results.sweep.base.model.model
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{_e(results.sweep.name)}: toymodels report</title><style>{_CSS}</style></head><body>",
+        f"<title>{_e(results.sweep.name)}: toymodels report</title><style>{CSS}</style></head><body>",
         f"<h1>{_e(results.sweep.name)}</h1>",
         f"<p class='meta'>toymodels {_e(meta.get('toymodels_version', '?'))}, torch "
         f"{_e(meta.get('torch_version', '?'))}, git {_e((meta.get('git_commit') or 'n/a')[:12])}, device "
@@ -199,15 +226,22 @@ def write_report(results: Results) -> Path:
         classes = ["diverged" if d == s else "partial" if d else "" for d, s in zip(table["diverged"], table["seeds"])]
         parts.append("<p>One row per setting: mean ± standard deviation over the seeds that did not diverge; "
                      "'-' where every seed diverged (no final loss).</p>")
-        parts.append(_table_html(format_summary(table), classes))
+        text = format_summary(table)
+        described = column_descriptions(results, list(text.columns))
+        parts.append(table_html(text, classes, described))
+        parts.append(legend_html(described, list(text.columns)))
     if figures:
         parts.append("<h2>Figures</h2>")
         for spec, path in figures:
-            parts.append(f"<figure id='{_e(spec.name)}'><img src='{_data_uri(path)}' alt='{_e(spec.name)}'>"
+            parts.append(f"<figure id='{_e(spec.name)}'><img src='{data_uri(path)}' alt='{_e(spec.name)}'>"
                          f"<figcaption><b>{_e(path.name)}</b>: {_e(spec.caption)}</figcaption></figure>")
     extra = family_hook(get_family(model), "report_html")(results) if len(inst) else ""
     if extra:  # the family's own sections (its ``report_html`` hook), e.g. EM's mechanism numbers
         parts.append(extra)
+    if len(inst):  # the polytope lens of a family with ReLU layers (report/polytope.py)
+        from toymodels.report.polytope import polytope_html  # matplotlib, like the figures: only when drawn
+
+        parts.append(polytope_html(results))
     parts.append("</body></html>")
     out = folder / "report.html"
     write_text(out, "\n".join(parts) + "\n")

@@ -16,6 +16,8 @@ from toymodels.results.store import Results
 from toymodels.results.tables import format_value, is_number, py_value, setting_fields, setting_label, settings
 from toymodels.plotting.common import DIVERGED_COLOUR, SINGLE_COLOUR, is_log_spaced, sort_key, status_split, write_figure
 from toymodels.plotting.save import new_figure
+from toymodels.plotting.ticks import readable_xticks
+
 
 def swept_figure(results: Results) -> Figure | None:
     """The family's final metrics against the first swept field (one line per value of the other swept fields):
@@ -92,9 +94,13 @@ def swept_figure(results: Results) -> Figure | None:
         ax.set_title(label)
         ax.set_xlabel((xfield + (" (log scale)" if log_x else "")) if xfield else "")
         if xfield and (not numeric_x or len(xvals) <= 12):
-            ax.set_xticks([xpos(v) for v in xvals])
-            ax.set_xticklabels([format_value(v) for v in xvals], rotation=30 if len(xvals) > 6 else 0)
-            ax.minorticks_off()
+            # every value gets a tick; labels that would overlap (0.005, 0.007, 0.01 on a log axis) are dropped, and
+            # names (which cannot be dropped) are turned instead when they do not fit side by side
+            labels = [format_value(v) for v in xvals]
+            turn = not numeric_x and sum(map(len, labels)) * 6 > 4.6 * 72 * 0.85
+            readable_xticks(ax, [xpos(v) for v in xvals], labels, font_size=9, rotation=30 if turn else 0)
+            if not numeric_x:
+                ax.set_xticklabels(labels, rotation=30 if turn else 0, ha="right" if turn else "center", fontsize=9)
         elif not xfield:
             ax.set_xticks([0.0])
             ax.set_xticklabels(["all instances"])
@@ -103,6 +109,10 @@ def swept_figure(results: Results) -> Figure | None:
     extra = {o.label for o in overlays}
     order = sorted(range(len(labels)), key=lambda i: (labels[i] in extra, "diverged" in labels[i]))
     axes[0].legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7, loc="best")
+    for ax in axes[1:]:  # an overlay on another panel is named on that panel
+        own = [(h, lab) for h, lab in zip(*ax.get_legend_handles_labels()) if lab in extra]
+        if own:
+            ax.legend(*zip(*own), fontsize=7, loc="best")
     fig.suptitle(f"{results.sweep.name}: final values" + (f" vs {xfield}" if xfield else ""))
     return fig
 

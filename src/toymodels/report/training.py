@@ -17,11 +17,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import NullFormatter
 
 from toymodels.engine.optim import lr_phases
 from toymodels.config.registry import get_family
 from toymodels.results.store import Results
-from toymodels.results.tables import setting_fields, setting_label, settings
+from toymodels.results.tables import format_value, setting_fields, setting_label, settings
 from toymodels.plotting.common import (
     DIVERGED_COLOUR,
     DIVERGED_STYLE,
@@ -139,6 +140,7 @@ def training_figure(results: Results) -> Figure | None:
         fit_to_trained(ax, ok_vals, log=name == LOSS)
         if name == LOSS:
             ax.set_yscale("log")
+            plain_log_ticks(ax)
         # diverged instances after the limits are set, so they cannot stretch the axes
         for _, rows in sets:
             for _, r in status_split(rows)[1].iterrows():
@@ -168,6 +170,27 @@ def training_figure(results: Results) -> Figure | None:
     scale.colourbar(fig, list(axes))
     fig.suptitle(f"{results.sweep.name}: training" + (f" (colour: {scale.field})" if scale.field else ""))
     return fig
+
+
+def log_ticks(lo: float, hi: float) -> list[float]:
+    """Ticks of a log axis over [lo, hi]: 1-2-5 of each decade (1 alone beyond two decades; 1..9 when fewer
+    than two 1-2-5 values fall inside)."""
+    if not (0 < lo < hi and math.isfinite(hi)):
+        return []
+    first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    for subs in ((1, 2, 5) if last - first <= 2 else (1,), tuple(range(1, 10))):
+        ticks = [m * 10.0**e for e in range(first, last + 1) for m in subs if lo <= m * 10.0**e <= hi]
+        if len(ticks) >= 2:
+            return ticks
+    return ticks
+
+
+def plain_log_ticks(ax: Any) -> None:
+    """The log y axis labelled with plain numbers (0.05, 0.1, 0.2) instead of 5x10^-2 and unlabelled minor ticks."""
+    ticks = log_ticks(*ax.get_ylim())
+    if len(ticks) >= 2:  # else matplotlib's own ticks (a range within one step of 1..9)
+        ax.set_yticks(ticks, [format_value(t) for t in ticks])
+        ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _draw_diverged(ax: Any, wide: pd.DataFrame, x_of: np.ndarray, row: pd.Series, binned: bool) -> None:

@@ -11,6 +11,10 @@ judges, :func:`status` compares the rules in force with that record:
 * ``post hoc``: anything else: no record (a folder trained before this feature, or by ``toymodels run``), rules
   changed since, or rules that were not committed when training started.
 
+A folder trained by another study (its record names that study) counts as pre-registered for this one when it was
+recorded after this study's rules were last committed (``_shared``): the EM claims' LR1 models, read by the
+dictionary-learning and polytope studies, are data those studies' rules could not have been fitted to.
+
 :func:`enforce` turns every decisive verdict (agrees, partly, disagrees, answered) of post hoc data into ``post
 hoc``, keeping the rules' word in ``by_rules``: such a verdict describes its runs, it does not test the claim, until
 a confirmation run on fresh seeds under the current rules exists (``confirmation``).
@@ -117,6 +121,8 @@ def status(folder: Path, rules: RuleSet) -> Registration:
     if not isinstance(entry, dict):
         return Registration(folder.name, "post hoc", "no pre-registration record: trained before its rules were "
                                                      "recorded, or outside toymodels reproduce")
+    if entry.get("study") not in (None, rules.study):
+        return _shared(folder, entry, rules)
     now = rules.fingerprint()
     if entry.get("rules_sha256") != now:
         return Registration(folder.name, "post hoc", f"the rules changed after training started (recorded "
@@ -126,6 +132,22 @@ def status(folder: Path, rules: RuleSet) -> Registration:
     return Registration(folder.name, PRE_REGISTERED, f"rules {now[:12]} from commit "
                         f"{str(entry.get('rules_commit'))[:12]} ({entry.get('rules_commit_date')}), recorded "
                         f"{entry.get('recorded')} before training")
+
+
+def _shared(folder: Path, entry: dict, rules: RuleSet) -> Registration:
+    """A folder another study trained (e.g. the EM claims' LR1 models, which the dictionary and polytope studies
+    read): pre-registered for ``rules`` when it was recorded after their last commit, under committed rules of its
+    own, and ``rules`` are as committed; those rules then existed, unchanged, before its data did."""
+    commit, date, committed = rules.commit()
+    if not committed or date is None:
+        return Registration(folder.name, "post hoc", f"the {rules.study} rules have uncommitted changes")
+    if not entry.get("rules_committed") or not entry.get("recorded"):
+        return Registration(folder.name, "post hoc", f"trained by {entry.get('study')} under uncommitted rules")
+    if datetime.fromisoformat(date) > datetime.fromisoformat(str(entry["recorded"])):
+        return Registration(folder.name, "post hoc", f"trained (recorded {entry['recorded']}) before the "
+                                                     f"{rules.study} rules' last commit {commit[:12]} ({date})")
+    return Registration(folder.name, PRE_REGISTERED, f"trained by {entry.get('study')} (recorded "
+                        f"{entry['recorded']}) after the {rules.study} rules' commit {commit[:12]} ({date})")
 
 
 @dataclass

@@ -119,9 +119,13 @@ def test_a_shared_folder_counts_when_it_was_recorded_after_the_rules_commit(tmp_
         folder = tmp_path / "LR1-quick"
         folder.mkdir()
         when = datetime.fromisoformat(date)
-        write_json(folder / RECORD, {"study": "em_claims", "recorded": (when + timedelta(hours=1)).isoformat()})
+        later_record = {"study": "em_claims", "rules_committed": True,
+                        "recorded": (when + timedelta(hours=1)).isoformat()}
+        write_json(folder / RECORD, later_record)
         assert shared_registration(folder, rules).ok
-        write_json(folder / RECORD, {"study": "em_claims", "recorded": (when - timedelta(hours=1)).isoformat()})
+        write_json(folder / RECORD, {**later_record, "rules_committed": False})  # its own rules were not committed
+        assert "under uncommitted rules" in shared_registration(folder, rules).why
+        write_json(folder / RECORD, {**later_record, "recorded": (when - timedelta(hours=1)).isoformat()})
         later = shared_registration(folder, rules)
         assert not later.ok and "before the dictionary_learning rules' last commit" in later.why
         (repo / f"{name}.py").write_text("FLOOR = 0.2\n")  # uncommitted: nothing can be pre-registered

@@ -21,9 +21,11 @@ from toymodels.engine.counter_rng import CounterFeatureSampler, group_feature_sa
 from toymodels.engine.data import DATA_STREAM, Sampler, feature_sampler, generator
 from toymodels.config.firing import FIRING_FIELDS
 from toymodels.config.registry import register
-from toymodels.families.base import ActivationLayer, DashboardPanel, FigureSpec, Presentation, SweptOverlay
+from toymodels.families.base import (ActivationLayer, DashboardPanel, FigureSpec, Presentation, ReluLayers,
+                                     SweptOverlay)
 from toymodels.families.em.evaluate import PROBE_SAMPLES, em_evaluate, em_probe, probe_inputs
 from toymodels.families.em.model import EMModel
+from toymodels.families.em.polytope import em_relu_layers
 from toymodels.families.em import presets  # noqa: F401  (registers Table 1's presets and OPT1)
 from toymodels.results.store import Results
 
@@ -72,6 +74,15 @@ class EMFamily:
         table_metrics=("mono_per_feature", "features_covered", "mean_bias", "dead_neurons", "mono_neurons"),
         swept_overlays=(SweptOverlay("mono_per_feature", "mono beyond multi-feature probe",
                                      ("mono_neurons", "false_mono"), probe_confirmed_mono),),
+        descriptions={
+            "mono_per_feature": "monosemantic neurons (> 99.9% of a neuron's single-feature activation on one "
+                                "feature) divided by the number of features N; can exceed 1",
+            "features_covered": "fraction of the features that have at least one monosemantic neuron",
+            "mean_bias": "mean hidden-layer bias b1 over the neurons (negative biases let neurons threshold)",
+            "false_mono": "monosemantic neurons that the multi-feature probe catches firing without their own "
+                          "feature (on all-but-one or random training-like inputs): mono only on lone features",
+            "mono_neurons": "count of monosemantic neurons", "dead_neurons": "neurons that fire for no lone feature",
+        },
     )
 
     def check(self, cfg: ExperimentConfig) -> str | None:
@@ -138,6 +149,10 @@ class EMFamily:
         from toymodels.families.em.dashboard import PANEL
 
         return PANEL
+
+    def relu_layers(self, tensors: dict[str, Tensor], cfgs: Sequence[ExperimentConfig]) -> ReluLayers | None:
+        """The hidden ReLU layer reading the embedding, for the polytope lens (``em/polytope.py``)."""
+        return em_relu_layers(tensors, cfgs)
 
 
 EM = register(EMFamily())

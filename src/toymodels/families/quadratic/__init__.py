@@ -1,11 +1,13 @@
 """The quadratic family: the model of *Polysemanticity and Capacity in Neural Networks* (Scherlis et al. 2022,
-docs/papers.md §3), its exact expected loss and capacity theory, its metrics at checkpoints and the family object.
+docs/papers.md §3), its exact expected loss and capacity theory, its metrics at checkpoints and the family object;
+its capacity view (``capacity.py``) drawn in the report (``figures.py``, ``report.py``) and the dashboard
+(``dashboard.py``).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 from jaxtyping import Float
@@ -15,10 +17,13 @@ from toymodels import metrics
 from toymodels.config import ExperimentConfig
 from toymodels.engine.data import DATA_STREAM, INIT_STREAM, KurtosisSampler, generator
 from toymodels.config.registry import register
-from toymodels.families.base import Presentation
+from toymodels.families.base import DashboardPanel, FigureSpec, Presentation, SweptOverlay
 from toymodels.families.quadratic.config import QuadraticConfig  # registers the section
 from toymodels.families.common import WeightsBiasFamily, WeightsBiasImportance, importances, xavier_normal
 from toymodels.families.quadratic import presets  # noqa: F401  (registers PC-kurtosis)
+
+if TYPE_CHECKING:  # a type name only: the results floor is read by the hooks, not by training
+    from toymodels.results.store import Results
 
 #: P&C capacities within this distance of 0 / 1 count as ignored / monosemantic; in between, fractional.
 CAPACITY_TOLERANCE = 0.05
@@ -217,6 +222,11 @@ def quadratic_evaluate(cfgs: Sequence[ExperimentConfig], t: dict[str, Tensor]) -
     }
 
 
+def optimal_loss(rows: Any) -> Any:
+    """The swept figure's line of the theory's optimal loss: one value per instance row."""
+    return rows["optimal_loss"]
+
+
 class QuadraticFamily(WeightsBiasFamily):
     """y_hat = ||W x||^2 + b against y = sum_i v_i x_i^2, inputs of chosen kurtosis."""
 
@@ -231,6 +241,20 @@ class QuadraticFamily(WeightsBiasFamily):
         training_metrics=("loss", "sum_capacity", "monosemantic_features"),
         swept_metrics=("sum_capacity", "monosemantic_features", "final_loss"),
         table_metrics=("sum_capacity", "monosemantic_features", "fractional_features", "expected_loss"),
+        swept_overlays=(SweptOverlay("final_loss", "optimal loss (theory)", ("optimal_loss",), optimal_loss),),
+        descriptions={
+            "sum_capacity": "sum over features of the capacity C_i = (W_i . W_i)^2 / sum_j (W_i . W_j)^2 (at most "
+                            "the hidden size D)",
+            "mean_capacity": "mean over features of the capacity C_i",
+            "monosemantic_features": f"features with capacity C_i > {1 - CAPACITY_TOLERANCE:g} (a dimension of "
+                                     "their own)",
+            "fractional_features": f"features with {CAPACITY_TOLERANCE:g} <= C_i <= {1 - CAPACITY_TOLERANCE:g} "
+                                   "(sharing dimensions: polysemantic)",
+            "ignored_features": f"features with C_i < {CAPACITY_TOLERANCE:g}",
+            "expected_loss": "the closed-form expected loss of the final model (no sampling noise; compare with "
+                             "optimal_loss)",
+            "optimal_loss": "the lowest expected loss a model of this size can reach (capacity-allocation theory)",
+        },
     )
 
     def build(self, cfgs: Sequence[ExperimentConfig]) -> QuadraticModel:
@@ -244,6 +268,27 @@ class QuadraticFamily(WeightsBiasFamily):
 
     def evaluate(self, cfgs: Sequence[ExperimentConfig], tensors: dict[str, Tensor]) -> dict[str, Tensor]:
         return quadratic_evaluate(cfgs, tensors)
+
+    def figures(self) -> list[FigureSpec]:
+        """The capacity view: C_i against v_i with the theory's allocation, and W^T W (``figures.py``)."""
+        # deferred: the figures import matplotlib, which training (and SLURM workers) never need
+        from toymodels.families.quadratic.figures import FIGURES
+
+        return list(FIGURES)
+
+    def report_html(self, results: Results) -> str:
+        """Each setting's capacity allocation against the theory's, feature by feature (``report.py``)."""
+        # deferred: the report section reads the results tables (pandas), which training never needs
+        from toymodels.families.quadratic.report import capacity_html
+
+        return capacity_html(results)
+
+    def dashboard_panel(self) -> DashboardPanel:
+        """The dashboard's panel of one instance: its capacities against the theory's, W^T W, its losses."""
+        # deferred: the panel draws with plotly, the optional `app` extra, which training never imports
+        from toymodels.families.quadratic.dashboard import PANEL
+
+        return PANEL
 
 
 QUADRATIC = register(QuadraticFamily())

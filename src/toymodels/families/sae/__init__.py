@@ -19,7 +19,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from torch import Tensor
@@ -29,12 +29,16 @@ from toymodels.config.firing import FIRING_FIELDS
 from toymodels.families.sae.config import SAEConfig
 from toymodels.engine.data import DATA_STREAM, generator
 from toymodels.config.registry import register
-from toymodels.families.base import DashboardPanel, FigureSpec, Presentation
+from toymodels.families.base import DashboardPanel, FigureSpec, Presentation, ReluLayers
 from toymodels.families.sae import relu_l1, topk, batchtopk, jumprelu  # noqa: F401, I001  (registers them; this order in messages)
 from toymodels.families.sae import presets  # noqa: F401  (registers the synthetic studies as presets)
 from toymodels.families.sae.architecture import SAE, architecture_names, get_architecture, register_architecture
 from toymodels.families.sae.evaluate import EVAL_SAMPLES, eval_batch, sae_evaluate, sae_model
 from toymodels.families.sae.sources import SourceSampler, source_fingerprint, source_for, source_problem
+from toymodels.families.sae.polytope import sae_relu_layers
+
+if TYPE_CHECKING:  # a type name only: the results floor is read by the hooks, not by training
+    from toymodels.results.store import Results
 
 __all__ = ["EVAL_SAMPLES", "SAE", "SAEFamily", "SAE_FAMILY", "architecture_names", "eval_batch",
            "get_architecture", "register_architecture", "sae_evaluate", "sae_model", "source_for"]
@@ -60,6 +64,21 @@ class SAEFamily:
         swept_metrics=("mcc", "features_recovered", "l0", "explained_variance"),
         table_metrics=("mcc", "features_recovered", "uniqueness", "f1", "l0", "true_l0", "dead_latents",
                        "shrinkage", "explained_variance"),
+        descriptions={
+            "final_loss": "mean of the last 8 logged reconstruction errors (mean squared error per sample)",
+            "mcc": "mean |cos| of the optimal one-to-one match of decoder directions and true feature directions "
+                   "(1: every true feature has its own exact latent)",
+            "features_recovered": "fraction of true features whose best latent has |cos| > 0.9",
+            "l0": "mean number of active latents per sample", "true_l0": "mean number of active true features "
+            "per sample (the L0 a perfect SAE would have)",
+            "explained_variance": "1 - E||x - x_hat||^2 / total variance of the activations",
+            "dead_latents": "latents that never fire on the evaluation samples",
+            "uniqueness": "distinct true features among the latents' best matches, per latent",
+            "f1": "F1 of each latent firing as a detector of its best-matching feature, mean over latents",
+            "shrinkage": "mean over samples of ||x_hat|| / ||x|| (1: none; an L1 penalty pushes it below 1)",
+            "absorption_gap": "hierarchical features: P(parent's latent fires | parent on, child off) - P(it fires "
+                              "| child on), mean over edges (0: no absorption; 1: the child absorbed the parent)",
+        },
     )
 
     def check(self, cfg: ExperimentConfig) -> str | None:
@@ -109,12 +128,23 @@ class SAEFamily:
         """The source model it reads (none for a synthetic source), fingerprinted by its checkpoints' checksum."""
         return source_fingerprint(cfg)
 
+    def report_html(self, results: Results) -> str:
+        """The best SAE (highest MCC) per architecture and width (``report.py``)."""
+        # deferred: the report section reads the results tables (pandas), which training never needs
+        from toymodels.families.sae.report import best_sae_html
+
+        return best_sae_html(results)
+
     def dashboard_panel(self) -> DashboardPanel:
         """The dashboard's panel of one SAE: matched decoder vs true features, its metrics, MCC against L0."""
         # deferred: the panel draws with plotly, the optional `app` extra, which training never imports
         from toymodels.families.sae.dashboard import PANEL
 
         return PANEL
+
+    def relu_layers(self, tensors: dict[str, Tensor], cfgs: Sequence[ExperimentConfig]) -> ReluLayers | None:
+        """A ReLU or JumpReLU encoder reading the SAE's input, for the polytope lens (``sae/polytope.py``)."""
+        return sae_relu_layers(tensors, cfgs)
 
 
 SAE_FAMILY = register(SAEFamily())

@@ -1,12 +1,14 @@
 """The TMS family: the toy models of *Toy Models of Superposition* (Elhage et al. 2022, docs/papers.md §2.1).
 
 The model (``TMSModel``), its metrics at checkpoints (``tms_evaluate``) and the family object the rest of the
-package reaches through the registry.
+package reaches through the registry; its feature geometry (``geometry.py``) drawn in the report (``figures.py``:
+the hidden plane, W^T W with the feature norms, the D_i; ``report.py``: the D_i on the polytope fractions) and in
+the dashboard (``dashboard.py``).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from jaxtyping import Float
@@ -18,10 +20,14 @@ from toymodels.engine.counter_rng import CounterFeatureSampler, group_feature_sa
 from toymodels.engine.data import DATA_STREAM, INIT_STREAM, Sampler, feature_sampler, generator
 from toymodels.config.firing import FIRING_FIELDS
 from toymodels.config.registry import register
-from toymodels.families.base import ActivationLayer, Presentation
+from toymodels.families.base import ActivationLayer, DashboardPanel, FigureSpec, Presentation, ReluLayers
 from toymodels.families.tms.config import TMSConfig  # registers the section
 from toymodels.families.common import WeightsBiasFamily, WeightsBiasImportance, importances, xavier_normal
 from toymodels.families.tms import presets  # noqa: F401  (registers the TMS-* presets)
+from toymodels.families.tms.polytope import tms_relu_layers
+
+if TYPE_CHECKING:  # a type name only: the results floor is read by the hooks, not by training
+    from toymodels.results.store import Results
 
 #: ||W_i|| above this counts a TMS feature as represented (docs/papers.md §4 row 9).
 TMS_REPRESENTED_NORM = 0.5
@@ -161,6 +167,17 @@ class TMSFamily(WeightsBiasFamily):
         training_metrics=("loss", "dims_per_feature", "superposition"),
         swept_metrics=("dims_per_feature", "superposition", "final_loss"),
         table_metrics=("represented_features", "dims_per_feature", "superposition", "mean_capacity"),
+        descriptions={
+            "represented_features": f"features whose column W_i has norm > {TMS_REPRESENTED_NORM} (embedded in "
+                                    "the hidden space)",
+            "dims_per_feature": "D* = m / ||W||_F^2: hidden dimensions per embedded feature (1/2: antipodal "
+                                "pairs, 2/5: pentagons)",
+            "superposition": "mean over represented features of sum_{j != i} (W_i_hat . W_j)^2: how much the "
+                             "other features interfere along a feature's direction (0: a direction of its own)",
+            "mean_capacity": "mean over features of the feature dimensionality D_i (1: a dedicated dimension, "
+                             "0: not represented)",
+            "sum_capacity": "sum over features of D_i (at most m)",
+        },
     )
 
     def build(self, cfgs: Sequence[ExperimentConfig]) -> TMSModel:
@@ -184,6 +201,31 @@ class TMSFamily(WeightsBiasFamily):
     def activation_layers(self) -> dict[str, ActivationLayer]:
         """The hidden layer ``h`` (W v, ReLU'd for hidden_relu; m dims) an SAE can read; truth: the columns of W."""
         return TMS_LAYERS
+
+    def relu_layers(self, tensors: dict[str, Tensor], cfgs: Sequence[ExperimentConfig]) -> ReluLayers | None:
+        """The ReLU output (and hidden ReLU) reading the hidden layer W x, for the polytope lens (``tms/polytope.py``)."""
+        return tms_relu_layers(tensors, cfgs)
+
+    def figures(self) -> list[FigureSpec]:
+        """The feature geometry: the hidden plane (m = 2), W^T W with the feature norms, the D_i (``figures.py``)."""
+        # deferred: the figures import matplotlib, which training (and SLURM workers) never need
+        from toymodels.families.tms.figures import FIGURES
+
+        return list(FIGURES)
+
+    def report_html(self, results: Results) -> str:
+        """The feature geometry of each setting's lowest-loss seed, on the polytope fractions (``report.py``)."""
+        # deferred: the report section reads the results tables (pandas), which training never needs
+        from toymodels.families.tms.report import geometry_html
+
+        return geometry_html(results)
+
+    def dashboard_panel(self) -> DashboardPanel:
+        """The dashboard's panel of one instance: W^T W, norms and superposition, the hidden plane, the D_i."""
+        # deferred: the panel draws with plotly, the optional `app` extra, which training never imports
+        from toymodels.families.tms.dashboard import PANEL
+
+        return PANEL
 
 
 TMS = register(TMSFamily())

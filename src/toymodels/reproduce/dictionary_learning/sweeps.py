@@ -16,7 +16,6 @@ were last committed (:func:`shared_registration`): those rules existed, unchange
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 from toymodels.config import SweepConfig
@@ -29,14 +28,11 @@ from toymodels.reproduce import confirmation
 from toymodels.reproduce.dictionary_learning.rules import LR_SOURCE, SAES_PER_SOURCE
 from toymodels.reproduce.em_claims.sweeps import claim_sweeps
 from toymodels.reproduce.registration import (
-    PRE_REGISTERED,
-    RECORD,
     Registration,
     RuleSet,
     status,
 )
 from toymodels.reproduce.study import STUDIES, load_for_study, train_sweep
-from toymodels.results.safe_io import ResultsError, read_json
 from toymodels.results.store import Results, load
 
 #: the EM study whose LR1 folder SAE-LR shares
@@ -82,27 +78,9 @@ def source_sweep(name: str, scale: str, seeds: int = 1, steps: dict[str, int] | 
 
 
 def shared_registration(folder: Path, rules: RuleSet) -> Registration:
-    """This study's registration of a folder another study trained (module docstring): pre-registered when its
-    record is later than the last commit of ``rules`` and the rule files are as committed; a folder recorded under
-    these very rules is judged by ``registration.status``."""
-    folder = Path(folder)
-    try:
-        entry = read_json(folder / RECORD)
-    except (ResultsError, OSError, ValueError):
-        entry = None
-    if isinstance(entry, dict) and entry.get("study") == rules.study:
-        return status(folder, rules)
-    if not isinstance(entry, dict) or not entry.get("recorded"):
-        return Registration(folder.name, "post hoc", "no pre-registration record: trained before its rules were "
-                                                     "recorded, or outside toymodels reproduce")
-    commit, date, committed = rules.commit()
-    if not committed or date is None:
-        return Registration(folder.name, "post hoc", f"the {rules.study} rules have uncommitted changes")
-    if datetime.fromisoformat(date) > datetime.fromisoformat(str(entry["recorded"])):
-        return Registration(folder.name, "post hoc", f"trained (recorded {entry['recorded']}) before the "
-                                                     f"{rules.study} rules' last commit {commit[:12]} ({date})")
-    return Registration(folder.name, PRE_REGISTERED, f"trained by {entry.get('study')} (recorded "
-                        f"{entry['recorded']}) after the {rules.study} rules' commit {commit[:12]} ({date})")
+    """This study's registration of a folder another study trained: ``registration.status``, which counts such a
+    folder as pre-registered when it was recorded after the last commit of ``rules`` (and they are clean)."""
+    return status(Path(folder), rules)
 
 
 def shared_source(sw: SweepConfig, folder: Path, train: bool, progress: bool) -> Results | None:
