@@ -303,10 +303,11 @@ def reproduce_cmd(
                                       "written to DOCS/reproduction.md), OPT1 (the optimizer study, "
                                       "DOCS/optimizer_study.md; its parts in OUT/OPT1-<scale>/, the layout of "
                                       "`toymodels run OPT1`), TMS-*/PC-* presets (rows 8-12, "
-                                      "DOCS/superposition.md) and/or the dictionary-learning studies SAE-LR SAE-L0 "
-                                      "SAE-ABS SAE-TMS (DOCS/dictionary_learning.md)"),
-    all_: bool = typer.Option(False, "--all", help="every claim of the four reproduction documents: the EM claims "
-                              "(rows 1-7), OPT1, the TMS-*/PC-* claims (rows 8-12) and the SAE-* studies"),
+                                      "DOCS/superposition.md), the dictionary-learning studies SAE-LR SAE-L0 "
+                                      "SAE-ABS SAE-TMS (DOCS/dictionary_learning.md), POLY (the polytope lens, "
+                                      "DOCS/polytope_lens.md) and/or GROK (grokking, DOCS/grokking.md)"),
+    all_: bool = typer.Option(False, "--all", help="every study but GROK (hours at paper scale: name it): the EM "
+                              "claims (rows 1-7), OPT1, the TMS-*/PC-* claims (rows 8-12), the SAE-* studies and POLY"),
     scale: str = typer.Option("quick", help="smoke | quick | paper"),
     seeds: int = typer.Option(3, min=1, help="seeds per setting"),
     out: Path = typer.Option(Path("runs/reproduce"), help="folder of the results folders (finished ones are reused)"),

@@ -15,7 +15,10 @@ plus its registration. The studies now (their documents: docs/ in the repository
 * ``dictionary_learning``: sparse autoencoders on the toy models and on synthetic dictionaries, scored against the
   true features (SAE-LR SAE-L0 SAE-ABS SAE-TMS) -> docs/dictionary_learning.md;
 * ``em_claims``: the claims of *Engineering Monosemanticity in Toy Models* (LR1 LR2 LR3 B K1 MECH RG1,
-  docs/papers.md §4 rows 1-7) -> docs/reproduction.md.
+  docs/papers.md §4 rows 1-7) -> docs/reproduction.md;
+* ``polytope``: the three predictions of the polytope lens tested where the features are known (POLY) ->
+  docs/polytope_lens.md;
+* ``grokking``: the progress measures of grokking (GROK, named on its own: not in ``--all``) -> docs/grokking.md.
 
 Every claim ends in one :class:`~toymodels.reproduce.verdict.Verdict` (``verdict``: agrees / partly / disagrees /
 inconclusive, or answered for a question; at smoke scale always ``inconclusive (scale)``, ``verdict.at_scale``);
