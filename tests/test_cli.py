@@ -98,6 +98,11 @@ def test_presets_lists_every_batch():
     for name in ["LR1", "LR3", "K1", "B1", "E4", "RG1", "RP1", "D1", "G1"]:
         assert f"\n{name} " in "\n" + r.output
     assert "quick:" in r.output and "paper:" in r.output
+    # each preset names its family and shows that family's fields, not another's (no EM task on a TMS preset)
+    tms = next(line for line in r.output.splitlines() if line.startswith("TMS-intro "))
+    assert "[tms]" in tms
+    fields = r.output.split(tms, 1)[1].splitlines()[1]
+    assert "m=2" in fields and "task=" not in fields and "nonlinearity" not in fields
 
 
 def test_python_dash_m_toymodels_is_the_command():

@@ -15,12 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from toymodels.config import ConfigError, ExperimentConfig, SweepConfig
-from toymodels.config.presets import PRESETS, Preset
+from toymodels.config.presets import PRESETS, SCALES, Preset
+from toymodels.config.registry import get_family
 from toymodels.config.presets import preset as preset
 from toymodels.report.parts import find_study
 from toymodels.results import store
 from toymodels.results.store import Results, ResultsError
 from toymodels.running.exits import check_path
+from toymodels.running.plan import estimate_seconds, instance_steps
 from toymodels.running.sweep import run_sweep
 from toymodels.running.tracking import mirror_for
 
@@ -58,6 +60,33 @@ def load_parts(folder: str | Path) -> dict[str, Results]:
 def presets() -> list[Preset]:
     """Every named experiment (Table 1 batches and more)."""
     return list(PRESETS.values())
+
+
+def _human(seconds: float) -> str:
+    return f"{seconds:.0f}s" if seconds < 90 else f"{seconds / 60:.0f}min" if seconds < 5400 else \
+        f"{seconds / 3600:.0f}h"
+
+
+def preset_lines() -> list[str]:
+    """What ``toymodels presets`` prints: per preset its name, family and the family's own fields it sets (not
+    another family's), its summary and paper figure; then what it sweeps (each part's grid for a multi-part
+    preset); then its cost per scale."""
+    lines = []
+    for p in PRESETS.values():
+        grid = "; ".join(f"{k} in {v}" for k, v in p.grid.items())
+        if p.parts:  # multi-part preset (OPT1, SAE-*): its parts' grids (quick scale's when the scale sets them)
+            grid = " | ".join(f"{n}: " + "; ".join(f"{k} in {v}" for k, v in (g or sweep.grid).items())
+                              for n, (_, _, g), sweep in zip(p.part_names(), p.parts, p.sweeps("quick")))
+        own = [f"{k}={p.base[k]}" for k in get_family(p.family).fields if k in p.base and k not in p.grid][:4]
+        lines.append(f"{p.name:5s} [{p.family}] {p.summary}" + (f"  [{p.figure}]" if p.figure else ""))
+        lines.append("      " + (f"{', '.join(own)}; " if own else "") + f"sweeps {grid}")
+        costs = []
+        for scale in SCALES:
+            parts = p.sweeps(scale)
+            steps, secs = sum(instance_steps(s) for s in parts), sum(estimate_seconds(s) for s in parts)
+            costs.append(f"{scale}: {steps:.2g} inst-steps ~{_human(secs)}")
+        lines.append("      " + " | ".join(costs))
+    return lines
 
 
 def run(

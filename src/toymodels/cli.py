@@ -38,6 +38,7 @@ from toymodels.running.launch import latest_tasks, task_log, task_states
 from toymodels.running.plan import estimate_seconds, instance_records, instance_steps, plan
 from toymodels.config.presets import PRESETS, SCALES, resolve_sweep  # noqa: F401  (tests build sweeps with it)
 from toymodels.report.html import summary_text, write_report
+from toymodels.api import preset_lines
 from toymodels.report.parts import find_study
 from toymodels.report.study import study_text, write_study_report
 from toymodels.running.runner import state_step
@@ -229,29 +230,9 @@ def _started(folder: Optional[Path]) -> bool:
 
 @app.command()
 def presets() -> None:
-    """List every named experiment: what it sweeps, its paper figure and its cost per scale."""
-    for p in PRESETS.values():
-        grid = "; ".join(f"{k} in {v}" for k, v in p.grid.items())
-        if p.parts:  # multi-part preset (OPT1, SAE-*): its parts' grids (quick scale's when the scale sets them)
-            grid = " | ".join(f"{n}: " + "; ".join(f"{k} in {v}" for k, v in (g or sweep.grid).items())
-                              for n, (_, _, g), sweep in zip(p.part_names(), p.parts, p.sweeps("quick")))
-        typer.echo(f"{p.name:5s} {p.base.get('task', ''):11s} {p.base.get('nonlinearity', ''):5s} "
-                   f"{p.base.get('distribution', ''):9s} {p.summary}" + (f"  [{p.figure}]" if p.figure else ""))
-        typer.echo(f"      sweeps {grid}")
-        costs = []
-        for scale in SCALES:
-            parts = p.sweeps(scale)
-            steps, secs = sum(instance_steps(s) for s in parts), sum(estimate_seconds(s) for s in parts)
-            costs.append(f"{scale}: {steps:.2g} inst-steps ~{_human(secs)}")
-        typer.echo("      " + " | ".join(costs))
-
-
-def _human(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f}min"
-    return f"{seconds / 3600:.0f}h"
+    """List every named experiment: its family, what it sweeps, its paper figure and its cost per scale."""
+    for line in preset_lines():
+        typer.echo(line)
 
 
 @app.command()
@@ -311,11 +292,12 @@ def reproduce_cmd(
     scale: str = typer.Option("quick", help="smoke | quick | paper"),
     seeds: int = typer.Option(3, min=1, help="seeds per setting"),
     out: Path = typer.Option(Path("runs/reproduce"), help="folder of the results folders (finished ones are reused)"),
-    docs: Path = typer.Option(Path("docs"), help="where reproduction.md and figures/em_*.png go"),
+    docs: Optional[Path] = typer.Option(None, help="where the documents go (default OUT/docs; --docs docs rewrites "
+                                        "the repository's)"),
     steps: Optional[str] = typer.Option(None, help="train every sweep this many steps, e.g. 4096, or per claim: "
                                         "4096,B=2048,K1=2048 (bias decay: see toymodels.reproduce.em_claims.sweeps); "
                                         "default: the scale's"),
-    progress: bool = typer.Option(False, help="show progress bars"),
+    progress: bool = typer.Option(True, help="progress bars (--no-progress: only a line per sweep)"),
     train: bool = typer.Option(True, help="--no-train: only reload what OUT already holds and write the report"),
     confirm: int = typer.Option(0, min=0, help="fresh seeds for a confirmation run: after the exploratory seeds, "
                                 "train this many new seeds (from 1000) into OUT/confirm; their verdicts decide and the "
@@ -339,6 +321,7 @@ def reproduce_cmd(
     unknown += [name for name in parse_steps(steps) if name not in (*known, "*")]  # --steps B=2048 names one too
     if unknown:  # before any folder is made, with the closest name
         _fail(f"unknown claim {unknown[0]!r}{did_you_mean(unknown[0], known)}; available: {', '.join(known)}")
+    docs = docs if docs is not None else out / "docs"  # study.default_docs: never the repository's unless asked
     for flag, path in (("--out", out), ("--docs", docs)):
         if check_path(path, flag).exists() and not path.is_dir():
             _fail(f"{flag} '{path}' is a file, not a folder; choose another {flag}")

@@ -109,6 +109,12 @@ def test_the_documents_go_beside_the_results_unless_a_docs_folder_is_given(toy_s
     assert "--docs runs/reproduce/docs" in options.command  # the command line that writes the same documents
     assert (tmp_path / "runs" / "reproduce" / "docs" / "toy.md").read_text().startswith("# toy")
     assert shipped.read_text() == "# the shipped document\n"
+    # the command too: without --docs, the documents go beside the results, and progress is shown by default
+    res = CliRunner().invoke(app, ["reproduce", "TOY-A", "--scale", "smoke", "--seeds", "1", "--out", "runs/cli"])
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[-1] == f"report: {Path('runs/cli/docs/toy.md')}"
+    assert toy.calls[-1][1].docs_dir == Path("runs/cli/docs") and toy.calls[-1][1].progress
+    assert shipped.read_text() == "# the shipped document\n"
     reproduce(["TOY-A"], scale="smoke", seeds=1, out_dir="runs/reproduce", docs_dir="docs", train=False)
     assert shipped.read_text().startswith("# toy")  # asked for explicitly
 
