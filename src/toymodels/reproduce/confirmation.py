@@ -146,8 +146,8 @@ def side_by_side(verdicts: Sequence[Verdict]) -> list[str]:
         return lines + [f"These are exploratory runs ({first['seeds']}): the rules were written after looking at "
                         "runs on these seeds, so they describe, they do not confirm.", ""]
     lines += [f"**Confirmation on fresh seeds.** The verdicts below come from runs on {first['seeds']}, disjoint "
-              f"from every seed the rules were developed on; the exploratory verdicts (earlier seeds, in "
-              f"[{EXPLORATORY_SUBFOLDER}/]({EXPLORATORY_SUBFOLDER}/)) are shown beside them and decide nothing.", "",
+              f"from every seed the rules were developed on; the exploratory verdicts (earlier seeds; their document is in "
+              f"`{EXPLORATORY_SUBFOLDER}/`) are shown beside them and decide nothing.", "",
               "| claim | exploratory | confirmatory (decides) |", "|---|---|---|"]
     for v in verdicts:
         earlier = v.details.get("exploratory")
