@@ -21,11 +21,11 @@ def test_the_built_in_studies_in_the_order_of_their_verdicts():
     assert [(s.name, s.document) for s in ranked()] == [
         ("optimizer", "optimizer_study.md"), ("superposition", "superposition.md"),
         ("dictionary_learning", "dictionary_learning.md"), ("em_claims", "reproduction.md"),
-        ("polytope", "polytope_lens.md")]
+        ("polytope", "polytope_lens.md"), ("grokking", "grokking.md")]
     assert claim_names() == ["OPT1", "TMS-intro", "TMS-basic", "TMS-dim", "TMS-phase", "PC-kurtosis",
                              "SAE-LR", "SAE-L0", "SAE-ABS", "SAE-TMS", "LR1", "LR2", "LR3", "B", "K1", "MECH", "RG1",
-                             "POLY"]
-    assert [s.name for s in ranked() if not s.in_all] == []  # --all writes every document
+                             "POLY", "GROK"]
+    assert [s.name for s in ranked() if not s.in_all] == ["grokking"]  # hours at paper scale: named on its own
     with pytest.raises(RegistryError, match="study 'optimizer' is already registered"):
         register(STUDIES.get("optimizer"))
 
@@ -73,8 +73,8 @@ def test_reproduce_dispatches_to_a_registered_study(toy_studies, tmp_path):
     assert options.command.startswith("toymodels reproduce TOY-C TOY-B TOY-A --scale smoke --seeds 2")
     assert (tmp_path / "docs" / "toy.md").exists() and (tmp_path / "docs" / "toy_late.md").exists()
     # an unknown name fails before any study runs, and the error lists the registered study's claims
-    with pytest.raises(ConfigError, match=r"unknown claim 'TOY-X'; available: OPT1, .*, RG1, POLY, TOY-A, TOY-B, "
-                       r"TOY-C"):
+    with pytest.raises(ConfigError, match=r"unknown claim 'TOY-X'; available: OPT1, .*, RG1, POLY, GROK, TOY-A, "
+                       r"TOY-B, TOY-C"):
         reproduce(["TOY-A", "TOY-X"], scale="smoke", docs_dir=tmp_path / "docs2")
     assert len(toy.calls) == 1 and not (tmp_path / "docs2").exists()
 

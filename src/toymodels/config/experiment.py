@@ -32,7 +32,7 @@ Task = Literal["decoder", "reprojector", "abs"]
 Distribution = Literal["uniform", "power_law"]
 Nonlinearity = Literal["relu", "gelu", "solu"]
 Optimizer = Literal["lamb", "adam", "adamw", "sgd"]
-Schedule = Literal["paper_cosine", "cosine", "constant", "warmup_cosine"]
+Schedule = Literal["paper_cosine", "cosine", "constant", "warmup_cosine", "warmup_constant"]
 Dtype = Literal["float32", "float64", "bfloat16", "tf32"]
 
 
@@ -122,7 +122,7 @@ class OptimConfig(_Frozen):
         10.0, gt=0, description="LAMB only: the weight-norm clamp of the trust ratio (torch-optimizer's clamp_value; "
         "the paper's 10). Paper-size init norms (18 and 13) are clamped from step 0, quick-size ones (9 and 6.5) are "
         "not, so 5 at quick scale makes lr act as it does at paper size")
-    warmup_frac: float = Field(0.05, ge=0, lt=1, description="warmup_cosine only")
+    warmup_frac: float = Field(0.05, ge=0, lt=1, description="warmup_cosine and warmup_constant only")
 
 
 

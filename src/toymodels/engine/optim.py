@@ -156,11 +156,18 @@ class FusedMoments(InstanceOptimizer):
 
 
 class Adam(FusedMoments):
-    """Adam / AdamW with bias correction, as torch.optim.Adam(W) computes it, with per-instance lr."""
+    """Adam / AdamW with bias correction, as torch.optim.Adam(W) computes it, with per-instance lr.
 
-    def __init__(self, params, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False):
-        super().__init__(params, beta1=betas[0], beta2=betas[1], eps=eps, weight_decay=weight_decay,
-                         decoupled=float(decoupled))
+    AdamW's ``weight_decay`` is one float, or a tensor with one value per instance (each instance's lr times its
+    own decay; the same arithmetic as the float where the values agree)."""
+
+    def __init__(self, params, betas=(0.9, 0.999), eps=1e-8, weight_decay: float | Tensor = 0.0, decoupled=False):
+        per_instance = isinstance(weight_decay, Tensor)
+        if per_instance and not decoupled:
+            raise ValueError("a per-instance weight decay needs AdamW (decoupled)")
+        super().__init__(params, beta1=betas[0], beta2=betas[1], eps=eps,
+                         weight_decay=0.0 if per_instance else weight_decay, decoupled=float(decoupled))
+        self.weight_decay = weight_decay
         self._decay: Tensor | None = None
 
     def prepare(self, lr):
@@ -169,7 +176,8 @@ class Adam(FusedMoments):
         self.fused_directions(l2=0.0 if h["decoupled"] else h["weight_decay"])
         self.scales = [lr for _ in self.params]
         self.norms = [_per_instance_norm(d) for d in self.directions]
-        self._decay = lr * h["weight_decay"] if h["weight_decay"] and h["decoupled"] else None
+        wd = self.weight_decay
+        self._decay = lr * wd if h["decoupled"] and (isinstance(wd, Tensor) or wd) else None
 
     def apply(self, alive=None):
         if self._decay is not None:  # AdamW: p (1 - lr wd) first, as torch.optim.AdamW
@@ -229,15 +237,17 @@ class SGD(InstanceOptimizer):
             self.norms.append(_per_instance_norm(buf))
 
 
-def make_optimizer(name: str, params: list[Tensor], weight_decay: float = 0.01, momentum: float = 0.9,
-                   lamb_clamp: float = 10.0):
-    """The optimizer named by the config field ``optimizer`` (weight decay applies to AdamW only, the clamp to LAMB)."""
+def make_optimizer(name: str, params: list[Tensor], weight_decay: float | Tensor = 0.01, momentum: float = 0.9,
+                   lamb_clamp: float = 10.0, betas: tuple[float, float] | None = None):
+    """The optimizer named by the config field ``optimizer`` (weight decay applies to AdamW only: a float, or one
+    value per instance; the clamp to LAMB; ``betas`` to Adam, AdamW and LAMB, default each one's own)."""
+    given = {} if betas is None else {"betas": tuple(betas)}
     if name == "lamb":
-        return Lamb(params, clamp=lamb_clamp)
+        return Lamb(params, clamp=lamb_clamp, **given)
     if name == "adam":
-        return Adam(params)
+        return Adam(params, **given)
     if name == "adamw":
-        return Adam(params, weight_decay=weight_decay, decoupled=True)
+        return Adam(params, weight_decay=weight_decay, decoupled=True, **given)
     if name == "sgd":
         return SGD(params, momentum=momentum)
     raise ValueError(f"field 'optimizer': must be one of 'lamb', 'adam', 'adamw', 'sgd' (got {name!r})")
@@ -269,7 +279,9 @@ def schedule_factors(name: str, steps: int, warmup_frac: float = 0.05) -> Tensor
     """(steps,) float64 multipliers of the base lr at each step.
 
     paper_cosine: see :func:`paper_cosine`; cosine: one half-cycle from 1 to 0 over the run; constant: 1;
-    warmup_cosine: linear warmup over ``warmup_frac`` of the run, then a half-cycle cosine to 0.
+    warmup_cosine: linear warmup over ``warmup_frac`` of the run, then a half-cycle cosine to 0; warmup_constant:
+    min(t / w, 1) with w the warmup steps, as the grokking paper's code (``LambdaLR(min(step / 10, 1))``, docs/papers.md
+    §5.2): step 0 runs at lr 0.
     """
     t = torch.arange(steps, dtype=torch.float64)
     if name == "paper_cosine":
@@ -283,8 +295,10 @@ def schedule_factors(name: str, steps: int, warmup_frac: float = 0.05) -> Tensor
         warm = (t + 1) / w
         rest = (1 + torch.cos(math.pi * (t - w) / max(1, steps - w))) / 2
         return torch.where(t < w, warm, rest)
-    raise ValueError(f"field 'schedule': must be one of 'paper_cosine', 'cosine', 'constant', 'warmup_cosine' "
-                     f"(got {name!r})")
+    if name == "warmup_constant":
+        return (t / max(1, round(warmup_frac * steps))).clamp(max=1.0)
+    raise ValueError(f"field 'schedule': must be one of 'paper_cosine', 'cosine', 'constant', 'warmup_cosine', "
+                     f"'warmup_constant' (got {name!r})")
 
 
 def last_trough_step(steps: int) -> int | None:

@@ -7,7 +7,7 @@ per-instance optimizer steps with each instance's scheduled lr, and bias decay p
 during the first half. The task loss is logged every 16 steps; models are kept at steps 2^j - 1 and at the end.
 
 Example:
-    >>> from toymodels.config import ExperimentConfig
+    >>> from toymodels.config import ExperimentConfig, stored_configs
     >>> cfg = ExperimentConfig.from_flat({"N": 16, "m": 4, "k": 32, "batch_size": 32, "steps": 64})
     >>> res = train_group([cfg, cfg.replace(seed=1)])
     >>> res.losses.shape
@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from toymodels.engine import counter_rng
-from toymodels.config import ExperimentConfig
+from toymodels.config import ExperimentConfig, stored_configs
 from toymodels.config.registry import get_family  # the families register on `import toymodels`
 from toymodels.engine.group_sampling import GroupFill
 from toymodels.engine.optim import make_optimizer, schedule_factors
@@ -121,7 +121,8 @@ def _reference_losses(family, model: torch.nn.Module, cfgs: Sequence[ExperimentC
                       dtype: torch.dtype) -> Tensor:
     """Each instance's largest initial task loss over REFERENCE_SAMPLES single samples of its own data law, drawn by
     samplers of their own (the training streams' generators are not touched: training gives the same bits)."""
-    big = [c.replace(batch_size=REFERENCE_SAMPLES) for c in cfgs]
+    with stored_configs():  # validated already; only the batch differs (a full-batch family refuses small ones)
+        big = [c.replace(batch_size=REFERENCE_SAMPLES) for c in cfgs]
     counter = sampler_kind(cfgs[0], device) == "counter"
     draw = family.group_sampler(big, device) if counter else GroupFill([family.sampler(c, device) for c in big])
     v = torch.zeros(len(cfgs), REFERENCE_SAMPLES, family.input_size(cfgs[0]), device=device, dtype=dtype)
@@ -138,6 +139,15 @@ def _reference_losses(family, model: torch.nn.Module, cfgs: Sequence[ExperimentC
             for j in range(REFERENCE_SAMPLES):
                 largest = torch.maximum(largest, model.losses(v[:, j:j + 1], task, with_l1=False)[0])
     return torch.nan_to_num(largest)
+
+
+def weight_decays(cfgs: Sequence[ExperimentConfig], device: torch.device, dtype: torch.dtype) -> float | Tensor:
+    """AdamW's weight decay of a group: one float where every instance has the same (every earlier result), else one
+    value per instance."""
+    values = [c.optim.weight_decay for c in cfgs]
+    if all(v == values[0] for v in values):
+        return values[0]
+    return torch.tensor(values, device=device, dtype=dtype)
 
 
 def train_group(
@@ -177,8 +187,10 @@ def train_group(
     # generator per instance (the CPU's default: every earlier result)
     group_sampler = family.group_sampler(cfgs, device) if sampler_kind(c0, device) == "counter" else None
     samplers = [family.sampler(c, device) for c in cfgs] if group_sampler is None else []
-    opt = make_optimizer(o.optimizer, params, weight_decay=o.weight_decay, momentum=o.momentum,
-                         lamb_clamp=o.lamb_clamp)
+    # a family may set its optimizer's betas (its optional ``optimizer_options(cfg)``: grokking's AdamW (0.9, 0.98))
+    options = getattr(family, "optimizer_options", None)
+    opt = make_optimizer(o.optimizer, params, weight_decay=weight_decays(cfgs, device, dtype), momentum=o.momentum,
+                         lamb_clamp=o.lamb_clamp, **(options(c0) if options is not None else {}))
     I = len(cfgs)
     lr0 = torch.tensor([c.optim.lr for c in cfgs], device=device, dtype=dtype)
     l1 = torch.tensor([c.optim.l1 for c in cfgs], device=device, dtype=dtype)

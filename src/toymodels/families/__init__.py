@@ -15,6 +15,7 @@ from toymodels.families import em  # noqa: I001
 from toymodels.families import tms  # noqa: I001
 from toymodels.families import quadratic  # noqa: I001
 from toymodels.families import sae  # noqa: I001
+from toymodels.families import grokking  # noqa: I001
 from toymodels.families.base import (DashboardPanel, FigureSpec, InstanceModel, ModelFamily, PanelFigure, PanelTable,
                                      Presentation)
 from toymodels.config.registry import FamilyError, family_names, get_family, register, unregister
@@ -22,5 +23,5 @@ from toymodels.config.registry import FamilyError, family_names, get_family, reg
 __all__ = [
     "DashboardPanel", "FamilyError", "FigureSpec", "InstanceModel", "ModelFamily", "PanelFigure", "PanelTable",
     "Presentation",
-    "em", "family_names", "get_family", "quadratic", "register", "sae", "tms", "unregister",
+    "em", "family_names", "get_family", "grokking", "quadratic", "register", "sae", "tms", "unregister",
 ]
