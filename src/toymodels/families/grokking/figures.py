@@ -155,7 +155,7 @@ def phase_figure(results: Results) -> Figure | None:
     acc = np.full((len(ys), len(xs)), np.nan)
     for _, row in table.iterrows():
         acc[ys.index(row["weight_decay"]), xs.index(row["train_frac"])] = row["test_acc"]
-    fig = new_figure(1.0 + 0.9 * len(xs), 1.2 + 0.7 * len(ys))
+    fig = new_figure(2.0 + 0.9 * len(xs), 1.2 + 0.7 * len(ys))
     ax = fig.subplots()
     im = ax.imshow(acc, origin="lower", cmap="viridis", vmin=0, vmax=1, aspect="auto")
     for _, row in table.iterrows():
@@ -168,7 +168,7 @@ def phase_figure(results: Results) -> Figure | None:
     ax.set_xlabel("training fraction")
     ax.set_ylabel("weight decay")
     fig.colorbar(im, ax=ax).set_label("final test accuracy (mean over seeds)")
-    ax.set_title(f"{results.sweep.name}: grokked share (and median step of test acc > 99%)", fontsize=9)
+    ax.set_title(f"{results.sweep.name}: share grokked (@ median step of test acc > 99%)", fontsize=9)
     return fig
 
 
