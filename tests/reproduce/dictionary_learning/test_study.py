@@ -19,7 +19,7 @@ from toymodels.config import ConfigError
 from toymodels.reproduce.confirmation import StudyRun, finalize, note, study_run
 from toymodels.reproduce.dictionary_learning import measure, study
 from toymodels.reproduce.dictionary_learning.study import run_dictionary_learning
-from toymodels.reproduce.dictionary_learning.sweeps import shared_registration
+from toymodels.reproduce.registration import status as shared_registration
 from toymodels.reproduce.registration import RECORD, RuleSet
 from toymodels.reproduce.study import STUDIES
 from toymodels.reproduce.verdict import POST_HOC, Verdict

@@ -11,7 +11,7 @@
 **A folder two studies share.** LR1's folder belongs to the EM claims: when this study has to train it, it trains
 it under the EM claims' rules (their pre-registration record), so the EM study finds the record its own rules
 expect. For this study the folder counts as pre-registered when its record was written after this study's rules
-were last committed (:func:`shared_registration`): those rules existed, unchanged, before its data did.
+were last committed (``registration.status``): those rules existed, unchanged, before its data did.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ from toymodels.reproduce import confirmation
 from toymodels.reproduce.dictionary_learning.rules import LR_SOURCE, SAES_PER_SOURCE
 from toymodels.reproduce.em_claims.sweeps import claim_sweeps
 from toymodels.reproduce.registration import (
-    Registration,
-    RuleSet,
     status,
 )
 from toymodels.reproduce.study import STUDIES, load_for_study, train_sweep
@@ -77,15 +75,9 @@ def source_sweep(name: str, scale: str, seeds: int = 1, steps: dict[str, int] | 
     return [lr_source_sweep(scale, seeds, steps) if name == "SAE-LR" else tms_source_sweep(scale, seeds)]
 
 
-def shared_registration(folder: Path, rules: RuleSet) -> Registration:
-    """This study's registration of a folder another study trained: ``registration.status``, which counts such a
-    folder as pre-registered when it was recorded after the last commit of ``rules`` (and they are clean)."""
-    return status(Path(folder), rules)
-
-
 def shared_source(sw: SweepConfig, folder: Path, train: bool, progress: bool) -> Results | None:
     """The EM study's LR1 folder: trained (under the EM claims' rules) or reloaded; noted in this study's ledger
-    with :func:`shared_registration`. None when it is not there and ``train`` is False."""
+    with ``registration.status``. None when it is not there and ``train`` is False."""
     run = confirmation.current()
     if train:
         if run is None:
@@ -99,7 +91,7 @@ def shared_source(sw: SweepConfig, folder: Path, train: bool, progress: bool) ->
     else:
         return None
     if run is not None and run.rules is not None:
-        run.ledger.entries[str(folder)] = shared_registration(folder, run.rules)
+        run.ledger.entries[str(folder)] = status(Path(folder), run.rules)
     return res
 
 

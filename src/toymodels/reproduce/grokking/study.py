@@ -125,7 +125,3 @@ def run_claims(claims: Sequence[str], options: StudyOptions) -> list[Verdict]:
     write(verdicts, results, figs, options, time.time() - t0)
     return verdicts
 
-
-def measured(results: Results) -> pd.DataFrame:
-    """The per-instance table of a GROK-main folder (for notebooks: ``measure.instance_table`` under the rules)."""
-    return instance_table(results, RULES)

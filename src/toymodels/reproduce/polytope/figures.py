@@ -26,6 +26,16 @@ def _families(table: pd.DataFrame) -> list[str]:
     return [f for f in FAMILIES if len(table) and (table["family"] == f).any()]
 
 
+def _panels(table: pd.DataFrame):
+    """(figure, [(axis, family, its rows)]): one panel per family present, side by side; None without any."""
+    families = _families(table)
+    if not families:
+        return None
+    fig = new_figure(4.3 * len(families), 3.6)
+    axes = fig.subplots(1, len(families), squeeze=False)[0]
+    return fig, [(ax, f, table[table["family"] == f]) for ax, f in zip(axes, families)]
+
+
 def _series(ax, g: pd.DataFrame, column: str, style: str, colour: str, label: str) -> None:
     means = g.groupby("setting")[column].mean().sort_index()
     ax.plot(means.index, means.values, style, color=colour, label=label)
@@ -47,12 +57,11 @@ def _axis(ax, family: str, values: pd.Series) -> None:
 def plot_purity(table: pd.DataFrame, path: Path) -> Path | None:
     """POLY-1: F-score (and purity, dotted) of spline codes and of the neuron partition against each family's
     setting."""
-    families = _families(table)
-    if not families:
+    panels = _panels(table)
+    if panels is None:
         return None
-    fig = new_figure(4.3 * len(families), 3.6)
-    for ax, family in zip(fig.subplots(1, len(families), squeeze=False)[0], families):
-        g = table[table["family"] == family]
+    fig, rows = panels
+    for ax, family, g in rows:
         _series(ax, g, "code_match", "-", "C0", "codes: F")
         _series(ax, g, "neuron_match", "-", "C1", "neurons: F")
         _series(ax, g, "code_purity", ":", "C0", "codes: purity")
@@ -102,12 +111,11 @@ def plot_density(table: pd.DataFrame, path: Path) -> Path | None:
 def plot_validity(table: pd.DataFrame, path: Path, bound: float) -> Path | None:
     """POLY-3: how far up (and down) its ray the median feature stays within 1% of affine, in units of its top
     training magnitude, against the setting; the rules' bound dashed."""
-    families = _families(table)
-    if not families:
+    panels = _panels(table)
+    if panels is None:
         return None
-    fig = new_figure(4.3 * len(families), 3.6)
-    for ax, family in zip(fig.subplots(1, len(families), squeeze=False)[0], families):
-        g = table[table["family"] == family]
+    fig, rows = panels
+    for ax, family, g in rows:
         _series(ax, g, "validity_upper", "-", "C3", "valid up to")
         _series(ax, g, "validity_lower", "-", "C5", "valid from")
         ax.axhline(1.0, color="0.5", linewidth=0.8, linestyle=":")
